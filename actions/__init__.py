@@ -1,0 +1,1 @@
+"""Rasa actions: a thin adapter from the Rasa tracker to the application in `bot/`."""

@@ -1,0 +1,150 @@
+"""Form validation for every form of the catalog — one class, one validator per form.
+
+Each `validate_<form>` action is a `CatalogFormValidator` bound to one catalog entry, created
+at import time from bot/catalog.yml; adding a business adds its validator automatically.
+Every detail is normalised and checked by bot/normalize.py; a wrong answer to the question
+just asked gets the catalog's specific re-ask, and after N failures a person is offered.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import FormValidationAction
+from rasa_sdk.types import DomainDict
+
+from actions.tracker_utils import latest_entity, latest_intent, value_before_this_turn
+from bot.catalog import CONFIRM_SLOT, Query, Service, load_catalog
+from bot.config import load_settings
+from bot.intake import NOT_PROVIDED
+from bot.normalize import InvalidValue, digits_of, mask_personal_data, normalize_text, parse_value
+
+logger = logging.getLogger(__name__)
+
+FAILURES_SLOT = "validation_failures"
+# Answers that decline an optional detail (or one an emergency must not wait for).
+SKIP_WORDS = ("不留", "匿名", "跳过", "不用", "不需要", "没有", "冇", "不方便", "不知道", "唔知", "算了", "不想")
+
+
+def _failure_limit() -> int:
+    return int(load_settings().service.get("dialogue", {}).get("validation_failures_before_offer", 3))
+
+
+class CatalogFormValidator(FormValidationAction):
+    """Validates the slots of one catalog form (a service or a query)."""
+
+    entry: Service | Query  # set on each generated subclass
+
+    def name(self) -> Text:
+        return f"validate_{self.form_name()}"
+
+    def form_name(self) -> Text:
+        return self.entry.form_name
+
+    @property
+    def service(self) -> Optional[Service]:
+        return self.entry if isinstance(self.entry, Service) else None
+
+    async def required_slots(
+        self,
+        domain_slots: List[Text],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> List[Text]:
+        """The catalog's details for what is known so far (e.g. capacity only for 非居民)."""
+        if self.service is None:
+            return list(self.entry.required)
+        return [*self.service.required_fields(tracker.slots), *self.service.optional, CONFIRM_SLOT]
+
+    async def get_validation_events(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> List[EventType]:
+        """Normalise and check each slot the latest message filled."""
+        slots = await self.required_slots([], dispatcher, tracker, domain)
+        changed = {k: v for k, v in tracker.slots_to_validate().items() if k in slots}
+        requested = tracker.get_slot("requested_slot")
+        failures: Dict[str, int] = dict(tracker.get_slot(FAILURES_SLOT) or {})
+        result: Dict[str, Any] = {}
+
+        for name, value in changed.items():
+            if name == CONFIRM_SLOT:
+                continue
+            outcome = self._validate_detail(name, value, name == requested, tracker)
+            if outcome is not None:
+                result[name] = outcome
+                failures.pop(name, None)
+            elif name == requested:
+                failures[name] = failures.get(name, 0) + 1
+                dispatcher.utter_message(text=load_catalog().fields[name].reask)
+                if failures[name] == _failure_limit():
+                    dispatcher.utter_message(response="utter_validation_offer_human")
+                result[name] = None
+            else:
+                # A by-product of extraction that is not valid: keep what we had.
+                result[name] = value_before_this_turn(tracker, name)
+        self._drop_number_echoes(result, requested, tracker)
+
+        if CONFIRM_SLOT in changed:
+            result.update(self._confirmation(changed[CONFIRM_SLOT], result, tracker))
+        result[FAILURES_SLOT] = failures
+        return [SlotSet(name, value) for name, value in result.items()]
+
+    def _validate_detail(
+        self, name: str, value: Any, is_requested: bool, tracker: Tracker
+    ) -> Optional[Any]:
+        """The normalised value, NOT_PROVIDED for a declined optional detail, or None."""
+        field = load_catalog().fields[name]
+        text = str(value)
+        if is_requested and self._may_skip(name) and (
+            any(w in normalize_text(text) for w in SKIP_WORDS) or latest_intent(tracker) == "deny"
+        ):
+            return NOT_PROVIDED
+        try:
+            return parse_value(field.kind, text)
+        except InvalidValue as invalid:
+            logger.info("%s rejected (%s): %s", name, invalid.reason, mask_personal_data(text))
+            return None
+
+    def _may_skip(self, name: str) -> bool:
+        service = self.service
+        if service is None:
+            return False
+        return name in service.optional or service.files_before_asking
+
+    @staticmethod
+    def _drop_number_echoes(result: Dict[str, Any], requested: Optional[str], tracker: Tracker) -> None:
+        """A phone typed as the answer is not also an account number (and vice versa)."""
+        answer = result.get(requested) if requested else None
+        if not answer:
+            return
+        for other, value in list(result.items()):
+            if other != requested and value and digits_of(str(value)) == digits_of(str(answer)):
+                result[other] = value_before_this_turn(tracker, other)
+
+    def _confirmation(
+        self, value: Any, result: Dict[str, Any], tracker: Tracker
+    ) -> Dict[str, Any]:
+        """`yes` completes the form; an edit request or a correction shows the summary again."""
+        if value == "yes" and not any(v is not None for k, v in result.items()):
+            return {CONFIRM_SLOT: "yes"}
+        detail = latest_entity(tracker, "detail")
+        if value == "edit" and self.service and detail in self.service.all_fields + self.service.optional:
+            # 「修改」→ a detail button: ask that detail again, then confirm again.
+            return {detail: None, CONFIRM_SLOT: None}
+        return {CONFIRM_SLOT: None}
+
+
+def _validator_for(entry: Service | Query) -> type:
+    name = f"Validate{''.join(p.title() for p in entry.form_name.split('_'))}"
+    return type(name, (CatalogFormValidator,), {"entry": entry, "__module__": __name__})
+
+
+CATALOG = load_catalog()
+VALIDATORS = [_validator_for(e) for e in (*CATALOG.requestable, *CATALOG.queries.values())]

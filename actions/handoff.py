@@ -1,0 +1,90 @@
+"""Hand-over to a person, and what the bot does when it does not understand."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.forms import FAILURES_SLOT
+from actions.tracker_utils import channel_of, consecutive_turns_with, last_form, latest_intent
+from bot import intake
+from bot.catalog import load_catalog
+from bot.config import load_settings
+
+
+def _collected_details(tracker: Tracker) -> Dict[str, Any]:
+    fields = load_catalog().fields
+    return {
+        name: tracker.get_slot(name)
+        for name in fields
+        if tracker.get_slot(name) not in (None, "", intake.NOT_PROVIDED)
+    }
+
+
+def _reason(tracker: Tracker) -> str:
+    """Why the customer goes to a person (spec §4 / §5 reasons)."""
+    if tracker.get_slot("emergency_ticket_no"):
+        return "emergency"
+    if tracker.get_slot("offer_human") and latest_intent(tracker) == "affirm":
+        return "complaint"
+    failures = tracker.get_slot(FAILURES_SLOT) or {}
+    limit = int(load_settings().service.get("dialogue", {}).get("validation_failures_before_offer", 3))
+    if any(count >= limit for count in failures.values()):
+        return "validation"
+    return "request_human"
+
+
+def hand_over(
+    dispatcher: CollectingDispatcher, tracker: Tracker, reason: str
+) -> List[EventType]:
+    """Queue the conversation for an agent and pause the bot (or file a call-back)."""
+    ticket_no = tracker.get_slot("emergency_ticket_no") or intake.latest_ticket_no(tracker.sender_id)
+    result = intake.request_handoff(
+        tracker.sender_id, channel_of(tracker), reason, _collected_details(tracker), ticket_no
+    )
+    events: List[EventType] = [
+        ActiveLoop(None) if tracker.active_loop_name else None,
+        SlotSet("requested_slot", None),
+        SlotSet("offer_human", False),
+        SlotSet("emergency_ticket_no", None),
+        SlotSet(FAILURES_SLOT, None),
+    ]
+    if not result.queued:
+        dispatcher.utter_message(response="utter_handoff_callback", ticket_no=result.ticket_no)
+        return [e for e in events if e]
+    if result.ahead:
+        dispatcher.utter_message(response="utter_handoff_queued", ahead=result.ahead)
+    else:
+        dispatcher.utter_message(response="utter_handoff_queued_first")
+    return [e for e in events if e] + [ConversationPaused()]
+
+
+class ActionHandoff(Action):
+    """「转人工」, an emergency after filing, a complaint offer accepted, failed details."""
+
+    def name(self) -> Text:
+        return "action_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        return hand_over(dispatcher, tracker, _reason(tracker))
+
+
+class ActionFallback(Action):
+    """Say we did not understand; the second time in a row, hand over to a person."""
+
+    def name(self) -> Text:
+        return "action_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        limit = int(load_settings().service.get("dialogue", {}).get("fallbacks_before_handoff", 2))
+        if consecutive_turns_with(tracker, self.name()) + 1 >= limit:
+            return hand_over(dispatcher, tracker, "fallback")
+        dispatcher.utter_message(response="utter_default")
+        return []

@@ -1,0 +1,142 @@
+"""Queries answered in the conversation: bill, outages, ticket progress, FAQs, materials."""
+from __future__ import annotations
+
+from typing import List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.tracker_utils import last_form, latest_intent
+from bot import intake
+from bot.catalog import load_catalog
+from bot.queries.billing import BillingUnavailable, billing_service_from_settings
+from bot.queries.outages import OutageService
+
+
+class ActionAnswerFaq(Action):
+    """Answers from the catalog's FAQ section, keyed by intent."""
+
+    def name(self) -> Text:
+        return "action_answer_faq"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        answer = load_catalog().faq.get(latest_intent(tracker) or "")
+        dispatcher.utter_message(text=answer) if answer else dispatcher.utter_message(response="utter_default")
+        return []
+
+
+class ActionAnswerMaterials(Action):
+    """The documents a business needs; the business from the message or the current form."""
+
+    def name(self) -> Text:
+        return "action_answer_materials"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        catalog = load_catalog()
+        code = next(tracker.get_latest_entity_values("business"), None)
+        service = catalog.services.get(code) if code else None
+        if service is None and tracker.active_loop_name:
+            service = catalog.service_for_form(last_form(tracker))
+        if service is None:
+            buttons = [
+                {"title": s.name, "payload": f'/ask_materials{{"business": "{s.code}"}}'}
+                for s in catalog.requestable
+                if s.materials
+            ]
+            dispatcher.utter_message(response="utter_ask_business", buttons=buttons)
+            return []
+        if service.materials:
+            dispatcher.utter_message(
+                response="utter_materials",
+                service_name=service.name,
+                materials="\n".join(f"{i}. {m}" for i, m in enumerate(service.materials, 1)),
+            )
+        else:
+            dispatcher.utter_message(response="utter_materials_none", service_name=service.name)
+        return [SlotSet("business", None)]
+
+
+class ActionAnswerBill(Action):
+    def name(self) -> Text:
+        return "action_answer_bill"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        account_no = tracker.get_slot("account_no")
+        month = tracker.get_slot("month")
+        try:
+            bill = billing_service_from_settings().latest_bill(account_no, month)
+        except BillingUnavailable:
+            dispatcher.utter_message(response="utter_bill_unavailable")
+            return [SlotSet("month", None)]
+        if bill is None:
+            dispatcher.utter_message(
+                response="utter_bill_not_found", account_no=account_no, month=month or ""
+            )
+            return [SlotSet("month", None), SlotSet("account_no", None)]
+        dispatcher.utter_message(
+            response="utter_bill",
+            account_no=bill.account_no,
+            month=bill.month,
+            usage_kwh=bill.usage_kwh,
+            amount_yuan=f"{bill.amount_yuan:.2f}",
+            due_date=bill.due_date,
+            arrears_yuan=f"{bill.arrears_yuan:.2f}",
+        )
+        return [SlotSet("month", None)]
+
+
+class ActionAnswerOutage(Action):
+    def name(self) -> Text:
+        return "action_answer_outage"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        area = tracker.get_slot("area")
+        notices = OutageService().find(area)
+        if not notices:
+            dispatcher.utter_message(response="utter_outage_none", area=area)
+        else:
+            lines = [
+                f"· {n.district}{n.area}：{intake.format_local_time(n.start_at)} 至 "
+                f"{intake.format_local_time(n.end_at)}，{n.reason}"
+                + ("（正在停电，预计上述时间恢复供电）" if n.ongoing else "")
+                for n in notices
+            ]
+            dispatcher.utter_message(response="utter_outage_found", area=area, outages="\n".join(lines))
+        return [SlotSet("area", None)]
+
+
+class ActionAnswerTicket(Action):
+    def name(self) -> Text:
+        return "action_answer_ticket"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        catalog = load_catalog()
+        lookup = tracker.get_slot("ticket_lookup")
+        tickets = intake.ticket_status(lookup)
+        if not tickets:
+            dispatcher.utter_message(response="utter_ticket_not_found", lookup=lookup)
+        for ticket in tickets:
+            service = catalog.services.get(ticket["category"])
+            due = ticket.get("due_at")
+            dispatcher.utter_message(
+                response="utter_ticket_status",
+                ticket_no=ticket["ticket_no"],
+                service_name=service.name if service else ticket["category"],
+                status=catalog.statuses.get(ticket["status"], ticket["status"]),
+                department=ticket["department"],
+                due_text=f"，承诺{intake.format_local_time(intake.parse_iso(due))}前完成" if due else "",
+                updated_at=intake.format_local_time(intake.parse_iso(ticket["updated_at"])),
+            )
+        return [SlotSet("ticket_lookup", None)]

@@ -1,0 +1,141 @@
+"""Actions around a service request: confirm, submit, file an emergency at once, cancel."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.forms import FAILURES_SLOT
+from actions.tracker_utils import channel_of, last_form, latest_intent
+from bot import intake
+from bot.catalog import CONFIRM_SLOT, Service, load_catalog
+
+# Details that belong to one request; contact details (name, phone, account, address) are
+# kept for the customer's next request in the same conversation.
+PER_REQUEST_SLOTS = (
+    "description", "capacity_kw", "change_direction", "customer_type", CONFIRM_SLOT,
+    FAILURES_SLOT, "emergency_ticket_no", "requested_slot",
+)
+
+
+def _service(tracker: Tracker) -> Service | None:
+    return load_catalog().service_for_form(last_form(tracker))
+
+
+def _reset_request() -> List[EventType]:
+    return [SlotSet(name, None) for name in PER_REQUEST_SLOTS]
+
+
+class ActionAskConfirmSubmission(Action):
+    """Show the collected details with 「确认提交」「修改」, or ask which detail to change."""
+
+    def name(self) -> Text:
+        return "action_ask_confirm_submission"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        service = _service(tracker)
+        if service is None:
+            return []
+        if latest_intent(tracker) == "deny":
+            catalog = load_catalog()
+            buttons = [
+                {
+                    "title": catalog.fields[name].label,
+                    "payload": f'/edit_detail{{"detail": "{name}"}}',
+                }
+                for name in (*service.required_fields(tracker.slots), *service.optional)
+            ]
+            dispatcher.utter_message(response="utter_ask_which_detail", buttons=buttons)
+        else:
+            dispatcher.utter_message(
+                response="utter_confirm_summary",
+                service_name=service.name,
+                summary=intake.summary(service, tracker.slots),
+            )
+        return [SlotSet("requested_slot", CONFIRM_SLOT)]
+
+
+class ActionSubmitRequest(Action):
+    """File the confirmed request and tell the ticket number and the due time."""
+
+    def name(self) -> Text:
+        return "action_submit_request"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        service = _service(tracker)
+        if service is None:
+            dispatcher.utter_message(response="utter_default")
+            return _reset_request()
+        details = intake.details_from_slots(service, tracker.slots)
+        events: List[EventType] = []
+        emergency_ticket = tracker.get_slot("emergency_ticket_no")
+        if service.files_before_asking and emergency_ticket:
+            intake.update_request_details(emergency_ticket, details)
+            dispatcher.utter_message(response="utter_emergency_updated", ticket_no=emergency_ticket)
+            events.append(SlotSet("offer_human", False))
+        else:
+            filed = intake.file_request(
+                service.code, details, tracker.sender_id, channel_of(tracker)
+            )
+            if filed.created:
+                response, due_time = intake.due_response(service, filed.due_at)
+                dispatcher.utter_message(
+                    response=response,
+                    service_name=service.name,
+                    ticket_no=filed.ticket_no,
+                    department=service.department,
+                    due_time=due_time,
+                )
+            else:
+                dispatcher.utter_message(response="utter_ticket_already_filed", ticket_no=filed.ticket_no)
+            if service.offers_human:
+                dispatcher.utter_message(response="utter_offer_human_after_complaint")
+            events.append(SlotSet("offer_human", service.offers_human))
+        # An emergency keeps its ticket number for the hand-over that follows.
+        reset = [e for e in _reset_request() if not (service.hands_over and e["name"] == "emergency_ticket_no")]
+        return events + reset
+
+
+class ActionFileEmergency(Action):
+    """File the urgent ticket at once, with whatever the first message said."""
+
+    def name(self) -> Text:
+        return "action_file_emergency"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        service = next(s for s in load_catalog().requestable if s.files_before_asking)
+        details: Dict[str, Any] = intake.details_from_slots(service, tracker.slots)
+        details["description"] = (tracker.latest_message or {}).get("text", "")
+        filed = intake.file_request(service.code, details, tracker.sender_id, channel_of(tracker))
+        dispatcher.utter_message(
+            response="utter_emergency_ticket",
+            ticket_no=filed.ticket_no,
+            due_time=intake.format_local_time(filed.due_at),
+        )
+        return [SlotSet("emergency_ticket_no", filed.ticket_no)]
+
+
+class ActionCancelRequest(Action):
+    """End the form without a ticket (an emergency ticket, already filed, stays)."""
+
+    def name(self) -> Text:
+        return "action_cancel_request"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        emergency_ticket = tracker.get_slot("emergency_ticket_no")
+        if emergency_ticket:
+            dispatcher.utter_message(response="utter_cancelled_emergency", ticket_no=emergency_ticket)
+        else:
+            dispatcher.utter_message(response="utter_cancelled")
+        return [ActiveLoop(None), *_reset_request()]

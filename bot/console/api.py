@@ -1,0 +1,137 @@
+"""JSON API v1 (spec §5): tickets and handoffs, behind a bearer token.
+
+Every route of this router requires ``Authorization: Bearer <settings.api_token()>``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, ContextManager, Dict, List, Optional
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from bot.db import session_scope
+from bot.handoff.models import HANDOFF_STATUSES
+from bot.handoff.repository import HandoffRepository
+from bot.tickets.models import STATUSES
+from bot.tickets.repository import InvalidStatus, TicketNotFound, TicketRepository
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def require_token(
+    request: Request, credentials: Optional[HTTPAuthorizationCredentials] = Depends(_bearer)
+) -> None:
+    """401 unless the request carries the configured bearer token."""
+    expected = request.app.state.settings.api_token().encode("utf-8")
+    given = (credentials.credentials if credentials else "").encode("utf-8")
+    if not given or not secrets.compare_digest(given, expected):
+        raise HTTPException(
+            status_code=401,
+            detail="未授权：缺少或错误的访问令牌 / Unauthorized: missing or invalid bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+
+
+class TicketPatch(BaseModel):
+    """Body of PATCH /api/v1/tickets/{ticket_no}."""
+
+    status: Optional[str] = None
+    assignee: Optional[str] = None
+    note: Optional[str] = None
+
+    class Config:
+        extra = "forbid"
+
+
+def _session(request: Request) -> ContextManager[Session]:
+    # Explicit per-endpoint transactions: committed before the response is sent.
+    return session_scope(request.app.state.settings.database_url)
+
+
+def _check_choice(name: str, value: Optional[str], allowed: tuple) -> None:
+    if value is not None and value not in allowed:
+        raise HTTPException(
+            status_code=422,
+            detail=f"{name} 取值无效 / invalid {name} {value!r}; allowed: {', '.join(allowed)}",
+        )
+
+
+def _not_found(ticket_no: str) -> HTTPException:
+    return HTTPException(status_code=404, detail=f"工单不存在 / ticket not found: {ticket_no}")
+
+
+@router.get("/tickets")
+def list_tickets(
+    request: Request,
+    conversation_id: Optional[str] = None,
+    status: Optional[str] = None,
+    category: Optional[str] = None,
+    phone: Optional[str] = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> List[Dict[str, Any]]:
+    """Tickets matching the filters, newest first."""
+    _check_choice("status", status, STATUSES)
+    with _session(request) as session:
+        tickets = TicketRepository(session).list(
+            conversation_id=conversation_id,
+            status=status,
+            category=category,
+            phone=phone,
+            limit=limit,
+        )
+        return [TicketRepository.to_dict(ticket) for ticket in tickets]
+
+
+@router.get("/tickets/{ticket_no}")
+def get_ticket(request: Request, ticket_no: str) -> Dict[str, Any]:
+    """One ticket with its history."""
+    with _session(request) as session:
+        ticket = TicketRepository(session).get(ticket_no)
+        if ticket is None:
+            raise _not_found(ticket_no)
+        return TicketRepository.to_dict(ticket, with_history=True)
+
+
+@router.patch("/tickets/{ticket_no}")
+def patch_ticket(request: Request, ticket_no: str, body: TicketPatch) -> Dict[str, Any]:
+    """Change status / assignee or add a note; each change is kept in the history."""
+    if body.status is None and body.assignee is None and not body.note:
+        raise HTTPException(
+            status_code=422,
+            detail="请至少提供 status、assignee 或 note / provide status, assignee or note",
+        )
+    _check_choice("status", body.status, STATUSES)
+    with _session(request) as session:
+        repository = TicketRepository(session)
+        try:
+            ticket = repository.update(
+                ticket_no, actor="api", status=body.status, assignee=body.assignee, note=body.note
+            )
+        except TicketNotFound:
+            raise _not_found(ticket_no) from None
+        except InvalidStatus as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
+        return repository.to_dict(ticket, with_history=True)
+
+
+@router.get("/handoffs")
+def list_handoffs(
+    request: Request,
+    status: Optional[str] = None,
+    conversation_id: Optional[str] = None,
+    limit: int = Query(200, ge=1, le=1000),
+) -> List[Dict[str, Any]]:
+    """Conversations handed to agents: waiting ones in queue order, then active, then closed."""
+    _check_choice("status", status, HANDOFF_STATUSES)
+    with _session(request) as session:
+        repository = HandoffRepository(session)
+        positions = repository.queue_positions()
+        handoffs = repository.list(status=status, conversation_id=conversation_id, limit=limit)
+        return [repository.to_dict(handoff, positions) for handoff in handoffs]

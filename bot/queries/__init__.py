@@ -1,0 +1,1 @@
+"""Queries answered in the conversation: bills and outages, behind small replaceable services."""

@@ -1,0 +1,200 @@
+"""bot/normalize.py: customer text → contract values (spec §2), or a specific refusal."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from bot.normalize import (
+    InvalidValue,
+    is_generic_request,
+    mask_personal_data,
+    mask_phone,
+    normalize_text,
+    parse_value,
+)
+
+TODAY = dt.date(2026, 11, 27)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("１３８１２３４５６７８", "1381234567" "8"),
+        ("１３８ 1234 5678", "13812345678"),
+        ("138-1234-5678", "13812345678"),
+        ("一三八一二三四五六七八", "13812345678"),
+        ("幺三八 二七五六 四一零九", "13827564109"),
+        ("+86 139 2233 4455", "13922334455"),
+        ("我的电话是13812345678", "13812345678"),
+        ("0754-88881234", "075488881234"),
+        ("(0754)88881234", "075488881234"),
+        ("０７５４－８８２１６６３０", "075488216630"),
+    ],
+)
+def test_phone_forms(text: str, expected: str) -> None:
+    assert parse_value("phone", text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("1381234567", "mobile_wrong_length"),
+        ("138123456789", "mobile_wrong_length"),
+        ("88881234", "landline_without_area_code"),
+        ("不告诉你", "not_a_phone"),
+        ("12345678901", "not_a_phone"),
+    ],
+)
+def test_phone_refusals_say_why(text: str, reason: str) -> None:
+    with pytest.raises(InvalidValue) as refused:
+        parse_value("phone", text)
+    assert refused.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("户号 0301 2345 678", "03012345678"),
+        ("用电户号是030123456789", "030123456789"),
+        ("0754012345678901", "0754012345678901"),
+        ("０３０１２３４５６７", "0301234567"),
+    ],
+)
+def test_account_numbers(text: str, expected: str) -> None:
+    assert parse_value("account_no", text) == expected
+
+
+@pytest.mark.parametrize("text", ["123456789", "12345678901234567", "没有户号"])
+def test_account_numbers_out_of_range(text: str) -> None:
+    with pytest.raises(InvalidValue):
+        parse_value("account_no", text)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("GD20261127000123", "GD20261127000123"),
+        ("gd20261127000123", "GD20261127000123"),
+        ("工单号Gd 2026 1127 000123", "GD20261127000123"),
+    ],
+)
+def test_ticket_numbers(text: str, expected: str) -> None:
+    assert parse_value("ticket_no", text) == expected
+
+
+def test_ticket_number_with_too_few_digits_is_refused() -> None:
+    with pytest.raises(InvalidValue):
+        parse_value("ticket_no", "GD2026112700012")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("50千瓦", 50), ("五十千瓦", 50), ("80kW", 80), ("100 KVA", 100), ("一百二十千瓦", 120),
+     ("二点五千瓦", 2.5), ("３０ｋｗ", 30), ("80", 80)],
+)
+def test_capacity(text: str, expected: float) -> None:
+    assert parse_value("capacity_kw", text) == expected
+
+
+@pytest.mark.parametrize("text", ["0千瓦", "很大", "9999999千瓦"])
+def test_capacity_refused(text: str) -> None:
+    with pytest.raises(InvalidValue):
+        parse_value("capacity_kw", text)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("上个月", "2026-10"),
+        ("上上个月", "2026-09"),
+        ("这个月", "2026-11"),
+        ("呢个月", "2026-11"),
+        ("10月", "2026-10"),
+        ("十二月份", "2025-12"),  # December has not come yet this year: last December
+        ("2026年9月", "2026-09"),
+        ("二零二五年三月", "2025-03"),
+        ("去年12月", "2025-12"),
+        ("旧年12月", "2025-12"),
+    ],
+)
+def test_month(text: str, expected: str) -> None:
+    from bot.normalize import parse_month
+
+    assert parse_month(text, TODAY) == expected
+
+
+@pytest.mark.parametrize(
+    "kind, text, expected",
+    [
+        ("customer_type", "家里住宅", "居民"),
+        ("customer_type", "商铺", "非居民"),
+        ("customer_type", "工厂用电", "非居民"),
+        ("customer_type", "非居民", "非居民"),
+        ("customer_type", "屋企自己住", "居民"),
+        ("change_direction", "加容量", "增容"),
+        ("change_direction", "想减少容量", "减容"),
+        ("change_direction", "減容", "减容"),
+    ],
+)
+def test_words_to_codes(kind: str, text: str, expected: str) -> None:
+    assert parse_value(kind, text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("潮南区峡山街道东山路12号", "潮南区峡山街道东山路12号"),
+        ("地址是龙湖区长平路88号3栋502", "龙湖区长平路88号3栋502"),
+        ("我家在金平區中山路120號", "金平区中山路120号"),
+    ],
+)
+def test_addresses(text: str, expected: str) -> None:
+    assert parse_value("address", text) == expected
+
+
+@pytest.mark.parametrize("text", ["这里", "我家", "好的", "x" * 200])
+def test_vague_or_absurd_addresses_are_refused(text: str) -> None:
+    with pytest.raises(InvalidValue):
+        parse_value("address", text)
+
+
+@pytest.mark.parametrize(
+    "text, expected", [("我叫陈伟明", "陈伟明"), ("户主是林秀英", "林秀英"), ("陈生", "陈生")]
+)
+def test_names(text: str, expected: str) -> None:
+    assert parse_value("customer_name", text) == expected
+
+
+@pytest.mark.parametrize("text", ["13812345678", "陈", "我叫"])
+def test_names_refused(text: str) -> None:
+    with pytest.raises(InvalidValue):
+        parse_value("customer_name", text)
+
+
+def test_text_normalisation_keeps_length_and_folds_width_and_script() -> None:
+    original = "停電了，電費帳單１２３ＡＢＣ　好貴"
+    normalised = normalize_text(original)
+    assert len(normalised) == len(original)
+    assert normalised == "停电了,电费帐单123ABC 好贵"
+
+
+def test_generic_requests_are_not_descriptions() -> None:
+    assert is_generic_request("我要投诉")
+    assert is_generic_request("我想提个建议！")
+    assert not is_generic_request("停电了")
+    assert not is_generic_request("师傅态度很差")
+    with pytest.raises(InvalidValue):
+        parse_value("description", "我要投诉")
+
+
+def test_long_descriptions_are_kept_with_a_marker() -> None:
+    value = parse_value("description", "电" * 5000)
+    assert value.startswith("电" * 100) and value.endswith("（以下略）")
+
+
+def test_masking_for_logs() -> None:
+    assert mask_phone("13812345678") == "138****5678"
+    masked = mask_personal_data("电话13812345678，户号030123456789")
+    assert "13812345678" not in masked and "030123456789" not in masked
+    assert "138****5678" in masked
