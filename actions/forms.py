@@ -8,6 +8,7 @@ just asked gets the catalog's specific re-ask, and after N failures a person is 
 from __future__ import annotations
 
 import logging
+from abc import abstractmethod
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Tracker
@@ -36,13 +37,11 @@ def _failure_limit() -> int:
 class CatalogFormValidator(FormValidationAction):
     """Validates the slots of one catalog form (a service or a query)."""
 
-    entry: Service | Query  # set on each generated subclass
+    entry: Service | Query  # set on each generated subclass, with its `name`
 
+    @abstractmethod
     def name(self) -> Text:
-        return f"validate_{self.form_name()}"
-
-    def form_name(self) -> Text:
-        return self.entry.form_name
+        """validate_<form>; abstract here so rasa-sdk registers only the generated classes."""
 
     @property
     def service(self) -> Optional[Service]:
@@ -58,7 +57,20 @@ class CatalogFormValidator(FormValidationAction):
         """The catalog's details for what is known so far (e.g. capacity only for 非居民)."""
         if self.service is None:
             return list(self.entry.required)
-        return [*self.service.required_fields(tracker.slots), *self.service.optional, CONFIRM_SLOT]
+        return [*self.service.required_fields(self._known(tracker)), *self.service.optional, CONFIRM_SLOT]
+
+    def _known(self, tracker: Tracker) -> Dict[str, Any]:
+        """Slot values with the ones that decide conditional details normalised
+        (「我是开工厂的」 counts as 非居民 before its own validation ran)."""
+        known = dict(tracker.slots)
+        fields = load_catalog().fields
+        for condition in self.service.required_when.values() if self.service else ():
+            for name in condition:
+                try:
+                    known[name] = parse_value(fields[name].kind, str(known.get(name)))
+                except InvalidValue:
+                    pass
+        return known
 
     async def get_validation_events(
         self,
@@ -87,8 +99,9 @@ class CatalogFormValidator(FormValidationAction):
                     dispatcher.utter_message(response="utter_validation_offer_human")
                 result[name] = None
             else:
-                # A by-product of extraction that is not valid: keep what we had.
-                result[name] = value_before_this_turn(tracker, name)
+                # A by-product of extraction (or a value carried over from an earlier
+                # request) that is not valid: keep the earlier value if that one is valid.
+                result[name] = self._earlier_valid_value(name, tracker)
         self._drop_number_echoes(result, requested, tracker)
 
         if CONFIRM_SLOT in changed:
@@ -102,15 +115,20 @@ class CatalogFormValidator(FormValidationAction):
         """The normalised value, NOT_PROVIDED for a declined optional detail, or None."""
         field = load_catalog().fields[name]
         text = str(value)
-        if is_requested and self._may_skip(name) and (
-            any(w in normalize_text(text) for w in SKIP_WORDS) or latest_intent(tracker) == "deny"
-        ):
-            return NOT_PROVIDED
         try:
             return parse_value(field.kind, text)
         except InvalidValue as invalid:
+            declined = any(w in normalize_text(text) for w in SKIP_WORDS) or latest_intent(tracker) == "deny"
+            if is_requested and self._may_skip(name) and declined:
+                return NOT_PROVIDED
             logger.info("%s rejected (%s): %s", name, invalid.reason, mask_personal_data(text))
             return None
+
+    def _earlier_valid_value(self, name: str, tracker: Tracker) -> Optional[Any]:
+        earlier = value_before_this_turn(tracker, name)
+        if earlier in (None, NOT_PROVIDED):
+            return earlier
+        return self._validate_detail(name, earlier, False, tracker)
 
     def _may_skip(self, name: str) -> bool:
         service = self.service
@@ -122,17 +140,21 @@ class CatalogFormValidator(FormValidationAction):
     def _drop_number_echoes(result: Dict[str, Any], requested: Optional[str], tracker: Tracker) -> None:
         """A phone typed as the answer is not also an account number (and vice versa)."""
         answer = result.get(requested) if requested else None
-        if not answer:
+        answer_digits = digits_of(str(answer)) if answer else ""
+        if len(answer_digits) < 7:
             return
         for other, value in list(result.items()):
-            if other != requested and value and digits_of(str(value)) == digits_of(str(answer)):
+            if other != requested and value and digits_of(str(value)) == answer_digits:
                 result[other] = value_before_this_turn(tracker, other)
 
     def _confirmation(
         self, value: Any, result: Dict[str, Any], tracker: Tracker
     ) -> Dict[str, Any]:
         """`yes` completes the form; an edit request or a correction shows the summary again."""
-        if value == "yes" and not any(v is not None for k, v in result.items()):
+        corrected = any(
+            v is not None and v != value_before_this_turn(tracker, k) for k, v in result.items()
+        )
+        if value == "yes" and not corrected:
             return {CONFIRM_SLOT: "yes"}
         detail = latest_entity(tracker, "detail")
         if value == "edit" and self.service and detail in self.service.all_fields + self.service.optional:
@@ -142,8 +164,11 @@ class CatalogFormValidator(FormValidationAction):
 
 
 def _validator_for(entry: Service | Query) -> type:
+    """A concrete validator class for one catalog entry (the base class stays abstract,
+    so rasa-sdk registers only these)."""
     name = f"Validate{''.join(p.title() for p in entry.form_name.split('_'))}"
-    return type(name, (CatalogFormValidator,), {"entry": entry, "__module__": __name__})
+    members = {"entry": entry, "name": lambda self: f"validate_{entry.form_name}", "__module__": __name__}
+    return type(name, (CatalogFormValidator,), members)
 
 
 CATALOG = load_catalog()

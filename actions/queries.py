@@ -85,9 +85,9 @@ class ActionAnswerBill(Action):
             response="utter_bill",
             account_no=bill.account_no,
             month=bill.month,
-            usage_kwh=bill.usage_kwh,
+            usage_kwh=str(bill.usage_kwh),
             amount_yuan=f"{bill.amount_yuan:.2f}",
-            due_date=bill.due_date,
+            due_date=str(bill.due_date),
             arrears_yuan=f"{bill.arrears_yuan:.2f}",
         )
         return [SlotSet("month", None)]

@@ -9,7 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.forms import FAILURES_SLOT
-from actions.tracker_utils import channel_of, last_form, latest_intent
+from actions.tracker_utils import channel_of, last_form, latest_intent, value_before_this_turn
 from bot import intake
 from bot.catalog import CONFIRM_SLOT, Service, load_catalog
 
@@ -41,7 +41,8 @@ class ActionAskConfirmSubmission(Action):
         service = _service(tracker)
         if service is None:
             return []
-        if latest_intent(tracker) == "deny":
+        confirming = value_before_this_turn(tracker, "requested_slot") == CONFIRM_SLOT
+        if confirming and latest_intent(tracker) == "deny":
             catalog = load_catalog()
             buttons = [
                 {

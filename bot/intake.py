@@ -127,7 +127,7 @@ def ticket_status(lookup: str) -> List[Dict[str, Any]]:
             tickets = [ticket] if ticket else []
         else:
             tickets = repository.list(phone=lookup, limit=3)
-        return [repository.to_dict(t) for t in tickets]
+        return [repository.to_dict(t, with_history=True) for t in tickets]
 
 
 def latest_ticket_no(conversation_id: str) -> Optional[str]:

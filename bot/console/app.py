@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from bot.config import Settings, load_settings
 from bot.console.api import router as api_router
+from bot.console.webchat import router as webchat_router
 from bot.db import ping
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         return JSONResponse({"status": "ok"})
 
     app.include_router(api_router)
+    app.include_router(webchat_router)
     return app
 
 

@@ -1,0 +1,279 @@
+"""The customer web chat: ``GET /chat`` (the page) and its small JSON API under /chat/api.
+
+The page (plain HTML/CSS/JS in ``static/chat/``, no build step, no CDN) talks only to this
+router; the router talks to Rasa:
+
+* ``POST /chat/api/messages`` ``{sender, message, id?}`` → Rasa's REST channel
+  (``POST {rasa_url}/webhooks/rest/webhook``) → the replies ``[{text, buttons}]``.
+* ``GET /chat/api/history?sender=…`` → the conversation from Rasa's tracker
+  (``GET {rasa_url}/conversations/{sender}/tracker``) as ``[{from, text, buttons,
+  timestamp}]``; customer messages sent from the page also carry the page's ``id``, bot
+  messages with an ``agent`` in their metadata (a human agent's) carry it. The page polls it
+  to pick up messages written into the tracker later (a human agent's replies).
+
+The sender id is the only thing that protects a transcript, so only random ``web-`` ids are
+accepted (the page makes one with ``crypto.getRandomValues`` and keeps it in localStorage).
+Messages go to Rasa with ``input_channel: "webchat"``, so tickets and handoffs filed from the
+page carry channel ``webchat``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+from urllib.parse import quote
+
+import requests
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from bot.config import Settings
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static" / "chat"
+SENDER_RE = re.compile(r"^web-[A-Za-z0-9_-]{16,64}$")
+MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ASSET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\.(?:js|css|svg|png|ico)$")
+MAX_MESSAGE_CHARS = 2000
+MAX_BODY_BYTES = 64 * 1024  # 2000 CJK characters are ~6 KB of JSON, escaped ~12 KB
+RASA_TIMEOUT_S = 30
+HISTORY_TIMEOUT_S = 10
+INPUT_CHANNEL = "webchat"
+
+BUSY = "助手暂时忙不过来，请稍后再试，或拨打95598。"
+BAD_SENDER = "会话标识无效，请刷新页面后重试。"
+TOO_LONG = f"消息太长了（最多{MAX_MESSAGE_CHARS}字），请分几次发送。"
+EMPTY = "请输入要发送的内容。"
+BAD_REQUEST = "请求格式不正确，请刷新页面后重试。"
+
+# The page may load only its own files and talk only to this origin.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+router = APIRouter()
+
+
+class RasaUnavailable(Exception):
+    """Rasa did not answer, or answered with something we cannot use."""
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=API_HEADERS)
+
+
+def _valid_sender(sender: Any) -> bool:
+    return isinstance(sender, str) and SENDER_RE.fullmatch(sender) is not None
+
+
+# ---------------------------------------------------------------- the page and its files
+
+
+def _asset_version() -> str:
+    """A short hash of the page's files: asset URLs change whenever a file changes."""
+    digest = hashlib.sha256()
+    for path in sorted(STATIC_DIR.iterdir()):
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path.name}:{stat.st_mtime_ns}:{stat.st_size};".encode())
+    return digest.hexdigest()[:12]
+
+
+@router.get("/chat", response_class=HTMLResponse, include_in_schema=False)
+def chat_page() -> HTMLResponse:
+    """The chat page (index.html with versioned asset URLs)."""
+    html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    return HTMLResponse(html.replace("{{v}}", _asset_version()), headers=PAGE_HEADERS)
+
+
+@router.get("/chat/static/{name}", include_in_schema=False)
+def chat_asset(name: str, v: Optional[str] = None) -> Response:
+    """One file of the page; only plain names inside static/chat/ (no paths)."""
+    path = STATIC_DIR / name
+    if not ASSET_RE.fullmatch(name) or not path.is_file():
+        return Response(status_code=404)
+    # A versioned URL never changes content; an unversioned one is revalidated each time.
+    cache = "public, max-age=31536000, immutable" if v else "no-cache"
+    return FileResponse(path, headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"})
+
+
+# ---------------------------------------------------------------- Rasa
+
+
+def _buttons(raw: Any) -> List[Dict[str, str]]:
+    buttons = []
+    for button in raw if isinstance(raw, list) else []:
+        if isinstance(button, dict) and button.get("title") is not None:
+            title = str(button["title"])
+            payload = button.get("payload")
+            buttons.append({"title": title, "payload": title if payload is None else str(payload)})
+    return buttons
+
+
+def forward_message(
+    settings: Settings, sender: str, message: str, message_id: Optional[str] = None
+) -> List[Dict[str, Any]]:
+    """Send one customer message through Rasa's REST channel; the bot's replies.
+
+    `message_id` (the page's own id of the message) is stored with the user event as
+    metadata ``webchat_id``, so the page recognises its message in the history.
+    """
+    url = f"{settings.rasa_url}/webhooks/rest/webhook"
+    body: Dict[str, Any] = {"sender": sender, "message": message, "input_channel": INPUT_CHANNEL}
+    if message_id:
+        body["metadata"] = {"webchat_id": message_id}
+    try:
+        response = requests.post(url, json=body, timeout=RASA_TIMEOUT_S)
+        response.raise_for_status()
+        replies = response.json()
+    except (requests.RequestException, ValueError) as error:
+        raise RasaUnavailable(f"REST webhook failed: {error}") from error
+    if not isinstance(replies, list):
+        raise RasaUnavailable(f"REST webhook answered {type(replies).__name__}, not a list")
+    out = []
+    for reply in replies:
+        if not isinstance(reply, dict):
+            continue
+        text = reply.get("text")
+        buttons = _buttons(reply.get("buttons"))
+        if text is None and not buttons:
+            continue  # images / custom payloads: nothing the page shows
+        out.append({"text": "" if text is None else str(text), "buttons": buttons})
+    return out
+
+
+def fetch_events(settings: Settings, sender: str) -> List[Dict[str, Any]]:
+    """The tracker's events of one conversation (after the last restart)."""
+    url = f"{settings.rasa_url}/conversations/{quote(sender, safe='')}/tracker"
+    params = {"token": settings.rasa_token} if settings.rasa_token else None
+    try:
+        response = requests.get(url, params=params, timeout=HISTORY_TIMEOUT_S)
+        response.raise_for_status()
+        tracker = response.json()
+    except (requests.RequestException, ValueError) as error:
+        raise RasaUnavailable(f"tracker request failed: {error}") from error
+    events = tracker.get("events") if isinstance(tracker, dict) else None
+    if not isinstance(events, list):
+        raise RasaUnavailable("tracker without an events list")
+    return events
+
+
+def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """`user` and `bot` events as the page's messages.
+
+    A pressed button arrives as its payload (``/affirm``); it is shown as the title of the
+    matching button of the bot's latest buttons, as the page showed it when it was pressed.
+    """
+    messages: List[Dict[str, Any]] = []
+    offered: Dict[str, str] = {}  # payload → title of the buttons since the last user turn
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        kind = event.get("event")
+        if kind == "user":
+            text = event.get("text")
+            if text is None:
+                continue
+            text = str(text)
+            message = {"from": "customer", "text": offered.get(text, text), "buttons": [],
+                       "timestamp": event.get("timestamp")}
+            metadata = event.get("metadata")
+            if isinstance(metadata, dict) and isinstance(metadata.get("webchat_id"), str):
+                message["id"] = metadata["webchat_id"]
+            messages.append(message)
+            offered = {}
+        elif kind == "bot":
+            data = event.get("data") if isinstance(event.get("data"), dict) else {}
+            buttons = _buttons(data.get("buttons"))
+            text = event.get("text")
+            if text is None and not buttons:
+                continue
+            for button in buttons:
+                offered.setdefault(button["payload"], button["title"])
+            message = {"from": "bot", "text": "" if text is None else str(text), "buttons": buttons,
+                       "timestamp": event.get("timestamp")}
+            metadata = event.get("metadata")
+            if isinstance(metadata, dict) and isinstance(metadata.get("agent"), str):
+                message["agent"] = metadata["agent"]  # a human agent's reply, by name
+            messages.append(message)
+    return messages
+
+
+# ---------------------------------------------------------------- the page's API
+
+
+async def _read_body(request: Request) -> Optional[bytes]:
+    """The request body, or None when it is larger than MAX_BODY_BYTES."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY_BYTES:
+            return None
+    return bytes(body)
+
+
+@router.post("/chat/api/messages", include_in_schema=False)
+async def post_message(request: Request) -> JSONResponse:
+    """Forward ``{sender, message, id?}`` to Rasa; the bot's replies ``[{text, buttons}]``."""
+    raw = await _read_body(request)
+    if raw is None:
+        return _error(413, TOO_LONG)
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return _error(400, BAD_REQUEST)
+    if not isinstance(body, dict):
+        return _error(400, BAD_REQUEST)
+    sender, message, message_id = body.get("sender"), body.get("message"), body.get("id")
+    if not _valid_sender(sender):
+        return _error(422, BAD_SENDER)
+    if message_id is not None and not (
+        isinstance(message_id, str) and MESSAGE_ID_RE.fullmatch(message_id)
+    ):
+        return _error(400, BAD_REQUEST)
+    if not isinstance(message, str) or not message.strip():
+        return _error(422, EMPTY)
+    if len(message) > MAX_MESSAGE_CHARS:
+        return _error(413, TOO_LONG)
+    try:
+        replies = await run_in_threadpool(
+            forward_message, _settings(request), sender, message, message_id
+        )
+    except RasaUnavailable as error:
+        logger.warning("web chat %s: %s", sender[:12], error)
+        return _error(503, BUSY)
+    return JSONResponse(replies, headers=API_HEADERS)
+
+
+@router.get("/chat/api/history", include_in_schema=False)
+async def get_history(request: Request, sender: str = "") -> JSONResponse:
+    """The conversation so far: ``[{from, text, buttons, timestamp}]``."""
+    if not _valid_sender(sender):
+        return _error(422, BAD_SENDER)
+    try:
+        events = await run_in_threadpool(fetch_events, _settings(request), sender)
+    except RasaUnavailable as error:
+        logger.warning("web chat history %s: %s", sender[:12], error)
+        return _error(503, BUSY)
+    return JSONResponse(history_from_events(events), headers=API_HEADERS)
