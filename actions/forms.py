@@ -57,7 +57,8 @@ class CatalogFormValidator(FormValidationAction):
         """The catalog's details for what is known so far (e.g. capacity only for 非居民)."""
         if self.service is None:
             return list(self.entry.required)
-        return [*self.service.required_fields(self._known(tracker)), *self.service.optional, CONFIRM_SLOT]
+        confirm = [CONFIRM_SLOT] if self.service.confirms else []
+        return [*self.service.required_fields(self._known(tracker)), *self.service.optional, *confirm]
 
     def _known(self, tracker: Tracker) -> Dict[str, Any]:
         """Slot values with the ones that decide conditional details normalised
@@ -106,7 +107,10 @@ class CatalogFormValidator(FormValidationAction):
 
         if CONFIRM_SLOT in changed:
             result.update(self._confirmation(changed[CONFIRM_SLOT], result, tracker))
-        result[FAILURES_SLOT] = failures
+        if failures != (tracker.get_slot(FAILURES_SLOT) or {}):
+            result[FAILURES_SLOT] = failures
+        # Nothing to report when nothing was filled: Rasa then lets the rules handle the
+        # message (FAQ, cancel, 转人工 mid-form) instead of asking the same question again.
         return [SlotSet(name, value) for name, value in result.items()]
 
     def _validate_detail(

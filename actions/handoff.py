@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
+from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -46,7 +46,7 @@ def hand_over(
         tracker.sender_id, channel_of(tracker), reason, _collected_details(tracker), ticket_no
     )
     events: List[EventType] = [
-        ActiveLoop(None) if tracker.active_loop_name else None,
+        ActiveLoop(None),
         SlotSet("requested_slot", None),
         SlotSet("offer_human", False),
         SlotSet("emergency_ticket_no", None),
@@ -54,12 +54,12 @@ def hand_over(
     ]
     if not result.queued:
         dispatcher.utter_message(response="utter_handoff_callback", ticket_no=result.ticket_no)
-        return [e for e in events if e]
+        return events
     if result.ahead:
         dispatcher.utter_message(response="utter_handoff_queued", ahead=result.ahead)
     else:
         dispatcher.utter_message(response="utter_handoff_queued_first")
-    return [e for e in events if e] + [ConversationPaused()]
+    return events + [ConversationPaused()]
 
 
 class ActionHandoff(Action):
@@ -74,8 +74,26 @@ class ActionHandoff(Action):
         return hand_over(dispatcher, tracker, _reason(tracker))
 
 
+def _start_named_business(tracker: Tracker) -> List[EventType]:
+    """Details that also name a business (「我家停电了，东山路12号」 read as `inform`):
+    start that business's form, with the message as its description. The catalog's keywords
+    (entity `business`) decide; emergencies keep their own path (safety advice first)."""
+    code = next(tracker.get_latest_entity_values("business"), None)
+    service = load_catalog().services.get(code) if code else None
+    if service is None or not service.intent or service.files_before_asking:
+        return []
+    events: List[EventType] = []
+    if "description" in service.required:
+        events.append(SlotSet("description", (tracker.latest_message or {}).get("text")))
+    return events + [FollowupAction(service.form_name)]
+
+
 class ActionFallback(Action):
-    """Say we did not understand; the second time in a row, hand over to a person."""
+    """Say we did not understand; the second time in a row, hand over to a person.
+
+    Also runs for `inform` outside a form: details that name a business start its form;
+    details without entities (「？？？」) are a misunderstanding too; other details get a
+    question about the business."""
 
     def name(self) -> Text:
         return "action_fallback"
@@ -83,6 +101,14 @@ class ActionFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
+        if latest_intent(tracker) == "inform":
+            started = _start_named_business(tracker)
+            if started:
+                return started
+            if (tracker.latest_message or {}).get("entities"):
+                # Details without a request: understood, just out of context.
+                dispatcher.utter_message(response="utter_inform_no_context")
+                return []
         limit = int(load_settings().service.get("dialogue", {}).get("fallbacks_before_handoff", 2))
         if consecutive_turns_with(tracker, self.name()) + 1 >= limit:
             return hand_over(dispatcher, tracker, "fallback")

@@ -55,6 +55,12 @@ class Service:
         return f"{self.code}_form"
 
     @property
+    def confirms(self) -> bool:
+        """Whether the customer confirms a summary before filing (not for emergencies,
+        which are filed at once and never wait for the customer)."""
+        return not self.files_before_asking
+
+    @property
     def all_fields(self) -> Tuple[str, ...]:
         """Every detail this service may collect, in asking order."""
         conditional = tuple(f for f in self.required_when if f not in self.required)

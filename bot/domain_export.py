@@ -53,7 +53,7 @@ def build_domain(catalog: Catalog) -> Dict[str, Any]:
     forms_using: Dict[str, List[str]] = {name: [] for name in catalog.fields}
     forms: Dict[str, Any] = {}
     for service in catalog.requestable:
-        slots = [*service.all_fields, *service.optional, CONFIRM_SLOT]
+        slots = [*service.all_fields, *service.optional, *([CONFIRM_SLOT] if service.confirms else [])]
         forms[service.form_name] = {"required_slots": slots}
         for name in service.all_fields + service.optional:
             forms_using[name].append(service.form_name)
@@ -88,7 +88,7 @@ def build_domain(catalog: Catalog) -> Dict[str, Any]:
             ]
         responses[f"utter_ask_{name}"] = [response]
 
-    service_forms = [s.form_name for s in catalog.requestable]
+    service_forms = [s.form_name for s in catalog.requestable if s.confirms]
     confirm_conditions = [
         {"active_loop": form, "requested_slot": CONFIRM_SLOT} for form in service_forms
     ]
@@ -113,7 +113,7 @@ def build_domain(catalog: Catalog) -> Dict[str, Any]:
     }
 
 
-def _form_digressions(form: str) -> List[Dict[str, Any]]:
+def _form_digressions(form: str, own_intent: str) -> List[Dict[str, Any]]:
     rules = [
         {
             "rule": f"{form}: answer {intent} and resume",
@@ -127,6 +127,18 @@ def _form_digressions(form: str) -> List[Dict[str, Any]]:
         }
         for intent, action in ANSWERS.items()
     ]
+    rules.append(
+        {
+            "rule": f"{form}: the request said again — carry on",
+            "condition": [{"active_loop": form}],
+            "steps": [
+                {"intent": own_intent},
+                {"action": "utter_continue_request"},
+                {"action": form},
+                {"active_loop": form},
+            ],
+        }
+    )
     rules.append(
         {
             "rule": f"{form}: cancel",
@@ -163,9 +175,12 @@ def build_rules(catalog: Catalog) -> Dict[str, Any]:
         rules.append(
             {"rule": f"{service.code}: start", "steps": [*start, {"action": form}, {"active_loop": form}]}
         )
-        submit = [{"action": "action_submit_request"}]
+        submit: List[Dict[str, Any]] = [
+            {"action": "action_submit_request"},
+            {"slot_was_set": [{"offer_human": service.offers_human}]},
+        ]
         if service.hands_over:
-            submit.append({"action": "action_handoff"})
+            submit += [{"action": "action_handoff"}, {"active_loop": None}]
         rules.append(
             {
                 "rule": f"{service.code}: submit",
@@ -178,7 +193,7 @@ def build_rules(catalog: Catalog) -> Dict[str, Any]:
                 ],
             }
         )
-        rules.extend(_form_digressions(form))
+        rules.extend(_form_digressions(form, service.intent))
     for query in catalog.queries.values():
         form = query.form_name
         rules.append(
@@ -196,7 +211,7 @@ def build_rules(catalog: Catalog) -> Dict[str, Any]:
                 ],
             }
         )
-        rules.extend(_form_digressions(form))
+        rules.extend(_form_digressions(form, query.intent))
     for intent, action in ANSWERS.items():
         rules.append({"rule": f"answer {intent}", "steps": [{"intent": intent}, {"action": action}]})
     return {"version": "3.1", "rules": rules}
@@ -205,10 +220,12 @@ def build_rules(catalog: Catalog) -> Dict[str, Any]:
 def build_lookups(catalog: Catalog) -> Dict[str, Any]:
     """Lookup tables for word-like entities, so RegexEntityExtractor finds them in any message:
     the catalog's business keywords and the words bot/normalize.py maps to codes."""
-    from bot.normalize import CUSTOMER_TYPE_WORDS, DIRECTION_WORDS
+    from bot.normalize import AMBIGUOUS_PREMISES_WORDS, CUSTOMER_TYPE_WORDS, DIRECTION_WORDS
 
     business = sorted({w for s in catalog.requestable for w in s.keywords}, key=lambda w: (-len(w), w))
-    customer_type = sorted({w for words in CUSTOMER_TYPE_WORDS.values() for w in words if len(w) > 1})
+    customer_type = sorted(
+        {w for words in CUSTOMER_TYPE_WORDS.values() for w in words if len(w) > 1} - AMBIGUOUS_PREMISES_WORDS
+    )
     direction = sorted({w for _, words in DIRECTION_WORDS for w in words if len(w) > 1})
     return {
         "version": "3.1",

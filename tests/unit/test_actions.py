@@ -328,7 +328,7 @@ async def test_a_phone_in_any_written_form_is_stored_as_digits(text: str, expect
         known={"description": "抄表员态度很差，还乱收费"},
     )
     events, messages = await validate("complaint_form", tracker)
-    assert events == [SlotSet("phone", expected), SlotSet("validation_failures", {})]
+    assert events == [SlotSet("phone", expected)]
     assert messages == []
 
 
@@ -395,7 +395,6 @@ async def test_an_invalid_by_product_of_another_answer_keeps_the_previous_value(
     assert events == [
         SlotSet("address", ADDRESS),
         SlotSet("phone", previous_phone),
-        SlotSet("validation_failures", {}),
     ]
     assert messages == []  # no re-ask and no failure counted for a detail not asked for
 
@@ -425,8 +424,8 @@ async def test_other_details_are_normalised(
     form: str, requested: str, text: str, slot: str, expected: Any
 ) -> None:
     events, messages = await validate(form, form_turn(form, requested, text, {slot: text}))
-    assert events[:2] == [SlotSet(slot, expected), SlotSet("validation_failures", {})]
-    assert {e["name"] for e in events[2:]} <= {"requested_slot"}  # forms with conditions
+    assert events[:1] == [SlotSet(slot, expected)]
+    assert {e["name"] for e in events[1:]} <= {"requested_slot"}  # forms with conditions
     assert messages == []
 
 
@@ -493,7 +492,6 @@ async def test_a_residential_answer_goes_straight_to_the_confirmation() -> None:
     events, messages = await validate("new_connection_form", tracker)
     assert events == [
         SlotSet("customer_type", "居民"),
-        SlotSet("validation_failures", {}),
         SlotSet("requested_slot", "confirm_submission"),
     ]
     assert messages == []
@@ -510,7 +508,7 @@ async def test_a_non_residential_answer_leaves_the_capacity_question_to_the_form
     )
     events, messages = await validate("new_connection_form", tracker)
     # The required slots now equal the domain's, so Rasa's form asks capacity_kw next.
-    assert events == [SlotSet("customer_type", "非居民"), SlotSet("validation_failures", {})]
+    assert events == [SlotSet("customer_type", "非居民")]
     assert messages == []
 
 
@@ -528,7 +526,6 @@ async def test_a_capacity_given_with_the_customer_type_is_validated_too() -> Non
     assert events == [
         SlotSet("customer_type", "非居民"),
         SlotSet("capacity_kw", 80),
-        SlotSet("validation_failures", {}),
     ]
 
 
@@ -557,7 +554,7 @@ async def test_the_optional_phone_of_a_violation_report_can_be_declined(
         known={"description": "隔壁工厂私拉电线偷电", "address": ADDRESS},
     )
     events, messages = await validate("violation_report_form", tracker)
-    assert events == [SlotSet("phone", "-"), SlotSet("validation_failures", {})]
+    assert events == [SlotSet("phone", "-")]
     assert messages == []
 
 
@@ -566,7 +563,7 @@ async def test_the_optional_phone_still_takes_a_number() -> None:
         "violation_report_form", "phone", "138 1234 5678", {"phone": "138 1234 5678"}
     )
     events, _ = await validate("violation_report_form", tracker)
-    assert events == [SlotSet("phone", PHONE), SlotSet("validation_failures", {})]
+    assert events == [SlotSet("phone", PHONE)]
 
 
 async def test_a_required_phone_cannot_be_declined() -> None:
@@ -585,7 +582,7 @@ async def test_an_emergency_never_blocks_on_the_phone() -> None:
         known={"address": ADDRESS},
     )
     events, messages = await validate("emergency_form", tracker)
-    assert events == [SlotSet("phone", "-"), SlotSet("validation_failures", {})]
+    assert events == [SlotSet("phone", "-")]
     assert messages == []
 
 
@@ -593,7 +590,7 @@ async def test_an_emergency_address_that_mentions_not_knowing_the_number_is_kept
     text = "不知道门牌号在潮南区峡山街道东山路口电线杆旁边"
     tracker = form_turn("emergency_form", "address", text, {"address": text})
     events, messages = await validate("emergency_form", tracker)
-    assert events == [SlotSet("address", text), SlotSet("validation_failures", {})]
+    assert events == [SlotSet("address", text)]
 
 
 # -- the confirmation
@@ -612,7 +609,7 @@ async def test_yes_completes_the_form() -> None:
         known=COMPLAINT_KNOWN,
     )
     events, messages = await validate("complaint_form", tracker)
-    assert events == [SlotSet("confirm_submission", "yes"), SlotSet("validation_failures", {})]
+    assert events == [SlotSet("confirm_submission", "yes")]
     assert messages == []
 
 
@@ -629,7 +626,6 @@ async def test_yes_completes_a_form_with_conditional_details() -> None:
     events, _ = await validate("new_connection_form", tracker)
     assert events == [
         SlotSet("confirm_submission", "yes"),
-        SlotSet("validation_failures", {}),
         SlotSet("requested_slot", None),  # nothing left to ask: the form ends
     ]
 
@@ -644,7 +640,7 @@ async def test_edit_without_a_detail_asks_again() -> None:
         known=COMPLAINT_KNOWN,
     )
     events, messages = await validate("complaint_form", tracker)
-    assert events == [SlotSet("confirm_submission", None), SlotSet("validation_failures", {})]
+    assert events == [SlotSet("confirm_submission", None)]
     assert messages == []
 
 
@@ -664,7 +660,6 @@ async def test_edit_with_a_detail_clears_that_detail_and_the_confirmation(detail
     assert events == [
         SlotSet(detail, None),
         SlotSet("confirm_submission", None),
-        SlotSet("validation_failures", {}),
     ]
     assert messages == []
 
@@ -681,7 +676,7 @@ async def test_edit_of_a_detail_the_service_does_not_have_only_asks_again() -> N
         known=COMPLAINT_KNOWN,
     )
     events, _ = await validate("complaint_form", tracker)
-    assert events == [SlotSet("confirm_submission", None), SlotSet("validation_failures", {})]
+    assert events == [SlotSet("confirm_submission", None)]
 
 
 @pytest.mark.parametrize(
@@ -707,7 +702,6 @@ async def test_a_correction_at_the_confirmation_changes_the_detail_and_shows_it_
     assert events == [
         SlotSet("phone", "13912345678"),
         SlotSet("confirm_submission", None),
-        SlotSet("validation_failures", {}),
     ]
     assert messages == []
 
@@ -753,7 +747,6 @@ async def test_a_number_answered_is_not_also_the_other_number(
     assert events == [
         SlotSet(requested, answer),
         SlotSet(echo_slot, expected_echo),
-        SlotSet("validation_failures", {}),
     ]
     assert messages == []
 
@@ -772,7 +765,6 @@ async def test_two_different_numbers_in_one_answer_are_both_kept() -> None:
     assert events == [
         SlotSet("account_no", "0301234567"),
         SlotSet("phone", PHONE),
-        SlotSet("validation_failures", {}),
     ]
 
 
@@ -896,7 +888,6 @@ async def test_declining_the_optional_phone_still_shows_the_summary() -> None:
         user("不留了", "deny"),
         ActionExecuted(form),
         SlotSet("phone", "-"),
-        SlotSet("validation_failures", {}),
         SlotSet("requested_slot", "confirm_submission"),
     ]
     tracker = make_tracker(
@@ -1126,6 +1117,7 @@ def _handoff_tracker(
 
 
 HANDED_OVER = [
+    ActiveLoop(None),
     SlotSet("requested_slot", None),
     SlotSet("offer_human", False),
     SlotSet("emergency_ticket_no", None),
@@ -1191,7 +1183,7 @@ async def test_handoff_tells_how_many_are_waiting_ahead(database: None) -> None:
     events, dispatcher = await run(
         ActionHandoff(), _handoff_tracker({}, "request_human", active_loop="fault_repair_form")
     )
-    assert events == [ActiveLoop(None), *HANDED_OVER]  # mid-form: the form ends too
+    assert events == HANDED_OVER  # mid-form: the form ends too (ActiveLoop(None) is in it)
     assert sent(dispatcher) == [{"response": "utter_handoff_queued", "ahead": 2}]
 
 

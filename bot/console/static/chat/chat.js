@@ -35,6 +35,7 @@
   var sendButton = document.getElementById("send");
   var statusLine = document.getElementById("status");
   var avatarSrc = typing.querySelector(".avatar").getAttribute("src");
+  var agentAvatarSrc = avatarSrc.replace("avatar.svg", "agent.svg");
 
   var firstVisit = false;
   var sender = loadSender();
@@ -125,7 +126,7 @@
     var row = el("div", "row " + (bot ? "bot" : "customer"));
     if (bot) {
       var avatar = el("img", "avatar");
-      avatar.src = avatarSrc;
+      avatar.src = entry.agent ? agentAvatarSrc : avatarSrc;
       avatar.alt = "";
       row.appendChild(avatar);
     }

@@ -1,0 +1,348 @@
+"""The web chat router (bot/console/webchat.py) against a tiny fake Rasa HTTP server.
+
+The fake answers the two Rasa endpoints the router uses — the REST channel webhook and the
+conversation tracker — records what it was sent, and can be told to fail.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, Iterator, List, Optional
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bot.config import load_settings
+from bot.console.app import create_app
+from bot.console.webchat import BUSY, history_from_events
+
+SENDER = "web-0123456789abcdef0123456789abcdef"
+BUTTONS = [{"title": "确认提交", "payload": "/affirm"}, {"title": "修改", "payload": "/deny"}]
+
+
+class FakeRasa:
+    """What the fake Rasa answers and what it received."""
+
+    def __init__(self) -> None:
+        self.received: List[Dict[str, Any]] = []
+        self.tracker_requests: List[Dict[str, Any]] = []
+        self.replies: Any = [{"recipient_id": SENDER, "text": "您好"}]
+        self.events: List[Dict[str, Any]] = []
+        self.status = 200
+
+
+class Handler(BaseHTTPRequestHandler):
+    fake: FakeRasa  # set on the subclass made per server
+
+    def log_message(self, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+    def _answer(self, status: int, body: Any) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if urlparse(self.path).path != "/webhooks/rest/webhook":
+            self._answer(404, {"error": "not found"})
+            return
+        self.fake.received.append(body)
+        if self.fake.status != 200:
+            self._answer(self.fake.status, {"error": "boom"})
+            return
+        self._answer(200, self.fake.replies)
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        prefix, suffix = "/conversations/", "/tracker"
+        if not (url.path.startswith(prefix) and url.path.endswith(suffix)):
+            self._answer(404, {"error": "not found"})
+            return
+        sender = url.path[len(prefix):-len(suffix)]
+        self.fake.tracker_requests.append({"sender": sender, "query": parse_qs(url.query)})
+        if self.fake.status != 200:
+            self._answer(self.fake.status, {"error": "boom"})
+            return
+        self._answer(200, {"sender_id": sender, "events": self.fake.events})
+
+
+@pytest.fixture
+def fake_rasa(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRasa]:
+    fake = FakeRasa()
+    handler = type("BoundHandler", (Handler,), {"fake": fake})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    monkeypatch.setenv("RASA_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.delenv("RASA_TOKEN", raising=False)
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def client(fake_rasa: FakeRasa) -> Iterator[TestClient]:
+    with TestClient(create_app(load_settings())) as test_client:
+        yield test_client
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def send(client: TestClient, message: str, sender: str = SENDER, **extra: Any):
+    return client.post("/chat/api/messages", json={"sender": sender, "message": message, **extra})
+
+
+# ---------------------------------------------------------------- the page
+
+
+def test_page_is_served_with_its_files_and_no_external_resources(client: TestClient) -> None:
+    page = client.get("/chat")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "供电业务受理助手" in page.text
+    assert "{{v}}" not in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # no CDN
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    for name in ("chat.js", "chat.css", "avatar.svg"):
+        asset = client.get(f"/chat/static/{name}")
+        assert asset.status_code == 200, name
+        assert "http://" not in asset.text.replace("http://www.w3.org/2000/svg", ""), name
+
+
+def test_page_javascript_never_uses_innerhtml(client: TestClient) -> None:
+    script = client.get("/chat/static/chat.js").text
+    code = "\n".join(line for line in script.splitlines() if not line.strip().startswith(("*", "/*", "//")))
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in code
+
+
+@pytest.mark.parametrize("name", ["../webchat.py", "..%2Fwebchat.py", "index.html", "missing.js", ".env"])
+def test_only_the_page_files_are_served(client: TestClient, name: str) -> None:
+    assert client.get(f"/chat/static/{name}").status_code == 404
+
+
+# ---------------------------------------------------------------- sending
+
+
+def test_message_is_forwarded_and_replies_come_back(client: TestClient, fake_rasa: FakeRasa) -> None:
+    fake_rasa.replies = [
+        {"recipient_id": SENDER, "text": "请核对报修信息：\n地址：龙湖区长平路88号", "buttons": BUTTONS},
+        {"recipient_id": SENDER, "text": "第二条"},
+        {"recipient_id": SENDER, "image": "https://example.invalid/x.png"},  # nothing to show
+    ]
+    response = send(client, "家里停电了", id="m0123abcd")
+    assert response.status_code == 200
+    assert response.json() == [
+        {"text": "请核对报修信息：\n地址：龙湖区长平路88号", "buttons": BUTTONS},
+        {"text": "第二条", "buttons": []},
+    ]
+    assert fake_rasa.received == [
+        {"sender": SENDER, "message": "家里停电了", "input_channel": "webchat",
+         "metadata": {"webchat_id": "m0123abcd"}}
+    ]
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_button_payload_is_forwarded_as_is(client: TestClient, fake_rasa: FakeRasa) -> None:
+    assert send(client, "/affirm").status_code == 200
+    assert fake_rasa.received[0]["message"] == "/affirm"
+    assert "metadata" not in fake_rasa.received[0]
+
+
+def test_script_passes_through_as_text(client: TestClient, fake_rasa: FakeRasa) -> None:
+    script = "<script>window.__x=1</script>"
+    fake_rasa.replies = [{"recipient_id": SENDER, "text": f"您说的是：{script}"}]
+    response = send(client, script)
+    assert response.status_code == 200
+    assert fake_rasa.received[0]["message"] == script
+    assert response.json()[0]["text"] == f"您说的是：{script}"
+    assert response.headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.parametrize(
+    "sender",
+    ["", "web-short", "abc-0123456789abcdef0123", "web-0123456789abcdef/../x", "web-" + "a" * 65,
+     "web-0123456789abcdef 0123", None, 12345678901234567890],
+)
+def test_invalid_sender_is_refused(client: TestClient, fake_rasa: FakeRasa, sender: Any) -> None:
+    response = client.post("/chat/api/messages", json={"sender": sender, "message": "你好"})
+    assert response.status_code in (400, 422)
+    assert response.json()["error"] == "会话标识无效，请刷新页面后重试。"
+    assert fake_rasa.received == []
+
+
+@pytest.mark.parametrize("message", ["", "   \n", None, 42])
+def test_empty_message_is_refused(client: TestClient, fake_rasa: FakeRasa, message: Any) -> None:
+    response = client.post("/chat/api/messages", json={"sender": SENDER, "message": message})
+    assert response.status_code == 422
+    assert "请输入" in response.json()["error"]
+    assert fake_rasa.received == []
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'"text"'])
+def test_malformed_body_is_refused(client: TestClient, fake_rasa: FakeRasa, body: bytes) -> None:
+    response = client.post("/chat/api/messages", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]
+    assert fake_rasa.received == []
+
+
+def test_invalid_message_id_is_refused(client: TestClient, fake_rasa: FakeRasa) -> None:
+    assert send(client, "你好", id="<x>").status_code == 400
+    assert fake_rasa.received == []
+
+
+def test_message_of_2000_characters_is_accepted(client: TestClient, fake_rasa: FakeRasa) -> None:
+    assert send(client, "电" * 2000).status_code == 200
+    assert fake_rasa.received[0]["message"] == "电" * 2000
+
+
+def test_long_message_is_413(client: TestClient, fake_rasa: FakeRasa) -> None:
+    response = send(client, "电" * 2001)
+    assert response.status_code == 413
+    assert response.json() == {"error": "消息太长了（最多2000字），请分几次发送。"}
+    assert fake_rasa.received == []
+
+
+def test_huge_body_is_413_without_being_parsed(client: TestClient, fake_rasa: FakeRasa) -> None:
+    response = send(client, "x" * 200_000)
+    assert response.status_code == 413
+    assert fake_rasa.received == []
+
+
+@pytest.mark.parametrize("status", [500, 502, 404])
+def test_rasa_error_is_503_with_a_polite_message(client: TestClient, fake_rasa: FakeRasa, status: int) -> None:
+    fake_rasa.status = status
+    response = send(client, "你好")
+    assert response.status_code == 503
+    assert response.json() == {"error": "助手暂时忙不过来，请稍后再试，或拨打95598。"}
+    assert response.json()["error"] == BUSY
+
+
+def test_rasa_answering_garbage_is_503(client: TestClient, fake_rasa: FakeRasa) -> None:
+    fake_rasa.replies = {"not": "a list"}
+    assert send(client, "你好").status_code == 503
+
+
+def test_rasa_down_is_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RASA_URL", f"http://127.0.0.1:{_closed_port()}")
+    with TestClient(create_app(load_settings())) as client:
+        response = send(client, "你好")
+        assert response.status_code == 503
+        assert response.json() == {"error": "助手暂时忙不过来，请稍后再试，或拨打95598。"}
+        history = client.get("/chat/api/history", params={"sender": SENDER})
+        assert history.status_code == 503
+        assert history.json() == {"error": BUSY}
+
+
+# ---------------------------------------------------------------- history
+
+
+EVENTS = [
+    {"event": "action", "timestamp": 1.0, "name": "action_session_start"},
+    {"event": "session_started", "timestamp": 1.1},
+    {"event": "action", "timestamp": 1.2, "name": "action_listen"},
+    {"event": "user", "timestamp": 10.5, "text": "家里停电了，龙湖区长平路88号3栋502",
+     "parse_data": {"intent": {"name": "report_fault"}}, "input_channel": "webchat",
+     "metadata": {"webchat_id": "m1"}},
+    {"event": "bot", "timestamp": 11.0, "text": "请问联系电话是多少？",
+     "data": {"elements": None, "quick_replies": None, "buttons": None, "attachment": None,
+              "image": None, "custom": None}, "metadata": {"utter_action": "utter_ask_phone"}},
+    {"event": "slot", "timestamp": 11.1, "name": "phone", "value": None},
+    {"event": "user", "timestamp": 20.0, "text": "13812345678", "metadata": {}},
+    {"event": "bot", "timestamp": 21.0, "text": "请核对：\n电话：13812345678",
+     "data": {"buttons": BUTTONS}, "metadata": {}},
+    {"event": "user", "timestamp": 30.0, "text": "/affirm", "metadata": {"webchat_id": "m3"}},
+    {"event": "bot", "timestamp": 31.0, "text": "工单号 GD20261127000001", "data": {}},
+    {"event": "bot", "timestamp": 40.0, "text": "您好，我是客服小林", "data": {},
+     "metadata": {"agent": "小林"}},
+    {"event": "user", "timestamp": 50.0, "text": "/affirm"},  # no buttons offered: as is
+    {"event": "user", "timestamp": 51.0, "text": None},
+    {"event": "bot", "timestamp": 52.0, "data": {"buttons": [{"title": "转人工", "payload": "/request_human"}]}},
+    {"event": "user", "timestamp": 53.0, "text": "/request_human"},
+    {"event": "bot", "timestamp": 54.0, "data": {"image": "x.png"}},  # nothing to show
+]
+
+
+def test_history_maps_user_and_bot_events(client: TestClient, fake_rasa: FakeRasa) -> None:
+    fake_rasa.events = EVENTS
+    response = client.get("/chat/api/history", params={"sender": SENDER})
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert response.json() == [
+        {"from": "customer", "text": "家里停电了，龙湖区长平路88号3栋502", "buttons": [],
+         "timestamp": 10.5, "id": "m1"},
+        {"from": "bot", "text": "请问联系电话是多少？", "buttons": [], "timestamp": 11.0},
+        {"from": "customer", "text": "13812345678", "buttons": [], "timestamp": 20.0},
+        {"from": "bot", "text": "请核对：\n电话：13812345678", "buttons": BUTTONS, "timestamp": 21.0},
+        # a pressed button shows as its title, as the page showed it
+        {"from": "customer", "text": "确认提交", "buttons": [], "timestamp": 30.0, "id": "m3"},
+        {"from": "bot", "text": "工单号 GD20261127000001", "buttons": [], "timestamp": 31.0},
+        {"from": "bot", "text": "您好，我是客服小林", "buttons": [], "timestamp": 40.0, "agent": "小林"},
+        {"from": "customer", "text": "/affirm", "buttons": [], "timestamp": 50.0},
+        {"from": "bot", "text": "", "buttons": [{"title": "转人工", "payload": "/request_human"}],
+         "timestamp": 52.0},
+        {"from": "customer", "text": "转人工", "buttons": [], "timestamp": 53.0},
+    ]
+    assert fake_rasa.tracker_requests == [{"sender": SENDER, "query": {}}]
+
+
+def test_history_of_a_new_conversation_is_empty(client: TestClient, fake_rasa: FakeRasa) -> None:
+    fake_rasa.events = EVENTS[:3]
+    response = client.get("/chat/api/history", params={"sender": SENDER})
+    assert response.status_code == 200
+    assert response.json() == []
+
+
+def test_history_keeps_script_as_text(client: TestClient, fake_rasa: FakeRasa) -> None:
+    fake_rasa.events = [{"event": "user", "timestamp": 1.0, "text": "<script>window.__x=1</script>"}]
+    assert client.get("/chat/api/history", params={"sender": SENDER}).json()[0]["text"] == (
+        "<script>window.__x=1</script>"
+    )
+
+
+def test_history_sends_the_rasa_token_when_set(
+    fake_rasa: FakeRasa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RASA_TOKEN", "s3cret")
+    with TestClient(create_app(load_settings())) as client:
+        assert client.get("/chat/api/history", params={"sender": SENDER}).status_code == 200
+    assert fake_rasa.tracker_requests[0]["query"] == {"token": ["s3cret"]}
+
+
+@pytest.mark.parametrize("sender", ["", "web-short", "someone-elses-id-0123456789", "web-../../status0000000"])
+def test_history_refuses_invalid_sender(client: TestClient, fake_rasa: FakeRasa, sender: str) -> None:
+    response = client.get("/chat/api/history", params={"sender": sender})
+    assert response.status_code in (400, 422)
+    assert response.json()["error"]
+    assert fake_rasa.tracker_requests == []
+
+
+def test_history_when_rasa_errors_is_503(client: TestClient, fake_rasa: FakeRasa) -> None:
+    fake_rasa.status = 500
+    response = client.get("/chat/api/history", params={"sender": SENDER})
+    assert response.status_code == 503
+    assert response.json() == {"error": BUSY}
+
+
+@pytest.mark.parametrize("events", [[], [{"event": "bot"}], ["junk", {"event": "user", "text": 5}]])
+def test_history_mapping_tolerates_odd_events(events: List[Any]) -> None:
+    result: Optional[List[Dict[str, Any]]] = history_from_events(events)
+    assert isinstance(result, list)
