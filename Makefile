@@ -85,8 +85,6 @@ bench: $(MODEL)
 	$(PY) -m bench.latency --model $(MODEL)
 
 shell: $(STAMP)
-	$(RASA) shell --endpoints endpoints.yml --model $(MODEL) --connector rest \
-		--url http://127.0.0.1:$${RASA_PORT:-5005}/webhooks/rest/webhook 2>/dev/null || \
 	$(PY) scripts/chat.py
 
 validate: $(MODEL)

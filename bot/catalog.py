@@ -96,6 +96,7 @@ class Catalog:
     queries: Mapping[str, Query]
     faq: Mapping[str, str]
     statuses: Mapping[str, str] = field(default_factory=dict)
+    system_messages: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def requestable(self) -> List[Service]:
@@ -192,6 +193,7 @@ def parse_catalog(raw: Mapping[str, Any]) -> Catalog:
         queries=queries,
         faq=raw.get("faq", {}),
         statuses=raw.get("statuses", {}),
+        system_messages=raw.get("system_messages", {}),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,8 @@ import requests
 from bot.config import PROJECT_ROOT, load_settings
 from bot.runner import Stack
 
-MODEL = PROJECT_ROOT / "models" / "intake.tar.gz"
+# INTAKE_MODEL lets a developer test a model trained elsewhere (default: what make trains).
+MODEL = Path(os.environ.get("INTAKE_MODEL") or PROJECT_ROOT / "models" / "intake.tar.gz")
 API_TOKEN = "e2e-test-token"
 
 
@@ -52,7 +54,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     settings = load_settings()
     upgrade_database(settings.database_url)
     seed_default_database(settings.database_url)
-    running = Stack(settings, model=str(MODEL), log_dir=PROJECT_ROOT / "reports" / "e2e-logs")
+    logs = PROJECT_ROOT / "reports" / "e2e-logs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    running = Stack(settings, model=str(MODEL), log_dir=logs)
     running.start()
     try:
         running.wait_ready()

@@ -1,0 +1,46 @@
+"""Regression guard on the held-out set: fails when the trained model gets worse.
+
+The floors (tests/nlu/floors.yml) sit just under what was measured; `make evaluate` prints
+the full report. Raise them when the model improves — never lower them silently.
+"""
+from __future__ import annotations
+
+import os
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.evaluate import Metrics, evaluate
+from bot.config import PROJECT_ROOT
+
+# INTAKE_MODEL lets a developer test a model trained elsewhere (default: what make trains).
+MODEL = Path(os.environ.get("INTAKE_MODEL") or PROJECT_ROOT / "models" / "intake.tar.gz")
+FLOORS = yaml.safe_load((Path(__file__).with_name("floors.yml")).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def metrics() -> Metrics:
+    if not MODEL.exists():
+        pytest.fail(f"no trained model at {MODEL}: run `make train` (make test does)")
+    return evaluate(str(MODEL))
+
+
+def test_intent_accuracy(metrics: Metrics) -> None:
+    assert metrics.accuracy >= FLOORS["intent_accuracy"], metrics.confused
+
+
+def test_macro_f1(metrics: Metrics) -> None:
+    assert metrics.macro_f1 >= FLOORS["macro_f1"]
+
+
+def test_structured_entity_recall(metrics: Metrics) -> None:
+    assert metrics.structured_recall >= FLOORS["structured_entity_recall"], [
+        e for e in metrics.errors if "missed" in e
+    ]
+
+
+def test_every_intent_is_recognised(metrics: Metrics) -> None:
+    weak = {i: round(v["f1"], 3) for i, v in metrics.per_intent.items() if v["f1"] < FLOORS["per_intent_f1"]}
+    assert not weak, weak
