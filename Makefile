@@ -69,6 +69,7 @@ run: $(MODEL)
 test: $(MODEL) browser
 	$(PY) -m bot catalog check
 	$(RASA) data validate --domain domain --data data --config config.yml --quiet
+	$(PY) -m bot trainer lint
 	$(PY) -m pytest tests
 
 test-unit: $(STAMP) $(GENERATED)
@@ -83,12 +84,14 @@ evaluate: $(MODEL)
 
 bench: $(MODEL)
 	$(PY) -m bench.latency --model $(MODEL)
+	$(PY) -m bench.handover_latency --model $(MODEL)
 
 shell: $(STAMP)
 	$(PY) scripts/chat.py
 
 validate: $(MODEL)
 	$(RASA) data validate --domain domain --data data --config config.yml
+	$(PY) -m bot trainer lint
 
 # Re-resolve the lock from requirements.in (review the diff before committing).
 lock: $(STAMP)

@@ -9,7 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.forms import FAILURES_SLOT
-from actions.tracker_utils import channel_of, consecutive_turns_with, last_form, latest_intent
+from actions.tracker_utils import channel_of, consecutive_turns_with, latest_intent
 from bot import intake
 from bot.catalog import load_catalog
 from bot.config import load_settings

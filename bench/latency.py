@@ -27,23 +27,10 @@ from typing import List, Optional, Tuple
 
 import requests
 
-from bot.config import PROJECT_ROOT, load_settings
+from bench.stack import percentile, throwaway_stack
+from bot.config import PROJECT_ROOT
 
 CONVERSATION = ("家里停电了，龙湖区长平路88号3栋502", "13812345678", "/affirm")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(values: List[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def converse(session: requests.Session, url: str) -> List[float]:
@@ -108,28 +95,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--train", action="store_true", help="also time a full training run")
     args = parser.parse_args(argv)
 
-    from bot.db import upgrade_database
-    from bot.runner import Stack
-
-    var_dir = Path(tempfile.mkdtemp(prefix="bench-var-"))
-    os.environ.update(
-        {
-            "INTAKE_VAR_DIR": str(var_dir),
-            "DATABASE_URL": f"sqlite:///{var_dir / 'intake.db'}",
-            "RASA_TRACKER_DB": str(var_dir / "tracker.db"),
-            "RASA_PORT": str(_free_port()),
-            "ACTION_PORT": str(_free_port()),
-            "CONSOLE_PORT": str(_free_port()),
-            "BIND_HOST": "127.0.0.1",
-        }
-    )
-    settings = load_settings()
-    upgrade_database(settings.database_url)
-    stack = Stack(settings, model=args.model, log_dir=var_dir / "logs")
-    stack.start()
-    try:
-        stack.wait_ready()
-        url = f"http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook"
+    with throwaway_stack(args.model, "bench-var-") as stack:
+        url = f"http://127.0.0.1:{stack.settings.rasa_port}/webhooks/rest/webhook"
         single = single_customer(url, args.conversations)
         print(f"One customer at a time: {len(single)} messages "
               f"({args.conversations} fault-repair conversations of {len(CONVERSATION)} messages)")
@@ -139,9 +106,6 @@ def main(argv: Optional[List[str]] = None) -> None:
         print(f"{args.customers} concurrent customers, full conversations without pauses, {elapsed:.0f} s:")
         print(f"  {len(loaded) / elapsed:.1f} messages/s   p50 {statistics.median(loaded):.0f} ms   "
               f"p95 {percentile(loaded, 95):.0f} ms")
-    finally:
-        stack.stop()
-        shutil.rmtree(var_dir, ignore_errors=True)
     if args.train:
         print(f"Full training from scratch (no cache): {time_training():.0f} s")
 

@@ -6,6 +6,12 @@
     python -m bot db upgrade          apply database migrations (DATABASE_URL)
     python -m bot db seed             add the demo billing accounts and outages
     python -m bot console             serve the console / JSON API only
+    python -m bot trainer …           inbox, labelling, NLU lint, model comparison (bot/trainer)
+    python -m bot users add NAME --role agent [--display-name 张三]
+                                      add a console user (password from stdin or a prompt)
+    python -m bot users list          console users and their roles
+    python -m bot telegram poll       Telegram by long polling (no public HTTPS address needed)
+    python -m bot telegram set-webhook URL   register the public Telegram webhook
 """
 from __future__ import annotations
 
@@ -52,6 +58,72 @@ def _console(args: argparse.Namespace) -> int:
     return 0
 
 
+def _telegram(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot.channels.telegram import TelegramSettings
+    from bot.channels.telegram_poll import WEBHOOK_PATH, ForwardRefused, poll, set_webhook
+    from bot.config import load_settings
+
+    settings = TelegramSettings.from_env()
+    if settings.missing:
+        print(f"Telegram channel off: {settings.missing[0]} not set (see .env.example)")
+        return 1
+    if args.action == "set-webhook":
+        if not args.url:
+            print("set-webhook needs the public URL, e.g. https://example.cn" + WEBHOOK_PATH)
+            return 2
+        asyncio.run(set_webhook(settings, args.url))
+        print(f"webhook set: {args.url}")
+        return 0
+    try:
+        asyncio.run(poll(settings, load_settings().rasa_url + WEBHOOK_PATH))
+    except ForwardRefused as error:
+        print(error)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _read_password() -> str:
+    """The new password: typed twice at a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("密码 / password: ")
+        if first != getpass.getpass("再输入一次 / again: "):
+            raise SystemExit("两次输入的密码不一致 / passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _users(args: argparse.Namespace) -> int:
+    from bot.console.auth import ConsoleUser, add_user
+    from bot.db import session_scope, upgrade_database
+
+    upgrade_database()
+    if args.action == "list":
+        from sqlalchemy import select
+
+        with session_scope() as session:
+            for user in session.execute(select(ConsoleUser).order_by(ConsoleUser.username)).scalars():
+                print(f"{user.username}\t{user.role}\t{user.display_name}\t"
+                      f"{'active' if user.active else 'disabled'}")
+        return 0
+    if not args.name:
+        print("usage: python -m bot users add NAME --role ROLE", file=sys.stderr)
+        return 2
+    try:
+        with session_scope() as session:
+            add_user(session, args.name, _read_password(), args.role, args.display_name)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"user {args.name} ({args.role}) saved")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__,
@@ -73,6 +145,22 @@ def main(argv: Optional[List[str]] = None) -> None:
     console = commands.add_parser("console", help="serve the console and JSON API")
     console.add_argument("--seed-demo", action="store_true")
     console.set_defaults(handler=_console)
+
+    from bot.trainer.cli import add_parser as add_trainer_parser
+
+    add_trainer_parser(commands)
+
+    telegram = commands.add_parser("telegram", help="Telegram long polling or webhook set-up")
+    telegram.add_argument("action", choices=["poll", "set-webhook"])
+    telegram.add_argument("url", nargs="?", help="public webhook URL (set-webhook)")
+    telegram.set_defaults(handler=_telegram)
+
+    users = commands.add_parser("users", help="console users (agents, supervisors, …)")
+    users.add_argument("action", choices=["add", "list"])
+    users.add_argument("name", nargs="?")
+    users.add_argument("--role", default="agent", choices=["agent", "supervisor", "trainer", "admin"])
+    users.add_argument("--display-name", default=None)
+    users.set_defaults(handler=_users)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

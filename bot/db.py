@@ -44,6 +44,8 @@ MODEL_MODULES = (
     "bot.handoff.models",
     "bot.queries.billing_models",
     "bot.queries.outages",
+    "bot.console.auth",
+    "bot.trainer.models",
 )
 
 SQLITE_BUSY_TIMEOUT_S = 30

@@ -78,8 +78,15 @@ def build_domain(catalog: Catalog) -> Dict[str, Any]:
             not_intent = never_answers
         else:
             not_intent = [*never_answers, *catalog.service_intents]
-        if field.free_text and forms_using[name]:
-            mappings.append(_text_mapping(forms_using[name], name, not_intent))
+        if field.free_text:
+            # Forms that never block (emergencies) take 「不方便留电话」 as an answer, not a cancel.
+            never_block = {s.form_name for s in catalog.requestable if s.files_before_asking}
+            blocking = [f for f in forms_using[name] if f not in never_block]
+            lenient = [f for f in forms_using[name] if f in never_block]
+            if blocking:
+                mappings.append(_text_mapping(blocking, name, not_intent))
+            if lenient:
+                mappings.append(_text_mapping(lenient, name, [i for i in not_intent if i != "cancel"]))
         slots[name] = {"type": "text", "influence_conversation": False, "mappings": mappings}
         response: Dict[str, Any] = {"text": field.ask}
         if field.buttons:

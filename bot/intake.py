@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from bot.catalog import Service, load_catalog
-from bot.clock import iso_local, local_zone, to_local, utc_now
+from bot.clock import local_zone, to_local, utc_now
 from bot.config import load_settings
 from bot.db import session_scope
 from bot.handoff.repository import HandoffRepository
@@ -187,3 +187,10 @@ def request_handoff(
         reason, conversation_id, priority, position, mask_personal_data(str(details)),
     )
     return HandoffResult(queued=True, ahead=max(position - 1, 0), ticket_no=ticket_no)
+
+
+def record_rating(conversation_id: str, rating: int) -> Optional[str]:
+    """Store the customer's 1–5 rating on the latest closed handoff; the rated agent's name."""
+    with session_scope() as session:
+        handoff = HandoffRepository(session).record_rating(conversation_id, rating)
+        return handoff.agent if handoff is not None else None

@@ -145,7 +145,10 @@ def run_stack(model: str = "models") -> int:
 
     settings = load_settings()
     upgrade_database(settings.database_url)
-    seed_default_database(settings.database_url)
+    # Demo bills and outages belong to the embedded profile only, never to a real database.
+    default_seed = "1" if settings.database_url.startswith("sqlite") else "0"
+    if os.environ.get("INTAKE_SEED_DEMO", default_seed) == "1":
+        seed_default_database(settings.database_url)
     token_source = "INTAKE_API_TOKEN" if os.environ.get("INTAKE_API_TOKEN") else str(settings.api_token_file)
     settings.api_token()
     stack = Stack(settings, model=model)

@@ -25,12 +25,15 @@ logger = logging.getLogger(__name__)
 
 
 def waiting_position(conversation_id: str) -> int | None:
-    """1-based queue position of a conversation waiting for an agent, else None."""
+    """1-based queue position of a conversation waiting for an agent, 0 when an agent is
+    already talking with the customer (their replies come from the console), else None."""
     with session_scope() as session:
         repository = HandoffRepository(session)
         handoff = repository.current(conversation_id)
-        if handoff is None or handoff.status != "waiting":
+        if handoff is None:
             return None
+        if handoff.status == "active":
+            return 0
         return repository.queue_position(handoff)
 
 
@@ -45,6 +48,8 @@ async def reply_when_silent(message: UserMessage) -> None:
     except Exception:  # the database is down too: still answer the customer
         logger.exception("could not read the queue for a silent turn")
         position = None
+    if position == 0:
+        return  # an agent has the conversation: the message is in the transcript they watch
     if position is not None:
         text = texts["waiting_for_agent"].format(ahead=max(position - 1, 0))
     else:

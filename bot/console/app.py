@@ -1,4 +1,5 @@
-"""The console web app: ``GET /healthz`` and the JSON API under /api/v1.
+"""The console web app: ``GET /healthz``, the JSON API under /api/v1, the web chat, and the
+staff console under /console (sign-in at /login; agents, supervisors, trainers, admins).
 
 Run it with ``python -m bot.console`` (migrates, then serves on BIND_HOST:CONSOLE_PORT), or
 ``uvicorn bot.console.app:app`` / ``uvicorn --factory bot.console.app:create_app``.
@@ -6,24 +7,51 @@ Run it with ``python -m bot.console`` (migrates, then serves on BIND_HOST:CONSOL
 
 from __future__ import annotations
 
+import asyncio
+import os
+from pathlib import Path
+import contextlib
 import logging
-from typing import Optional
+from typing import AsyncIterator, Optional
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
 
 from bot.config import Settings, load_settings
+from bot.console import agent, auth, supervisor, tickets_views, trainer_views
 from bot.console.api import router as api_router
+from bot.console.sweeper import sweep_forever, sweep_interval_s
 from bot.console.webchat import router as webchat_router
 from bot.db import ping
 
 logger = logging.getLogger(__name__)
+CONSOLE_STATIC = Path(__file__).resolve().parent / "static" / "console"
 
 
 def create_app(settings: Optional[Settings] = None) -> FastAPI:
     """A console app bound to `settings` (default: from the environment)."""
-    app = FastAPI(title="供电业务受理助手 console", version="1")
-    app.state.settings = settings or load_settings()
+    settings = settings or load_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        interval = sweep_interval_s()
+        task = asyncio.create_task(sweep_forever(settings, interval)) if interval > 0 else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(title="供电业务受理助手 console", version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.add_middleware(
+        SessionMiddleware, secret_key=auth.secret_key(settings), session_cookie="console_session",
+        max_age=auth.SESSION_MAX_AGE_S, same_site="strict",
+        https_only=os.environ.get("CONSOLE_HTTPS_ONLY", "").lower() in ("1", "true"),
+    )
+    app.add_exception_handler(*auth.login_redirect_pair())
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
@@ -36,7 +64,14 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         return JSONResponse({"status": "ok"})
 
     app.include_router(api_router)
+    app.include_router(agent.api_router)
     app.include_router(webchat_router)
+    app.include_router(auth.router)
+    app.include_router(agent.router)
+    app.include_router(tickets_views.router)
+    app.include_router(supervisor.router)
+    app.include_router(trainer_views.router)
+    app.mount("/console/static", StaticFiles(directory=str(CONSOLE_STATIC)), name="console-static")
     return app
 
 

@@ -154,6 +154,27 @@ class HandoffRepository:
             raise HandoffStateError(f"handoff {handoff_id} is {handoff.status}, not waiting")
         return handoff
 
+    def transfer(self, handoff_id: int, agent: str) -> Handoff:
+        """Give an active conversation to another agent."""
+        handoff = self.session.get(Handoff, handoff_id, with_for_update=True)
+        if handoff is None:
+            raise HandoffNotFound(handoff_id)
+        if handoff.status != "active":
+            raise HandoffStateError(f"handoff {handoff_id} is {handoff.status}, not active")
+        handoff.agent = agent
+        self.session.flush()
+        return handoff
+
+    def convert_to_callback(self, handoff_id: int, ticket_no: str) -> Handoff:
+        """Nobody claimed it in time: record it as a call-back (with its ticket) and close it."""
+        handoff = self.session.get(Handoff, handoff_id, with_for_update=True)
+        if handoff is None:
+            raise HandoffNotFound(handoff_id)
+        handoff.reason, handoff.ticket_no = "callback", ticket_no
+        handoff.status, handoff.closed_at = "closed", self._now()
+        self.session.flush()
+        return handoff
+
     def close(self, handoff_id: int) -> Handoff:
         """End the handover (closing a closed handoff changes nothing)."""
         handoff = self.session.get(Handoff, handoff_id, with_for_update=True)

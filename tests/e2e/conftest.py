@@ -5,34 +5,54 @@ customer would, through Rasa's REST channel, and checks tickets through the JSON
 """
 from __future__ import annotations
 
-import itertools
 import os
-import socket
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List
 
 import pytest
 import requests
 
+from bot.channels.wechat_simulator import FakeWeChatApi
+from bench.stack import free_port
 from bot.config import PROJECT_ROOT, load_settings
 from bot.runner import Stack
+from tests.fake_telegram import TOKEN as TELEGRAM_TOKEN
+from tests.fake_telegram import FakeBotApi
 
 # INTAKE_MODEL lets a developer test a model trained elsewhere (default: what make trains).
 MODEL = Path(os.environ.get("INTAKE_MODEL") or PROJECT_ROOT / "models" / "intake.tar.gz")
 API_TOKEN = "e2e-test-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# The Telegram channel is on in the stack; its Bot API calls go to the `fake_telegram` fake.
+TELEGRAM_SECRET = "e2e-telegram-secret"
+# The WeChat channel is on in the stack; its API calls go to the `wechat_api` fake.
+WECHAT = {"token": "e2e-wechat-token", "app_id": "wxe2e0000000000000",
+          "aes_key": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def wechat_api() -> Iterator[FakeWeChatApi]:
+    """WeChat's token and customer-service endpoints, faked on 127.0.0.1 for the stack."""
+    api = FakeWeChatApi().start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_telegram() -> Iterator[FakeBotApi]:
+    """Telegram's Bot API, faked on 127.0.0.1 for the stack (tests/fake_telegram.py)."""
+    fake = FakeBotApi()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, wechat_api: FakeWeChatApi,
+          fake_telegram: FakeBotApi) -> Iterator[Stack]:
     if not MODEL.exists():
         pytest.fail(f"no trained model at {MODEL}: run `make train` (make test does)")
     var_dir = tmp_path_factory.mktemp("var")
@@ -45,6 +65,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "CONSOLE_PORT": str(free_port()),
         "INTAKE_API_TOKEN": API_TOKEN,
         "BIND_HOST": "127.0.0.1",
+        "WECHAT_TOKEN": WECHAT["token"],
+        "WECHAT_APP_ID": WECHAT["app_id"],
+        "WECHAT_APP_SECRET": "e2e-secret",
+        "WECHAT_ENCODING_AES_KEY": WECHAT["aes_key"],
+        "WECHAT_API_BASE_URL": wechat_api.base_url,
+        "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
+        "TELEGRAM_API_BASE_URL": fake_telegram.base_url,
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -118,6 +146,48 @@ class Api:
 
     def handoffs(self, conversation_id: str) -> List[Dict[str, Any]]:
         return self.get("/handoffs", conversation_id=conversation_id)
+
+
+# ---------------------------------------------------------------- browser (Debian's Chromium)
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+SCREENSHOTS = PROJECT_ROOT / "reports" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium driven by Playwright (`make browser` installs it; Playwright's own
+    browser download is never used). Module-scoped: Playwright's sync API keeps an event loop
+    running in this thread, which later asyncio-based tests must not find."""
+    from playwright import sync_api
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: run `make browser` (make test does)", pytrace=False)
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@contextmanager
+def open_page(browser: Any, timeout_ms: int, **context_options: Any) -> Iterator[Any]:
+    """A page in a fresh browser context (own cookies and storage); fails the test on any
+    JavaScript error the page raised."""
+    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", **context_options)
+    context.set_default_timeout(timeout_ms)
+    errors: list = []
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(error))
+    try:
+        yield page
+        assert not errors, f"JavaScript errors on the page: {errors}"
+    finally:
+        context.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -16,53 +15,26 @@ import requests
 from playwright import sync_api
 
 from bot.catalog import load_catalog
-from bot.config import PROJECT_ROOT
 from bot.runner import Stack
-from tests.e2e.conftest import Api
+from tests.e2e.conftest import SCREENSHOTS, Api, open_page
 
 expect = sync_api.expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-SCREENSHOTS = PROJECT_ROOT / "reports" / "screenshots"
 REPLY_TIMEOUT_MS = 60_000  # the first messages after start-up can be slow on two cores
 TICKET_NO = re.compile(r"GD\d{14}")
 PHONE_QUESTION = load_catalog().fields["phone"].ask
 SENDER_KEY = "gd-webchat-sender"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator["sync_api.Browser"]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: run `make browser` (make test does)", pytrace=False)
-    expect.set_options(timeout=REPLY_TIMEOUT_MS)
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
 @pytest.fixture
 def page(browser: "sync_api.Browser") -> Iterator["sync_api.Page"]:
     """A phone-sized page with its own storage (a new customer)."""
-    context = browser.new_context(
-        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-        has_touch=True, locale="zh-CN", timezone_id="Asia/Shanghai",
-    )
-    context.set_default_timeout(REPLY_TIMEOUT_MS)
-    errors: list = []
-    opened = context.new_page()
-    opened.on("pageerror", lambda error: errors.append(error))
-    try:
+    expect.set_options(timeout=REPLY_TIMEOUT_MS)
+    with open_page(
+        browser, REPLY_TIMEOUT_MS, viewport={"width": 390, "height": 844},
+        device_scale_factor=2, is_mobile=True, has_touch=True,
+    ) as opened:
         yield opened
-        assert not errors, f"JavaScript errors on the page: {errors}"
-    finally:
-        context.close()
 
 
 def chat_url(stack: Stack) -> str:

@@ -28,6 +28,9 @@ TABLES = {
     "billing_accounts",
     "bills",
     "planned_outages",
+    "console_users",
+    "trainer_inbox_items",
+    "trainer_labels",
 }
 
 

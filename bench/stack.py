@@ -1,0 +1,61 @@
+"""A throw-away assistant for the benchmarks: the real stack on free ports, fresh SQLite."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+from bot.config import load_settings
+from bot.runner import Stack
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: List[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of `values`."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+@contextmanager
+def throwaway_stack(
+    model: str, prefix: str, extra_env: Optional[Dict[str, str]] = None, seed: bool = False
+) -> Iterator[Stack]:
+    """Start Rasa, the action server and the console on free ports; remove everything after."""
+    from bot.db import upgrade_database
+    from bot.seed import seed_default_database
+
+    var_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ.update(
+        {
+            "INTAKE_VAR_DIR": str(var_dir),
+            "DATABASE_URL": f"sqlite:///{var_dir / 'intake.db'}",
+            "RASA_TRACKER_DB": str(var_dir / "tracker.db"),
+            "RASA_PORT": str(free_port()),
+            "ACTION_PORT": str(free_port()),
+            "CONSOLE_PORT": str(free_port()),
+            "BIND_HOST": "127.0.0.1",
+            **(extra_env or {}),
+        }
+    )
+    settings = load_settings()
+    upgrade_database(settings.database_url)
+    if seed:
+        seed_default_database(settings.database_url)
+    stack = Stack(settings, model=model, log_dir=var_dir / "logs")
+    stack.start()
+    try:
+        stack.wait_ready()
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(var_dir, ignore_errors=True)

@@ -1,0 +1,164 @@
+"""A stand-in for WeChat's servers on 127.0.0.1, for tests, the benchmark and local trials.
+
+* `WeChatPushes` builds what WeChat pushes to the webhook: signed XML, encrypted with
+  wechatpy's own crypto in safe mode, and reads (decrypts) the passive replies.
+* `FakeWeChatApi` serves the two API endpoints the channel calls — `GET /cgi-bin/token` and
+  `POST /cgi-bin/message/custom/send` — and records the customer-service messages.
+  Point the channel at it with WECHAT_API_BASE_URL=`api.base_url`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import parse_qs, urlparse
+
+import xmltodict
+from wechatpy.crypto import WeChatCrypto
+
+
+@dataclass
+class WeChatPushes:
+    """Builds WeChat's pushes for one Official Account."""
+
+    token: str
+    app_id: str = "wx0000000000000000"
+    encoding_aes_key: str = ""  # set: pushes are encrypted (safe mode)
+    account: str = "gh_intake_test"
+
+    @property
+    def crypto(self) -> Optional[WeChatCrypto]:
+        if not self.encoding_aes_key:
+            return None
+        return WeChatCrypto(self.token, self.encoding_aes_key, self.app_id)
+
+    def signature(self, timestamp: str, nonce: str) -> str:
+        """WeChat's URL signature: sha1 of token, timestamp and nonce sorted and joined."""
+        return hashlib.sha1("".join(sorted([self.token, timestamp, nonce])).encode()).hexdigest()
+
+    def verification(self, echostr: str = "echo-123") -> Dict[str, str]:
+        timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
+        return {"signature": self.signature(timestamp, nonce), "timestamp": timestamp,
+                "nonce": nonce, "echostr": echostr}
+
+    def xml(self, openid: str, msg_type: str, msg_id: Optional[int] = None, **fields: str) -> str:
+        body = {"ToUserName": self.account, "FromUserName": openid, "CreateTime": str(int(time.time())),
+                "MsgType": msg_type, **fields}
+        if msg_id is not None:
+            body["MsgId"] = str(msg_id)
+        return xmltodict.unparse({"xml": body}, full_document=False)
+
+    def text(self, openid: str, content: str, msg_id: int) -> str:
+        return self.xml(openid, "text", msg_id, Content=content)
+
+    def voice(self, openid: str, recognition: str, msg_id: int) -> str:
+        return self.xml(openid, "voice", msg_id, MediaId="media-1", Format="amr", Recognition=recognition)
+
+    def subscribe(self, openid: str) -> str:
+        return self.xml(openid, "event", Event="subscribe")
+
+    def push(self, xml: str) -> Tuple[Dict[str, str], bytes]:
+        """The query string and body of WeChat's POST for `xml` (encrypted in safe mode)."""
+        timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
+        query = {"signature": self.signature(timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
+                 "openid": "ignored"}
+        crypto = self.crypto
+        if crypto is None:
+            return query, xml.encode("utf-8")
+        envelope = xmltodict.parse(crypto.encrypt_message(xml, nonce, timestamp))["xml"]
+        query.update(encrypt_type="aes", msg_signature=envelope["MsgSignature"])
+        body = xmltodict.unparse({"xml": {"ToUserName": self.account, "Encrypt": envelope["Encrypt"]}},
+                                 full_document=False)
+        return query, body.encode("utf-8")
+
+    def read_reply(self, body: str) -> Dict[str, Any]:
+        """The fields of a passive reply (decrypted and its signature checked in safe mode)."""
+        fields = xmltodict.parse(body)["xml"]
+        crypto = self.crypto
+        if crypto is None or "Encrypt" not in fields:
+            return fields
+        inner = crypto.decrypt_message(body, fields["MsgSignature"], fields["TimeStamp"], fields["Nonce"])
+        return xmltodict.parse(inner)["xml"]
+
+
+@dataclass
+class FakeWeChatApi:
+    """WeChat's token and customer-service endpoints on 127.0.0.1 (a thread)."""
+
+    port: int = 0
+    access_token: str = "fake-access-token"
+    sent: List[Dict[str, Any]] = field(default_factory=list)
+    token_requests: int = 0
+    _server: Optional[ThreadingHTTPServer] = None
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start() first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}/cgi-bin/"
+
+    def start(self) -> "FakeWeChatApi":
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def _json(self, payload: Dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                if url.path == "/cgi-bin/token":
+                    with api._changed:
+                        api.token_requests += 1
+                    self._json({"access_token": api.access_token, "expires_in": 7200})
+                else:
+                    self._json({"errcode": 404, "errmsg": "not found"})
+
+            def do_POST(self) -> None:
+                url = urlparse(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                token = parse_qs(url.query).get("access_token", [""])[0]
+                if url.path != "/cgi-bin/message/custom/send":
+                    return self._json({"errcode": 404, "errmsg": "not found"})
+                if token != api.access_token:
+                    return self._json({"errcode": 40001, "errmsg": "invalid credential"})
+                with api._changed:
+                    api.sent.append(json.loads(body))
+                    api._changed.notify_all()
+                self._json({"errcode": 0, "errmsg": "ok"})
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def messages_to(self, openid: str) -> List[str]:
+        with self._changed:
+            return self._texts_to(openid)
+
+    def wait_for(self, openid: str, count: int = 1, timeout: float = 10) -> List[str]:
+        """The texts sent to `openid`, once there are at least `count` (or after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self._texts_to(openid)) < count and time.monotonic() < deadline:
+                self._changed.wait(max(0.0, deadline - time.monotonic()))
+            return self._texts_to(openid)
+
+    def _texts_to(self, openid: str) -> List[str]:
+        return [m["text"]["content"] for m in self.sent if m.get("touser") == openid]

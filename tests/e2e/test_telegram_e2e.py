@@ -1,0 +1,148 @@
+"""Telegram end to end: the real stack with its Telegram channel pointed at a fake Bot API.
+
+Telegram's side is played by tests/fake_telegram.py: updates (real Update JSON) are POSTed
+to the Rasa server's Telegram webhook with the secret header — or served to the long-polling
+runner — and the bot's answers are read from the sendMessage calls the fake server records.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import pytest
+import requests
+
+from bot.catalog import load_catalog
+from bot.channels.telegram import SECRET_HEADER, TelegramSettings
+from bot.channels.telegram_poll import poll
+from bot.runner import Stack
+from tests.e2e.conftest import TELEGRAM_SECRET, Api
+from tests.fake_telegram import TOKEN, FakeBotApi, callback_update, contact_update, text_update
+
+CATALOG = load_catalog()
+UPDATE_IDS = itertools.count(random.randrange(10**8, 9 * 10**8))
+ANSWERS = {"customer_name": "陈伟明", "address": "龙湖区长平路88号3栋502"}
+
+
+def webhook_url(stack: Stack) -> str:
+    return f"http://127.0.0.1:{stack.settings.rasa_port}/webhooks/telegram/webhook"
+
+
+@dataclass
+class TelegramCustomer:
+    """One Telegram user chatting with the bot through the webhook."""
+
+    stack: Stack
+    fake: FakeBotApi
+    chat_id: int = field(default_factory=lambda: random.randrange(10**9, 2 * 10**9))
+
+    @property
+    def sender_id(self) -> str:
+        return f"tg-{self.chat_id}"
+
+    def send(self, update: Dict[str, Any], secret: Optional[str] = TELEGRAM_SECRET) -> requests.Response:
+        """POST an update as Telegram does; returns the webhook's answer."""
+        headers = {SECRET_HEADER: secret} if secret is not None else {}
+        return requests.post(webhook_url(self.stack), json=update, headers=headers, timeout=60)
+
+    def replies_to(self, update: Dict[str, Any]) -> List[Dict[str, Any]]:
+        """The messages the bot sent to this chat while handling `update`."""
+        before = len(self.fake.sent(chat_id=self.chat_id))
+        answer = self.send(update)
+        assert answer.status_code == 200, answer.text
+        return self.fake.sent(chat_id=self.chat_id)[before:]
+
+    def say(self, text: str) -> List[Dict[str, Any]]:
+        return self.replies_to(text_update(next(UPDATE_IDS), self.chat_id, text))
+
+    def press(self, replies: List[Dict[str, Any]], title: str) -> List[Dict[str, Any]]:
+        """Press the inline button `title` of the last replies."""
+        buttons = [b for r in replies for row in r.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
+        data = next((b["callback_data"] for b in buttons if b["text"] == title), None)
+        assert data is not None, f"no inline button {title!r} in {replies}"
+        return self.replies_to(callback_update(next(UPDATE_IDS), self.chat_id, data, query_id=f"q{self.chat_id}"))
+
+    def share_contact(self, phone_number: str) -> List[Dict[str, Any]]:
+        return self.replies_to(contact_update(next(UPDATE_IDS), self.chat_id, phone_number))
+
+
+def asked_field(replies: List[Dict[str, Any]]) -> Optional[str]:
+    text = "\n".join(r.get("text", "") for r in replies)
+    return next((name for name, f in CATALOG.fields.items() if f.ask in text), None)
+
+
+@pytest.fixture
+def tg_customer(stack: Stack, fake_telegram: FakeBotApi) -> TelegramCustomer:
+    return TelegramCustomer(stack, fake_telegram)
+
+
+def test_a_customer_files_a_request_in_telegram(tg_customer: TelegramCustomer, api: Api) -> None:
+    """Text, the contact button for the phone, inline buttons — and a ticket at the end."""
+    replies = tg_customer.say("你好，我新买的房子要装个电表，想报装用电")
+    saw_phone_keyboard = False
+    for _ in range(8):
+        if any("inline_keyboard" in r.get("reply_markup", {}) and "确认提交" in str(r["reply_markup"])
+               for r in replies):
+            break
+        asked = asked_field(replies)
+        assert asked is not None, f"bot asked nothing recognisable: {replies}"
+        if asked == "phone":
+            keyboard = replies[-1]["reply_markup"]["keyboard"]
+            assert keyboard == [[{"text": "分享手机号", "request_contact": True}]]
+            saw_phone_keyboard = True
+            replies = tg_customer.share_contact("+86 138 1234 5678")
+        elif CATALOG.fields[asked].buttons:
+            replies = tg_customer.press(replies, CATALOG.fields[asked].buttons[0])
+        else:
+            replies = tg_customer.say(ANSWERS[asked])
+    assert saw_phone_keyboard
+    replies = tg_customer.press(replies, "确认提交")
+    assert "GD" in "\n".join(r["text"] for r in replies)
+    [ticket] = api.tickets(tg_customer.sender_id)
+    assert ticket["category"] == "new_connection"
+    assert ticket["channel"] == "telegram"
+    assert ticket["details"]["phone"] == "13812345678"
+    acknowledged = tg_customer.fake.sent("answerCallbackQuery")
+    assert f"q{tg_customer.chat_id}" in [c["callback_query_id"] for c in acknowledged]
+
+
+def test_wrong_secret_token_is_rejected(tg_customer: TelegramCustomer) -> None:
+    update = text_update(next(UPDATE_IDS), tg_customer.chat_id, "你好")
+    assert tg_customer.send(update, secret="not-the-secret").status_code == 403
+    assert tg_customer.send(update, secret=None).status_code == 403
+    assert tg_customer.fake.sent(chat_id=tg_customer.chat_id) == []
+
+
+def test_a_redelivered_update_is_answered_once(tg_customer: TelegramCustomer) -> None:
+    update = text_update(next(UPDATE_IDS), tg_customer.chat_id, "你好")
+    first = tg_customer.replies_to(update)
+    assert first, "no answer to the first delivery"
+    again = tg_customer.send(update)
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    assert len(tg_customer.fake.sent(chat_id=tg_customer.chat_id)) == len(first)
+
+
+def test_messages_pushed_by_rasa_reach_the_telegram_chat(tg_customer: TelegramCustomer) -> None:
+    """Agent replies and notifications use Rasa's output_channel mechanism (`latest`)."""
+    tg_customer.say("你好")
+    before = len(tg_customer.fake.sent(chat_id=tg_customer.chat_id))
+    answer = requests.post(
+        f"http://127.0.0.1:{tg_customer.stack.settings.rasa_port}/conversations/"
+        f"{tg_customer.sender_id}/execute", params={"output_channel": "latest"},
+        json={"name": "utter_goodbye"}, timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    pushed = tg_customer.fake.sent(chat_id=tg_customer.chat_id)[before:]
+    assert [m["text"] for m in pushed] == ["感谢您的联系，祝您生活愉快！用电上有任何问题随时找我。"]
+
+
+def test_long_polling_runner_forwards_updates_to_the_webhook(tg_customer: TelegramCustomer) -> None:
+    fake = tg_customer.fake
+    fake.queue_update(text_update(next(UPDATE_IDS), tg_customer.chat_id, "你好"))
+    settings = TelegramSettings(TOKEN, TELEGRAM_SECRET, fake.base_url)
+    forwarded = asyncio.run(poll(settings, webhook_url(tg_customer.stack), timeout=1, max_rounds=1))
+    assert forwarded == 1
+    assert fake.sent(chat_id=tg_customer.chat_id), "the bot did not answer the polled update"

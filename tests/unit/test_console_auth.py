@@ -1,0 +1,125 @@
+"""Console sign-in: argon2 hashes, sessions, CSRF, roles, and the route walk (every console
+route and API endpoint refuses unauthenticated and wrong-role requests)."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator, List, Tuple
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from bot.console.auth import ROLES, ConsoleUser, add_user, authenticate
+from bot.db import session_scope
+from tests.unit.console_helpers import PASSWORD, USERS, csrf_of, make_client, sign_in
+
+PUBLIC = {"/healthz", "/login", "/logout", "/chat", "/chat/static/{name}", "/chat/api/messages",
+          "/chat/api/history"}
+
+
+@pytest.fixture
+def client(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    yield from make_client(sqlite_url, monkeypatch)
+
+
+def test_passwords_are_stored_as_argon2_hashes(sqlite_url: str) -> None:
+    with session_scope(sqlite_url) as session:
+        add_user(session, "li", "a long password", "agent")
+    with session_scope(sqlite_url) as session:
+        stored = session.execute(select(ConsoleUser.password_hash)).scalar_one()
+        assert stored.startswith("$argon2") and "a long password" not in stored
+        assert authenticate(session, "li", "a long password").role == "agent"
+        assert authenticate(session, "li", "wrong password") is None
+        assert authenticate(session, "nobody", "a long password") is None
+
+
+def test_rejects_short_passwords_and_unknown_roles(sqlite_url: str) -> None:
+    with session_scope(sqlite_url) as session, pytest.raises(ValueError):
+        add_user(session, "li", "short", "agent")
+    with session_scope(sqlite_url) as session, pytest.raises(ValueError):
+        add_user(session, "li", "long enough pw", "janitor")
+
+
+def test_sign_in_and_out(client: TestClient) -> None:
+    assert client.get("/console/queue", headers={"Accept": "text/html"},
+                      follow_redirects=False).headers["location"].startswith("/login")
+    token = sign_in(client, "agent1")
+    assert "排队与接待" in client.get("/console/queue").text
+    client.post("/logout", data={"csrf_token": token})
+    assert client.get("/console/queue", follow_redirects=False).status_code == 401
+
+
+def test_wrong_password_is_refused(client: TestClient) -> None:
+    token = csrf_of(client)
+    response = client.post("/login", data={"username": "agent1", "password": "nope-nope",
+                                           "csrf_token": token})
+    assert response.status_code == 401 and "用户名或密码错误" in response.text
+
+
+def test_login_without_csrf_token_is_refused(client: TestClient) -> None:
+    client.get("/login")
+    response = client.post("/login", data={"username": "agent1", "password": PASSWORD})
+    assert response.status_code == 403
+
+
+def test_posts_need_the_sessions_csrf_token(client: TestClient, sqlite_url: str) -> None:
+    from bot.tickets.repository import TicketRepository
+
+    with session_scope(sqlite_url) as session:
+        ticket, _ = TicketRepository(session).create(
+            "suggestion", {"description": "多开营业厅"}, "conv-x", "rest")
+        number = ticket.ticket_no
+    sign_in(client, "agent1")
+    refused = client.post(f"/console/tickets/{number}", data={"status": "closed",
+                                                               "csrf_token": "forged"})
+    assert refused.status_code == 403
+    with session_scope(sqlite_url) as session:
+        assert TicketRepository(session).get(number).status == "new"
+
+
+def _console_routes(app) -> List[Tuple[str, str, Tuple[str, ...]]]:
+    """(method, concrete path, roles allowed) of every route that is not public."""
+    found = []
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or route.path in PUBLIC:
+            continue
+        path = re.sub(r"\{[^}]+\}", "1", route.path)
+        roles = ()
+        for dependency in route.dependant.dependencies:
+            roles = getattr(dependency.call, "roles", roles)
+        for method in sorted(route.methods):
+            found.append((method, path, roles))
+    return found
+
+
+def test_route_walk_every_route_refuses_anonymous_and_wrong_roles(client: TestClient) -> None:
+    routes = _console_routes(client.app)
+    assert len(routes) >= 20
+    for method, path, _ in routes:
+        response = client.request(method, path, follow_redirects=False)
+        assert response.status_code in (401, 303), (method, path, response.status_code)
+        if response.status_code == 303:
+            assert response.headers["location"].startswith("/login")
+    checked = 0
+    for username, role in USERS.items():
+        token = sign_in(client, username)
+        for method, path, roles in routes:
+            if path.startswith("/api/"):  # bearer token only: a session is not enough
+                response = client.request(method, path, headers={"X-CSRF-Token": token})
+                assert response.status_code == 401, (username, method, path)
+            elif roles and role != "admin" and role not in roles:
+                response = client.request(method, path, headers={"X-CSRF-Token": token},
+                                          follow_redirects=False)
+                assert response.status_code == 403, (username, method, path, response.status_code)
+                checked += 1
+        client.post("/logout", data={"csrf_token": token})
+    assert checked > 10
+    assert set(ROLES) == set(USERS.values())
+
+
+def test_every_console_route_declares_its_roles(client: TestClient) -> None:
+    for method, path, roles in _console_routes(client.app):
+        if not path.startswith("/api/"):
+            assert roles, f"{method} {path} has no require_role dependency"
