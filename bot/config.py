@@ -53,20 +53,23 @@ class Settings:
     def api_token_file(self) -> Path:
         return self.var_dir / "api_token"
 
-    def api_token(self) -> str:
-        """The JSON API bearer token: INTAKE_API_TOKEN, else one kept under var/ (created once)."""
-        token = os.environ.get("INTAKE_API_TOKEN", "").strip()
-        if token:
-            return token
-        path = self.api_token_file
+    def secret(self, env_name: str, file_name: str, length: int = 32) -> str:
+        """A secret from the environment, else one kept under var/ (created once, mode 600)."""
+        value = os.environ.get(env_name, "").strip()
+        if value:
+            return value
+        path = self.var_dir / file_name
         if path.exists():
             return path.read_text(encoding="utf-8").strip()
         path.parent.mkdir(parents=True, exist_ok=True)
-        token = secrets.token_urlsafe(32)
-        path.write_text(token + "\n", encoding="utf-8")
+        value = secrets.token_urlsafe(length)
+        path.write_text(value + "\n", encoding="utf-8")
         path.chmod(0o600)
-        return token
+        return value
 
+    def api_token(self) -> str:
+        """The JSON API bearer token: INTAKE_API_TOKEN, else var/api_token."""
+        return self.secret("INTAKE_API_TOKEN", self.api_token_file.name)
 
 def load_settings() -> Settings:
     """Read settings from the environment (no caching: tests change the environment)."""

@@ -131,21 +131,8 @@ def list_agents(session: Session) -> list:
 
 
 def secret_key(settings: Settings) -> str:
-    """CONSOLE_SECRET_KEY, else a key kept under var/ (created once, mode 600)."""
-    import os
-
-    key = os.environ.get("CONSOLE_SECRET_KEY", "").strip()
-    if key:
-        return key
-    path = settings.var_dir / "console_secret"
-    if path.exists():
-        return path.read_text(encoding="utf-8").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    path.write_text(key + "\n", encoding="utf-8")
-    path.chmod(0o600)
-    return key
-
+    """The session-signing key: CONSOLE_SECRET_KEY, else var/console_secret."""
+    return settings.secret("CONSOLE_SECRET_KEY", "console_secret", length=48)
 
 def csrf_token(request: Request) -> str:
     """This session's CSRF token (created on first use)."""
