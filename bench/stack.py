@@ -26,6 +26,19 @@ def percentile(values: List[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
+def isolated_env(var_dir: Path) -> Dict[str, str]:
+    """Environment for a stack of its own: files under `var_dir`, free ports, 127.0.0.1."""
+    return {
+        "INTAKE_VAR_DIR": str(var_dir),
+        "DATABASE_URL": f"sqlite:///{var_dir / 'intake.db'}",
+        "RASA_TRACKER_DB": str(var_dir / "tracker.db"),
+        "RASA_PORT": str(free_port()),
+        "ACTION_PORT": str(free_port()),
+        "CONSOLE_PORT": str(free_port()),
+        "BIND_HOST": "127.0.0.1",
+    }
+
+
 @contextmanager
 def throwaway_stack(
     model: str, prefix: str, extra_env: Optional[Dict[str, str]] = None, seed: bool = False
@@ -35,18 +48,7 @@ def throwaway_stack(
     from bot.seed import seed_default_database
 
     var_dir = Path(tempfile.mkdtemp(prefix=prefix))
-    os.environ.update(
-        {
-            "INTAKE_VAR_DIR": str(var_dir),
-            "DATABASE_URL": f"sqlite:///{var_dir / 'intake.db'}",
-            "RASA_TRACKER_DB": str(var_dir / "tracker.db"),
-            "RASA_PORT": str(free_port()),
-            "ACTION_PORT": str(free_port()),
-            "CONSOLE_PORT": str(free_port()),
-            "BIND_HOST": "127.0.0.1",
-            **(extra_env or {}),
-        }
-    )
+    os.environ.update({**isolated_env(var_dir), **(extra_env or {})})
     settings = load_settings()
     upgrade_database(settings.database_url)
     if seed:

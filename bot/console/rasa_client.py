@@ -27,10 +27,16 @@ class RasaError(RuntimeError):
 class RasaClient:
     """Thin synchronous client (the console runs it in a worker thread)."""
 
-    def __init__(self, settings: Settings, http: Optional[requests.Session] = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        http: Optional[requests.Session] = None,
+        timeout_s: float = TIMEOUT_S,
+    ) -> None:
         self.base = settings.rasa_url
         self.token = settings.rasa_token
         self.http = http or requests.Session()
+        self.timeout_s = timeout_s
 
     def _url(self, conversation_id: str, tail: str) -> str:
         return f"{self.base}/conversations/{quote(conversation_id, safe='')}/{tail}"
@@ -43,7 +49,7 @@ class RasaClient:
 
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
         try:
-            response = self.http.request(method, url, timeout=TIMEOUT_S, **kwargs)
+            response = self.http.request(method, url, timeout=self.timeout_s, **kwargs)
             response.raise_for_status()
             return response.json()
         except (requests.RequestException, ValueError) as error:

@@ -25,7 +25,6 @@ import logging
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional
-from urllib.parse import quote
 
 import requests
 from fastapi import APIRouter, Request
@@ -33,6 +32,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from bot.config import Settings
+from bot.console.rasa_client import RasaClient, RasaError
 
 logger = logging.getLogger(__name__)
 
@@ -162,18 +162,10 @@ def forward_message(
 
 def fetch_events(settings: Settings, sender: str) -> List[Dict[str, Any]]:
     """The tracker's events of one conversation (after the last restart)."""
-    url = f"{settings.rasa_url}/conversations/{quote(sender, safe='')}/tracker"
-    params = {"token": settings.rasa_token} if settings.rasa_token else None
     try:
-        response = requests.get(url, params=params, timeout=HISTORY_TIMEOUT_S)
-        response.raise_for_status()
-        tracker = response.json()
-    except (requests.RequestException, ValueError) as error:
+        return RasaClient(settings, timeout_s=HISTORY_TIMEOUT_S).events(sender)
+    except RasaError as error:
         raise RasaUnavailable(f"tracker request failed: {error}") from error
-    events = tracker.get("events") if isinstance(tracker, dict) else None
-    if not isinstance(events, list):
-        raise RasaUnavailable("tracker without an events list")
-    return events
 
 
 def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:

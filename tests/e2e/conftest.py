@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from bot.channels.wechat_simulator import FakeWeChatApi
-from bench.stack import free_port
+from bench.stack import isolated_env
 from bot.config import PROJECT_ROOT, load_settings
 from bot.runner import Stack
 from tests.fake_telegram import TOKEN as TELEGRAM_TOKEN
@@ -57,14 +57,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, wechat_api: FakeWeChatApi,
         pytest.fail(f"no trained model at {MODEL}: run `make train` (make test does)")
     var_dir = tmp_path_factory.mktemp("var")
     env = {
-        "INTAKE_VAR_DIR": str(var_dir),
-        "DATABASE_URL": f"sqlite:///{var_dir / 'intake.db'}",
-        "RASA_TRACKER_DB": str(var_dir / "tracker.db"),
-        "RASA_PORT": str(free_port()),
-        "ACTION_PORT": str(free_port()),
-        "CONSOLE_PORT": str(free_port()),
+        **isolated_env(var_dir),
         "INTAKE_API_TOKEN": API_TOKEN,
-        "BIND_HOST": "127.0.0.1",
         "WECHAT_TOKEN": WECHAT["token"],
         "WECHAT_APP_ID": WECHAT["app_id"],
         "WECHAT_APP_SECRET": "e2e-secret",

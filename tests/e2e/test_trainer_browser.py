@@ -21,7 +21,8 @@ from bot.console.auth import add_user
 from bot.db import dispose_engines, session_scope, upgrade_database
 from bot.trainer.intents import NLU_DIR
 from bot.trainer.models import InboxItem
-from tests.e2e.conftest import SCREENSHOTS, free_port, open_page
+from bench.stack import free_port
+from tests.e2e.conftest import SCREENSHOTS, open_page
 
 expect = sync_api.expect
 TEXT = "我叫陈伟明，电话13812345678，出去旅游半个月电费反而比平时高"
