@@ -96,6 +96,7 @@ class Catalog:
     queries: Mapping[str, Query]
     faq: Mapping[str, str]
     statuses: Mapping[str, str] = field(default_factory=dict)
+    ticket_notifications: Mapping[str, str] = field(default_factory=dict)
     system_messages: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -187,17 +188,29 @@ def parse_catalog(raw: Mapping[str, Any]) -> Catalog:
         )
         for code, spec in raw.get("queries", {}).items()
     }
+    statuses = raw.get("statuses", {})
+    notifications = raw.get("ticket_notifications", {})
+    for status, template in notifications.items():
+        if status not in statuses:
+            raise ValueError(f"ticket_notifications names unknown status {status!r}")
+        try:
+            template.format(**{name: "" for name in NOTIFICATION_PLACEHOLDERS})
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"ticket_notifications.{status}: bad placeholder {error}") from None
     return Catalog(
         fields=fields,
         services=services,
         queries=queries,
         faq=raw.get("faq", {}),
-        statuses=raw.get("statuses", {}),
+        statuses=statuses,
+        ticket_notifications=notifications,
         system_messages=raw.get("system_messages", {}),
     )
 
 
 PRIORITIES = ("urgent", "high", "normal", "low")
+# What a ticket_notifications line may mention.
+NOTIFICATION_PLACEHOLDERS = ("ticket_no", "service", "status", "department")
 
 
 def priority_rank(priority: str) -> int:

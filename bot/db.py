@@ -46,6 +46,7 @@ MODEL_MODULES = (
     "bot.queries.outages",
     "bot.console.auth",
     "bot.trainer.models",
+    "bot.notifications.models",
 )
 
 SQLITE_BUSY_TIMEOUT_S = 30

@@ -37,6 +37,7 @@ class FakeBotApi:
         self.calls: List[Call] = []
         self.pending_updates: List[Dict[str, Any]] = []
         self._rate_limited: Dict[str, int] = {}
+        self._failing: Dict[str, int] = {}
         self._changed = threading.Condition()
         self._server: Optional[ThreadingHTTPServer] = None
         self._next_message_id = 1000
@@ -83,6 +84,11 @@ class FakeBotApi:
         """Answer the next call of `method` with 429 "retry after `retry_after` s"."""
         self._rate_limited[method] = retry_after
 
+    def fail_next(self, method: str, times: int = 1) -> None:
+        """Answer the next `times` calls of `method` with 502 Bad Gateway (not recorded as sent)."""
+        with self._changed:
+            self._failing[method] = times
+
     def sent(self, method: str = "sendMessage", chat_id: Optional[int] = None) -> List[Dict[str, Any]]:
         """Parameters of the recorded calls of `method` (to one chat if given)."""
         with self._changed:
@@ -110,6 +116,9 @@ class FakeBotApi:
         method = path[len(prefix):]
         params = decode_params(content_type, body)
         with self._changed:
+            if self._failing.get(method, 0) > 0:
+                self._failing[method] -= 1
+                return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
             self.calls.append(Call(method, params))
             self._changed.notify_all()
             retry_after = self._rate_limited.pop(method, None)

@@ -94,6 +94,11 @@ class FakeWeChatApi:
     access_token: str = "fake-access-token"
     sent: List[Dict[str, Any]] = field(default_factory=list)
     token_requests: int = 0
+    # The next `failures` customer-service sends are refused with this error (45015: the
+    # customer last wrote more than 48 hours ago, so WeChat no longer lets us write to them).
+    failures: int = 0
+    failure: Dict[str, Any] = field(default_factory=lambda: {
+        "errcode": 45015, "errmsg": "response out of time limit or subscription is canceled"})
     _server: Optional[ThreadingHTTPServer] = None
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -135,6 +140,9 @@ class FakeWeChatApi:
                 if token != api.access_token:
                     return self._json({"errcode": 40001, "errmsg": "invalid credential"})
                 with api._changed:
+                    if api.failures > 0:
+                        api.failures -= 1
+                        return self._json(api.failure)
                     api.sent.append(json.loads(body))
                     api._changed.notify_all()
                 self._json({"errcode": 0, "errmsg": "ok"})

@@ -8,15 +8,18 @@ from __future__ import annotations
 import secrets
 from typing import Any, ContextManager, Dict, List, Optional
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from bot.console.sweeper import deliver_notices
 from bot.db import session_scope
 from bot.handoff.models import HANDOFF_STATUSES
 from bot.handoff.repository import HandoffRepository
-from bot.tickets.models import STATUSES
+from bot.notifications.models import NOTICE_STATES
+from bot.notifications.outbox import list_notices, notice_dict
+from bot.tickets.models import STATUSES, Ticket
 from bot.tickets.repository import InvalidStatus, TicketNotFound, TicketRepository
 
 _bearer = HTTPBearer(auto_error=False)
@@ -96,12 +99,24 @@ def get_ticket(request: Request, ticket_no: str) -> Dict[str, Any]:
         ticket = TicketRepository(session).get(ticket_no)
         if ticket is None:
             raise _not_found(ticket_no)
-        return TicketRepository.to_dict(ticket, with_history=True)
+        return _with_notifications(session, ticket)
+
+
+def _with_notifications(session: Session, ticket: Ticket) -> Dict[str, Any]:
+    """The ticket with its history and the notices its customer was (or is to be) sent."""
+    notices = list_notices(session, ticket_id=ticket.id)
+    return {**TicketRepository.to_dict(ticket, with_history=True),
+            "notifications": [notice_dict(notice) for notice in reversed(notices)]}
 
 
 @router.patch("/tickets/{ticket_no}")
-def patch_ticket(request: Request, ticket_no: str, body: TicketPatch) -> Dict[str, Any]:
-    """Change status / assignee or add a note; each change is kept in the history."""
+def patch_ticket(
+    request: Request, ticket_no: str, body: TicketPatch, background: BackgroundTasks
+) -> Dict[str, Any]:
+    """Change status / assignee or add a note; each change is kept in the history.
+
+    A new status the catalog announces is sent to the customer right after the answer (and
+    retried by the console's delivery loop if that fails)."""
     if body.status is None and body.assignee is None and not body.note:
         raise HTTPException(
             status_code=422,
@@ -118,7 +133,23 @@ def patch_ticket(request: Request, ticket_no: str, body: TicketPatch) -> Dict[st
             raise _not_found(ticket_no) from None
         except InvalidStatus as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
-        return repository.to_dict(ticket, with_history=True)
+        answer = _with_notifications(session, ticket)
+    if any(notice["state"] == "pending" for notice in answer["notifications"]):
+        background.add_task(deliver_notices, request.app.state.settings)
+    return answer
+
+
+@router.get("/notifications")
+def list_notifications(
+    request: Request,
+    state: Optional[str] = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> List[Dict[str, Any]]:
+    """Notices to customers, newest first (``state=failed``: the ones staff must follow up)."""
+    _check_choice("state", state, NOTICE_STATES)
+    with _session(request) as session:
+        notices = list_notices(session, states=(state,) if state else (), limit=limit)
+        return [notice_dict(notice) for notice in notices]
 
 
 @router.get("/handoffs")

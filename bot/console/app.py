@@ -22,7 +22,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from bot.config import Settings, load_settings
 from bot.console import agent, auth, supervisor, tickets_views, trainer_views
 from bot.console.api import router as api_router
-from bot.console.sweeper import sweep_forever, sweep_interval_s
+from bot.console.sweeper import background_tasks
 from bot.console.webchat import router as webchat_router
 from bot.db import ping
 
@@ -36,10 +36,9 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        interval = sweep_interval_s()
-        task = asyncio.create_task(sweep_forever(settings, interval)) if interval > 0 else None
+        tasks = [asyncio.create_task(loop) for loop in background_tasks(settings)]
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -113,7 +113,7 @@ def reply(
     if len(text) > MAX_REPLY_CHARS:
         raise HandoverError(f"回复太长（最多{MAX_REPLY_CHARS}字）")
     view = _active_for(settings, handoff_id, agent, override)
-    RasaClient(settings).say(view.conversation_id, text, view.channel, agent_name)
+    RasaClient(settings).say(view.conversation_id, text, view.channel, {"agent": agent_name})
     return view
 
 

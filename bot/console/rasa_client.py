@@ -48,12 +48,18 @@ class RasaClient:
         return params
 
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        where = f"{method} {url.split('?')[0]}"
         try:
             response = self.http.request(method, url, timeout=self.timeout_s, **kwargs)
-            response.raise_for_status()
+        except requests.RequestException as error:
+            # requests' messages name the URL without the query (where the token is)
+            raise RasaError(f"{where}: {type(error).__name__}: {error}") from error
+        if response.status_code >= 400:
+            raise RasaError(f"{where}: HTTP {response.status_code} {_rasa_message(response)}")
+        try:
             return response.json()
-        except (requests.RequestException, ValueError) as error:
-            raise RasaError(f"{method} {url.split('?')[0]}: {error}") from error
+        except ValueError as error:
+            raise RasaError(f"{where}: answer is not JSON") from error
 
     def events(self, conversation_id: str) -> List[Dict[str, Any]]:
         """The tracker's events (after the last restart)."""
@@ -74,10 +80,12 @@ class RasaClient:
             json=events,
         )
 
-    def say(self, conversation_id: str, text: str, output_channel: str, agent: str) -> None:
-        """Send an agent's message to the customer (a bot event with metadata.agent)."""
-        event = {"event": "bot", "text": text, "timestamp": time.time(),
-                 "metadata": {"agent": agent}}
+    def say(
+        self, conversation_id: str, text: str, output_channel: str, metadata: Dict[str, Any]
+    ) -> None:
+        """Send a message to the customer as a bot event (metadata: {"agent": …} for an
+        agent's reply, {"notification": …} for a notice)."""
+        event = {"event": "bot", "text": text, "timestamp": time.time(), "metadata": metadata}
         self.append(conversation_id, [event], output_channel)
 
     def execute(self, conversation_id: str, action: str, output_channel: str) -> Dict[str, Any]:
@@ -88,3 +96,12 @@ class RasaClient:
             params=self._params(output_channel=output_channel),
             json={"name": action},
         )
+
+
+def _rasa_message(response: requests.Response) -> str:
+    """Rasa's own explanation of an error answer (its JSON "message"), briefly."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(body.get("message") or body.get("reason") or "")[:200] if isinstance(body, dict) else ""

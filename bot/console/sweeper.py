@@ -1,16 +1,23 @@
-"""The console's background task: every 30 s (CONSOLE_SWEEP_SECONDS; 0 turns it off),
-conversations nobody claimed within `handoff.claim_wait_minutes` become call-back tickets."""
+"""The console's background tasks.
+
+* every 30 s (CONSOLE_SWEEP_SECONDS; 0 turns both tasks off), conversations nobody claimed
+  within `handoff.claim_wait_minutes` become call-back tickets;
+* every `notifications.check_every_seconds` (config/service.yml), notices to customers that
+  are due — new ones, and failed ones whose retry time has come — are delivered.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+from typing import Any, Awaitable, Callable, List
 
 from starlette.concurrency import run_in_threadpool
 
 from bot.config import Settings
 from bot.console.handover import sweep_unclaimed
+from bot.notifications.delivery import NoticeDelivery, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -19,13 +26,35 @@ def sweep_interval_s() -> float:
     return float(os.environ.get("CONSOLE_SWEEP_SECONDS", "").strip() or 30)
 
 
-async def sweep_forever(settings: Settings, interval_s: float) -> None:
-    """Sweep, sleep, repeat until cancelled; one failed sweep never stops the loop."""
+async def repeat_forever(name: str, step: Callable[[], Any], interval_s: float) -> None:
+    """Run `step` in a worker thread, sleep, repeat until cancelled; a failed step is logged
+    and never stops the loop."""
     while True:
         try:
-            filed = await run_in_threadpool(sweep_unclaimed, settings)
-            if filed:
-                logger.info("unclaimed handovers turned into call-backs: %s", ", ".join(filed))
+            await run_in_threadpool(step)
         except Exception:
-            logger.exception("handover sweep failed")
+            logger.exception("%s failed", name)
         await asyncio.sleep(interval_s)
+
+
+def sweep_handovers(settings: Settings) -> None:
+    filed = sweep_unclaimed(settings)
+    if filed:
+        logger.info("unclaimed handovers turned into call-backs: %s", ", ".join(filed))
+
+
+def deliver_notices(settings: Settings) -> None:
+    """Deliver every notice that is due now (also called right after a status change)."""
+    NoticeDelivery(settings).deliver_due()
+
+
+def background_tasks(settings: Settings) -> List[Awaitable[None]]:
+    """The loops the console runs while it is up (none when CONSOLE_SWEEP_SECONDS is 0)."""
+    interval = sweep_interval_s()
+    if interval <= 0:
+        return []
+    return [
+        repeat_forever("handover sweep", lambda: sweep_handovers(settings), interval),
+        repeat_forever("notice delivery", lambda: deliver_notices(settings),
+                       RetryPolicy.from_settings(settings).check_every_s),
+    ]

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Dict, List, Optional
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
@@ -19,13 +19,17 @@ from bot.catalog import load_catalog
 from bot.clock import to_utc_naive, utc_now
 from bot.console.auth import Principal, list_agents, require_role
 from bot.console.templating import render
+from bot.console.sweeper import deliver_notices
 from bot.db import session_scope
+from bot.notifications.outbox import list_notices
 from bot.tickets.models import FINAL_STATUSES, STATUSES, Ticket
 from bot.tickets.repository import InvalidStatus, TicketNotFound, TicketRepository
 
 TICKET_ROLES = ("agent", "supervisor", "trainer")
 EDIT_ROLES = ("agent", "supervisor")
 MAX_NOTE_CHARS = 2000
+NOTICE_STATE_NAMES = {"pending": "待发送", "sent": "已送达", "failed": "发送失败",
+                      "superseded": "已被新通知取代"}
 
 router = APIRouter(include_in_schema=False)
 
@@ -102,12 +106,14 @@ def ticket_page(
             raise HTTPException(status_code=404, detail="工单不存在")
         row = ticket_row(ticket, to_utc_naive(utc_now()))
         history = list(ticket.events)
+        notices = list(reversed(list_notices(session, ticket_id=ticket.id)))
         agents = [(u.username, u.display_name) for u in list_agents(session)]
     fields = load_catalog().fields
     details = [{"label": fields[k].label if k in fields else k, "value": v}
                for k, v in (ticket.details or {}).items()]
     return render(request, "ticket.html", {
         "user": user, "row": row, "history": history, "details": details,
+        "notices": notices, "notice_states": NOTICE_STATE_NAMES,
         "statuses": status_names(), "agents": agents, "error": error[:200],
         "can_edit": user.has_role(*EDIT_ROLES),
     })
@@ -115,21 +121,26 @@ def ticket_page(
 
 @router.post("/console/tickets/{ticket_no}")
 def update_ticket(
-    request: Request, ticket_no: str, status: str = Form(""), assignee: str = Form(""),
-    note: str = Form(""), user: Principal = Depends(require_role(*EDIT_ROLES)),
+    request: Request, ticket_no: str, background: BackgroundTasks,
+    status: str = Form(""), assignee: str = Form(""), note: str = Form(""),
+    user: Principal = Depends(require_role(*EDIT_ROLES)),
 ) -> Response:
-    """Change status, assignee and/or add a note (one history entry per change)."""
+    """Change status, assignee and/or add a note (one history entry per change); a new
+    status the catalog announces is sent to the customer right after the redirect."""
     target = f"/console/tickets/{quote(ticket_no, safe='')}"
     if len(note) > MAX_NOTE_CHARS:
         return RedirectResponse(f"{target}?error={quote('备注太长')}", status_code=303)
     try:
         with session_scope(request.app.state.settings.database_url) as session:
-            TicketRepository(session).update(
+            ticket = TicketRepository(session).update(
                 ticket_no, actor=user.username, status=status or None,
                 assignee=assignee or None, note=note.strip() or None,
             )
+            owed = bool(list_notices(session, ticket_id=ticket.id, states=("pending",), limit=1))
     except TicketNotFound:
         raise HTTPException(status_code=404, detail="工单不存在") from None
     except InvalidStatus:
         return RedirectResponse(f"{target}?error={quote('状态无效')}", status_code=303)
+    if owed:
+        background.add_task(deliver_notices, request.app.state.settings)
     return RedirectResponse(target, status_code=303)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from bot.catalog import Catalog, load_catalog
 from bot.clock import iso_local, to_local, to_utc_naive, utc_now
+from bot.notifications.outbox import enqueue_status_notice
 from bot.tickets.due import compute_due_at
 from bot.tickets.models import FINAL_STATUSES, STATUSES, Ticket, TicketEvent
 from bot.tickets.numbering import next_ticket_no
@@ -189,7 +190,10 @@ class TicketRepository:
         note: Optional[str] = None,
         details: Optional[Mapping[str, Any]] = None,
     ) -> Ticket:
-        """Apply the given changes, one history entry per change (no-ops leave no trace)."""
+        """Apply the given changes, one history entry per change (no-ops leave no trace).
+
+        A new status the catalog announces also owes the customer a notice (bot.notifications),
+        written in this same transaction."""
         if status is not None and status not in STATUSES:
             raise InvalidStatus(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
         ticket = self.session.execute(
@@ -202,6 +206,7 @@ class TicketRepository:
         if status is not None and status != ticket.status:
             events.append(self._event(now, actor, "status", {"status": [ticket.status, status]}))
             ticket.status = status
+            enqueue_status_notice(self.session, self.catalog, ticket, now)
         if assignee is not None and assignee != ticket.assignee:
             change = {"assignee": [ticket.assignee, assignee]}
             events.append(self._event(now, actor, "assigned", change))

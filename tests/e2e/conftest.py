@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 import requests
+import yaml
 
 from bot.channels.wechat_simulator import FakeWeChatApi
 from bench.stack import isolated_env
@@ -26,6 +27,8 @@ from tests.fake_telegram import FakeBotApi
 # INTAKE_MODEL lets a developer test a model trained elsewhere (default: what make trains).
 MODEL = Path(os.environ.get("INTAKE_MODEL") or PROJECT_ROOT / "models" / "intake.tar.gz")
 API_TOKEN = "e2e-test-token"
+# Failed ticket notices are retried after these waits in the stack (then marked failed).
+NOTICE_RETRY_AFTER_S = (1, 1)
 # The Telegram channel is on in the stack; its Bot API calls go to the `fake_telegram` fake.
 TELEGRAM_SECRET = "e2e-telegram-secret"
 # The WeChat channel is on in the stack; its API calls go to the `wechat_api` fake.
@@ -50,6 +53,16 @@ def fake_telegram() -> Iterator[FakeBotApi]:
     fake.stop()
 
 
+def fast_service_config(var_dir: Path) -> Path:
+    """config/service.yml with notice retries after 1 s (instead of minutes)."""
+    config = yaml.safe_load((PROJECT_ROOT / "config" / "service.yml").read_text(encoding="utf-8"))
+    config["notifications"] = {"retry_after_seconds": list(NOTICE_RETRY_AFTER_S),
+                               "check_every_seconds": 0.5}
+    path = var_dir / "service.yml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, wechat_api: FakeWeChatApi,
           fake_telegram: FakeBotApi) -> Iterator[Stack]:
@@ -58,6 +71,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, wechat_api: FakeWeChatApi,
     var_dir = tmp_path_factory.mktemp("var")
     env = {
         **isolated_env(var_dir),
+        "INTAKE_SERVICE_CONFIG": str(fast_service_config(var_dir)),
         "INTAKE_API_TOKEN": API_TOKEN,
         "WECHAT_TOKEN": WECHAT["token"],
         "WECHAT_APP_ID": WECHAT["app_id"],
@@ -140,6 +154,14 @@ class Api:
 
     def handoffs(self, conversation_id: str) -> List[Dict[str, Any]]:
         return self.get("/handoffs", conversation_id=conversation_id)
+
+    def patch_ticket(self, ticket_no: str, **changes: Any) -> Dict[str, Any]:
+        response = requests.patch(
+            f"http://127.0.0.1:{self.stack.settings.console_port}/api/v1/tickets/{ticket_no}",
+            json=changes, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()
 
 
 # ---------------------------------------------------------------- browser (Debian's Chromium)

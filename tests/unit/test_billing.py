@@ -3,13 +3,9 @@ and the choice between them."""
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import date, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Iterator, List, Tuple
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from sqlalchemy import func, select
@@ -24,6 +20,7 @@ from bot.queries.billing import (
 )
 from bot.queries.billing_models import BillRecord
 from bot.seed import DEMO_ACCOUNTS, residential_amount, seed_demo_data
+from tests.json_server import Request, json_server
 
 
 @pytest.fixture
@@ -118,52 +115,41 @@ BILLS: Dict[str, List[Dict[str, Any]]] = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    requests: List[Tuple[str, Dict[str, List[str]], str]] = []
+BillingRequest = Tuple[str, Dict[str, List[str]], str]  # path, query, Authorization
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-        url = urlparse(self.path)
-        _Handler.requests.append(
-            (url.path, parse_qs(url.query), self.headers.get("Authorization", ""))
-        )
-        parts = url.path.strip("/").split("/")
+
+class FakeBilling:
+    """A billing system's HTTP API: GET /accounts/{no}/bills[?month=]; /broken, /garbage."""
+
+    def __init__(self) -> None:
+        self.requests: List[BillingRequest] = []
+
+    def handle(self, request: Request) -> Tuple[int, Any]:
+        self.requests.append((request.path, request.query, request.headers.get("Authorization", "")))
+        parts = request.path.strip("/").split("/")
         if parts[:1] == ["broken"]:
-            self._send(500, {"error": "down"})
-        elif parts[:1] == ["garbage"]:
-            self._send(200, "not json", raw=True)
-        elif (
-            len(parts) == 3 and parts[0] == "accounts" and parts[2] == "bills" and parts[1] in BILLS
-        ):
-            month = parse_qs(url.query).get("month", [None])[0]
+            return 500, {"error": "down"}
+        if parts[:1] == ["garbage"]:
+            return 200, "not json"
+        if len(parts) == 3 and parts[0] == "accounts" and parts[2] == "bills" and parts[1] in BILLS:
+            month = request.query.get("month", [None])[0]
             bills = [b for b in BILLS[parts[1]] if month in (None, b["month"])]
-            self._send(200, bills) if bills else self._send(404, {"error": "no bill"})
-        else:
-            self._send(404, {"error": "unknown account"})
-
-    def _send(self, status: int, body: Any, raw: bool = False) -> None:
-        data = (body if raw else json.dumps(body)).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+            return (200, bills) if bills else (404, {"error": "no bill"})
+        return 404, {"error": "unknown account"}
 
 
 @pytest.fixture
-def billing_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _Handler.requests.clear()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def fake_billing() -> FakeBilling:
+    return FakeBilling()
 
 
-def test_http_latest_and_monthly_bill(billing_server: str) -> None:
+@pytest.fixture
+def billing_server(fake_billing: FakeBilling) -> Iterator[str]:
+    with json_server(fake_billing.handle) as url:
+        yield url
+
+
+def test_http_latest_and_monthly_bill(billing_server: str, fake_billing: FakeBilling) -> None:
     service = HttpBillingService(billing_server + "/", token="secret", timeout=2)
     latest = service.latest_bill("0301234567890")
     assert latest.month == "2026-10" and latest.amount_yuan == Decimal("147.37")
@@ -171,7 +157,7 @@ def test_http_latest_and_monthly_bill(billing_server: str) -> None:
     assert latest.customer_name == "林*燕"
     september = service.latest_bill("0301234567890", "2026-09")
     assert september.month == "2026-09" and september.amount_yuan == Decimal("185.20")
-    path, query, auth = _Handler.requests[-1]
+    path, query, auth = fake_billing.requests[-1]
     assert path == "/accounts/0301234567890/bills" and query == {"month": ["2026-09"]}
     assert auth == "Bearer secret"
     assert service.latest_bill("0301234567890", "2020-01") is None

@@ -173,8 +173,9 @@ def test_ticket_status_change_lands_in_history(client: TestClient, sqlite_url: s
     assert XSS not in page and "已派抢修班" in page
     with session_scope(sqlite_url) as session:
         history = TicketRepository(session).get(number).events
-        assert [(e.actor, e.action) for e in history[-3:]] == [
-            ("agent1", "status"), ("agent1", "assigned"), ("agent1", "note")]
+        assert [(e.actor, e.action) for e in history[-4:]] == [
+            ("agent1", "status"), ("agent1", "assigned"), ("agent1", "note"),
+            ("notifier", "notified")]  # the customer was told (tests/unit/test_notifications.py)
 
 
 def test_supervisor_stats_charts_and_csv(client: TestClient, sqlite_url: str) -> None:

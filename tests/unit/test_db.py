@@ -31,6 +31,7 @@ TABLES = {
     "console_users",
     "trainer_inbox_items",
     "trainer_labels",
+    "notifications",
 }
 
 
