@@ -8,7 +8,9 @@ Per run, a new web-chat customer writes 「转人工」 and an agent answers thr
 * reply → delivered: from the agent's POST /api/v1/handoffs/{id}/messages to the reply
   being in the customer's chat history (GET /chat/api/history, what the page polls; the page
   itself adds up to its 3 s polling interval on top).
-Prints p50 / p95 / max of both (ms).
+* status → notice: from staff's PATCH /api/v1/tickets/{no} {"status": "resolved"} (a ticket
+  of this customer) to the notice being in the customer's chat history.
+Prints p50 / p95 / max of each (ms).
 """
 from __future__ import annotations
 
@@ -22,13 +24,15 @@ from typing import List, Optional, Tuple
 import requests
 
 from bench.stack import percentile, throwaway_stack
+from bot import intake
 
 TOKEN = "bench-handover-token"
 POLL_S = 0.01
+FAULT = {"address": "龙湖区长平路88号3栋502", "phone": "13812345678", "description": "整屋停电"}
 
 
-def one_run(base: str, http: requests.Session) -> Tuple[float, float]:
-    """(request → visible ms, reply → delivered ms) of one customer."""
+def one_run(base: str, http: requests.Session) -> Tuple[float, float, float]:
+    """(request → visible, reply → delivered, status → notice delivered) of one customer, ms."""
     sender = f"web-{secrets.token_hex(10)}"
     auth = {"Authorization": f"Bearer {TOKEN}"}
     seen: List[dict] = []
@@ -55,7 +59,15 @@ def one_run(base: str, http: requests.Session) -> Tuple[float, float]:
     delivered_ms = (time.perf_counter() - started) * 1000
     http.post(f"{base}/api/v1/handoffs/{handoff_id}/close", json={"agent": "bench"},
               headers=auth, timeout=30).raise_for_status()
-    return visible_ms, delivered_ms
+    ticket_no = intake.file_request("fault_repair", FAULT, sender, "webchat").ticket_no
+    started = time.perf_counter()
+    http.patch(f"{base}/api/v1/tickets/{ticket_no}", json={"status": "resolved"},
+               headers=auth, timeout=30).raise_for_status()
+    while not any(ticket_no in m["text"] for m in http.get(
+            f"{base}/chat/api/history", params={"sender": sender}, timeout=10).json()):
+        time.sleep(POLL_S)
+    notified_ms = (time.perf_counter() - started) * 1000
+    return visible_ms, delivered_ms, notified_ms
 
 
 def report(name: str, values: List[float]) -> None:
@@ -79,6 +91,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         print(f"Handover latency, {args.runs} runs (one customer at a time):")
         report("request_human → handoff listed by /api/v1/handoffs", [r[0] for r in runs])
         report("agent reply → in the customer's chat history", [r[1] for r in runs])
+        report("ticket status change → notice in the customer's chat history", [r[2] for r in runs])
 
 
 if __name__ == "__main__":

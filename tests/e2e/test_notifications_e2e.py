@@ -61,7 +61,7 @@ def test_a_telegram_customer_hears_each_announced_status(stack: Stack, fake_tele
     pushed = fake_telegram.wait_for("sendMessage", before + 2, chat_id=customer.chat_id)[before:]
 
     assert [m["text"] for m in pushed] == [
-        f"您的故障报修工单{ticket_no}已派给抢修，我们会尽快处理。",
+        f"您的故障报修工单{ticket_no}已转交抢修处理，我们会尽快跟进。",
         f"您的故障报修工单{ticket_no}已处理完毕。如还有问题，直接回复这里就行。",
     ]
     ticket = wait_for_notices(api, ticket_no, all_sent(2))

@@ -124,6 +124,11 @@ def test_customer_reports_a_fault_and_gets_a_ticket(stack: Stack, api: Api, page
     assert customer_texts == ["家里停电了，龙湖区长平路88号3栋502", "13812345678", "确认提交"]
     assert PHONE_QUESTION in "\n".join(bot_bubbles(page).all_inner_texts())
 
+    # staff resolve the ticket: the open page shows the notice (it polls the transcript)
+    api.patch_ticket(ticket_no, status="resolved")
+    with showing_the_page(page):
+        expect(bot_bubbles(page).filter(has_text=f"{ticket_no}已处理完毕")).to_have_count(1)
+
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "webchat.png"))
 
