@@ -299,8 +299,10 @@ class TelegramInput(InputChannel):
 
     async def handle_update(
         self, update: Update, on_new_message: Callable[[UserMessage], Awaitable[Any]]
-    ) -> bool:
-        """Pass one new update to Rasa; False when it carries nothing for the assistant."""
+    ) -> str:
+        """Pass one new update to Rasa: "ok"; "unsupported" when the customer sent something
+        without words (a photo, sticker, voice…), which gets a polite line; "ignored" for
+        updates that are not a customer's message."""
         assert self.bot is not None
         if update.callback_query is not None:
             try:
@@ -309,8 +311,16 @@ class TelegramInput(InputChannel):
                 logger.warning("could not acknowledge a button press", exc_info=True)
         text = user_text(update)
         chat = update.effective_chat
-        if not text or chat is None:
-            return False
+        if chat is None:
+            return "ignored"
+        if not text:
+            if update.message is None:
+                return "ignored"
+            try:
+                await self.bot.send_message(chat.id, load_catalog().system_messages["telegram_unsupported"])
+            except TelegramError:
+                logger.exception("could not answer Telegram update %s", update.update_id)
+            return "unsupported"
         output = TelegramOutput(self.bot)
         message = UserMessage(
             text, output, sender_id_of(chat.id), input_channel=self.name(),
@@ -324,7 +334,7 @@ class TelegramInput(InputChannel):
             await reply_when_silent(message)
         except TelegramError:
             logger.exception("could not answer Telegram update %s", update.update_id)
-        return True
+        return "ok"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         telegram_webhook = Blueprint("telegram_webhook", __name__)
@@ -349,7 +359,6 @@ class TelegramInput(InputChannel):
             if not self.seen.first_time(update.update_id):
                 logger.info("Telegram update %s already handled; ignored", update.update_id)
                 return response.json({"status": "duplicate"})
-            handled = await self.handle_update(update, on_new_message)
-            return response.json({"status": "ok" if handled else "ignored"})
+            return response.json({"status": await self.handle_update(update, on_new_message)})
 
         return telegram_webhook

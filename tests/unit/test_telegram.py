@@ -242,16 +242,22 @@ async def test_a_turn_without_any_reply_gets_the_apology(fake_api: FakeBotApi) -
 
 
 @pytest.mark.asyncio
-async def test_updates_without_words_are_ignored(fake_api: FakeBotApi) -> None:
+async def test_a_message_without_words_gets_a_polite_line_and_other_updates_are_ignored(
+    fake_api: FakeBotApi,
+) -> None:
     assistant = FakeAssistant()
     sticker = text_update(700011, CHAT, "")
     del sticker["message"]["text"]
     sticker["message"]["sticker"] = {"file_id": "CAACAgIAAxk", "file_unique_id": "AgAD", "width": 512,
                                      "height": 512, "is_animated": False, "is_video": False, "type": "regular"}
+    edited = text_update(700012, CHAT, "改一下")
+    edited["edited_message"] = dict(edited.pop("message"), edit_date=1764230000)
     async with webhook_client(channel_for(fake_api), assistant) as client:
-        answer = await post_update(client, sticker)
-    assert answer.json()["status"] == "ignored"
+        answers = [await post_update(client, sticker), await post_update(client, edited)]
+    assert [a.json()["status"] for a in answers] == ["unsupported", "ignored"]
     assert assistant.messages == []
+    assert [m["text"] for m in fake_api.sent("sendMessage")] == [
+        load_catalog().system_messages["telegram_unsupported"]]
 
 
 # ---------------------------------------------------------------------- outbound
