@@ -42,14 +42,19 @@ class ActionAskConfirmSubmission(Action):
         if service is None:
             return []
         confirming = value_before_this_turn(tracker, "requested_slot") == CONFIRM_SLOT
-        if confirming and latest_intent(tracker) == "deny":
+        details = (*service.required_fields(tracker.slots), *service.optional)
+        # 「不对，电话是139…」 reads as a "no", but it carries the correction: show it.
+        corrected = any(
+            tracker.get_slot(name) != value_before_this_turn(tracker, name) for name in details
+        )
+        if confirming and latest_intent(tracker) == "deny" and not corrected:
             catalog = load_catalog()
             buttons = [
                 {
                     "title": catalog.fields[name].label,
                     "payload": f'/edit_detail{{"detail": "{name}"}}',
                 }
-                for name in (*service.required_fields(tracker.slots), *service.optional)
+                for name in details
             ]
             dispatcher.utter_message(response="utter_ask_which_detail", buttons=buttons)
         else:

@@ -868,6 +868,18 @@ async def test_after_edit_the_customer_picks_the_detail_to_change(
     assert sent(dispatcher) == [{"response": "utter_ask_which_detail", "buttons": buttons}]
 
 
+async def test_a_no_that_carries_the_correction_shows_the_corrected_summary() -> None:
+    """「不对，电话是139…」: the model may read a "deny", the validator took the new phone."""
+    slots = {**NEW_CONNECTION_KNOWN, "customer_type": "居民"}
+    tracker = _summary_tracker("new_connection_form", slots, "不对，电话是13987654321", "deny")
+    tracker.events.insert(-1, SlotSet("phone", "13987654321"))
+    tracker.slots["phone"] = "13987654321"
+    _, dispatcher = await run(ActionAskConfirmSubmission(), tracker)
+    [message] = sent(dispatcher)
+    assert message["response"] == "utter_confirm_summary"
+    assert "· 联系电话：13987654321" in message["summary"]
+
+
 async def test_the_which_detail_buttons_include_optional_details() -> None:
     slots = {"description": "有人偷电", "address": ADDRESS, "phone": PHONE}
     tracker = _summary_tracker("violation_report_form", slots, "/deny", "deny")
