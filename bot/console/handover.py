@@ -21,7 +21,11 @@ from bot.config import PROJECT_ROOT, Settings
 from bot.db import session_scope
 from bot.handoff.models import Handoff
 from bot.handoff.repository import HandoffNotFound, HandoffRepository, HandoffStateError
+from bot.clock import to_utc_naive, utc_now
 from bot.console.rasa_client import RasaClient
+from bot.notifications.delivery import NoticeDelivery
+from bot.notifications.outbox import enqueue_notice
+from bot.tickets.repository import TicketRepository
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +160,10 @@ def claim_wait_minutes(settings: Settings) -> float:
 
 
 def sweep_unclaimed(settings: Settings) -> List[str]:
-    """Call-back tickets for conversations nobody claimed in time; their ticket numbers."""
+    """Call-back tickets for conversations nobody claimed in time; their ticket numbers.
+
+    The customer is told through the notice outbox (bot.notifications), which also resumes
+    the paused conversation — retried until Rasa and the channel take it."""
     with session_scope(settings.database_url) as session:
         stale = [_view(h, None) for h in
                  HandoffRepository(session).waiting_since(claim_wait_minutes(settings))]
@@ -171,15 +178,11 @@ def sweep_unclaimed(settings: Settings) -> List[str]:
         )
         with session_scope(settings.database_url) as session:
             HandoffRepository(session).convert_to_callback(view.id, callback.ticket_no)
-        notice = {"event": "bot", "text": domain_text("utter_handoff_timeout").format(
-            ticket_no=callback.ticket_no)}
-        try:
-            RasaClient(settings).append(
-                view.conversation_id, [{"event": "resume"}, notice], view.channel
-            )
-        except Exception:  # the call-back ticket stands even when the notice cannot be sent
-            logger.exception("could not tell %s about call-back %s", view.conversation_id,
-                             callback.ticket_no)
+            ticket = TicketRepository(session).get(callback.ticket_no)
+            text = domain_text("utter_handoff_timeout").format(ticket_no=callback.ticket_no)
+            enqueue_notice(session, ticket, "handoff_timeout", text, to_utc_naive(utc_now()))
         logger.info("handoff %s unclaimed: call-back ticket %s", view.id, callback.ticket_no)
         filed.append(callback.ticket_no)
+    if filed:
+        NoticeDelivery(settings).deliver_due()
     return filed

@@ -83,8 +83,8 @@ class RasaClient:
     def say(
         self, conversation_id: str, text: str, output_channel: str, metadata: Dict[str, Any]
     ) -> None:
-        """Send a message to the customer as a bot event (metadata: {"agent": …} for an
-        agent's reply, {"notification": …} for a notice)."""
+        """Send a message to the customer as a bot event (an agent's reply carries
+        metadata {"agent": …}; the web chat shows the name)."""
         event = {"event": "bot", "text": text, "timestamp": time.time(), "metadata": metadata}
         self.append(conversation_id, [event], output_channel)
 

@@ -11,9 +11,10 @@ when those are used up the notice is marked failed and the ticket's history says
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from sqlalchemy import select, update
 
@@ -88,12 +89,18 @@ def rasa_sender(settings: Settings) -> Sender:
         problem = push_problem(notice.channel)
         if problem:
             raise ChannelOff(problem)
-        RasaClient(settings).say(
-            notice.conversation_id, notice.text, notice.channel,
-            metadata={"notification": notice.id, "ticket_status": notice.ticket_status},
-        )
+        RasaClient(settings).append(notice.conversation_id, notice_events(notice), notice.channel)
 
     return send
+
+
+def notice_events(notice: Notification) -> List[Dict[str, Any]]:
+    """The tracker events of a notice: the bot message (a hand-over that timed out first
+    resumes the paused conversation, so the bot answers the customer again)."""
+    message = {"event": "bot", "text": notice.text, "timestamp": time.time(),
+               "metadata": {"notification": notice.id, "kind": notice.kind,
+                            "ticket_status": notice.ticket_status}}
+    return [{"event": "resume"}, message] if notice.kind == "handoff_timeout" else [message]
 
 
 class NoticeDelivery:

@@ -11,6 +11,9 @@ from bot.db import Base, sql_in
 # pending: to be sent at next_attempt_at · sent · failed: retries used up ·
 # superseded: a newer notice about the same ticket replaced it before it went out.
 NOTICE_STATES = ("pending", "sent", "failed", "superseded")
+# ticket_status: staff changed the ticket's status. handoff_timeout: nobody took the customer's
+# hand-over in time; a call-back ticket was filed and the bot resumes the conversation.
+NOTICE_KINDS = ("ticket_status", "handoff_timeout")
 
 
 class Notification(Base):
@@ -19,6 +22,7 @@ class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
         CheckConstraint(sql_in("state", NOTICE_STATES), name="state"),
+        CheckConstraint(sql_in("kind", NOTICE_KINDS), name="kind"),
         Index("ix_notifications_state_next_attempt_at", "state", "next_attempt_at"),
     )
 
@@ -26,6 +30,7 @@ class Notification(Base):
     ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=False, index=True)
     conversation_id = Column(String(128), nullable=False)
     channel = Column(String(32), nullable=False)
+    kind = Column(String(16), nullable=False)
     ticket_status = Column(String(16), nullable=False)
     text = Column(Text, nullable=False)
     state = Column(String(16), nullable=False)

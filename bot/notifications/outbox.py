@@ -41,14 +41,25 @@ def enqueue_status_notice(
         return None
     session.execute(
         update(Notification)
-        .where(Notification.ticket_id == ticket.id, Notification.state == "pending")
+        .where(Notification.ticket_id == ticket.id, Notification.kind == "ticket_status",
+               Notification.state == "pending")
         .values(state="superseded")
         .execution_options(synchronize_session=False)
     )
+    return enqueue_notice(session, ticket, "ticket_status", text, now)
+
+
+def enqueue_notice(
+    session: Session, ticket: Ticket, kind: str, text: str, now: datetime
+) -> Notification:
+    """Owe the customer of `ticket` the message `text`, on the ticket's channel."""
+    if not ticket.conversation_id:
+        raise ValueError(f"ticket {ticket.ticket_no} has no conversation to write into")
     notice = Notification(
         ticket_id=ticket.id,
         conversation_id=ticket.conversation_id,
         channel=ticket.channel,
+        kind=kind,
         ticket_status=ticket.status,
         text=text,
         state="pending",
@@ -77,6 +88,7 @@ def notice_dict(notice: Notification) -> Dict[str, Any]:
     return {
         "id": notice.id,
         "ticket_no": ticket.ticket_no if ticket is not None else None,
+        "kind": notice.kind,
         "ticket_status": notice.ticket_status,
         "conversation_id": notice.conversation_id,
         "channel": notice.channel,

@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-27
 
-Allowed states in the CHECK constraint are copied from bot/notifications/models.py, not imported.
+Allowed states and kinds in the CHECK constraints are copied from bot/notifications/models.py, not imported.
 """
 
 from typing import Sequence, Union
@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("ticket_id", sa.Integer(), nullable=False),
         sa.Column("conversation_id", sa.String(length=128), nullable=False),
         sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("ticket_status", sa.String(length=16), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
@@ -38,6 +39,9 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "state IN ('pending', 'sent', 'failed', 'superseded')",
             name=op.f("ck_notifications_state"),
+        ),
+        sa.CheckConstraint(
+            "kind IN ('ticket_status', 'handoff_timeout')", name=op.f("ck_notifications_kind")
         ),
         sa.ForeignKeyConstraint(
             ["ticket_id"], ["tickets.id"], name=op.f("fk_notifications_ticket_id_tickets")

@@ -18,11 +18,14 @@ from sqlalchemy import select
 
 from bot.catalog import load_catalog, parse_catalog
 from bot.channels import push_problem
+from bot.clock import utc_now
 from bot.config import load_settings
+from bot.console import handover
 from bot.db import session_scope
+from bot.handoff.repository import HandoffRepository
 from bot.notifications.delivery import NoticeDelivery, RetryPolicy, rasa_sender
 from bot.notifications.models import Notification
-from bot.notifications.outbox import list_notices
+from bot.notifications.outbox import enqueue_notice, list_notices
 from bot.tickets.repository import TicketRepository
 from tests.json_server import Request, json_server
 from tests.unit.console_helpers import make_client, sign_in
@@ -189,7 +192,8 @@ def test_a_due_notice_goes_to_rasa_with_the_customers_channel(
                              "token": "rasa-secret-token"}
     [event] = call["events"]
     assert (event["event"], event["text"]) == ("bot", notice.text)
-    assert event["metadata"] == {"notification": notice.id, "ticket_status": "in_progress"}
+    assert event["metadata"] == {"notification": notice.id, "kind": "ticket_status",
+                                 "ticket_status": "in_progress"}
     actor, action, note = history(sqlite_url, ticket_no)[-1]
     assert (actor, action) == ("notifier", "notified") and notice.text in note
     assert not delivery(sqlite_url, clock).deliver_due()  # nothing left to send
@@ -289,6 +293,44 @@ def test_a_channel_without_credentials_is_a_failure_not_a_silent_success(
     clock.advance(30)
     assert delivery(sqlite_url, clock).deliver_due().sent
     assert [c["query"]["output_channel"] for c in fake_rasa.appended] == ["wechat"]
+
+
+def test_an_unclaimed_handover_resumes_the_conversation_even_if_rasa_was_down(
+    sqlite_url: str, fake_rasa: FakeRasa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call-back notice also resumes the paused conversation: it must not be lost."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    with session_scope(sqlite_url) as session:
+        handoff = HandoffRepository(session).open("web-waiting01", "webchat", "request_human",
+                                                  "normal", {"phone": "13812345678"})
+        handoff.created_at -= timedelta(minutes=30)
+    fake_rasa.failures = 1
+
+    [ticket_no] = handover.sweep_unclaimed(load_settings())
+
+    [notice] = notices(sqlite_url)
+    assert (notice.kind, notice.state, notice.attempts) == ("handoff_timeout", "pending", 1)
+    assert ticket_no in notice.text and "HTTP 500" in notice.last_error
+    assert fake_rasa.appended == []
+    later = Clock(utc_now() + timedelta(seconds=31))
+    assert delivery(sqlite_url, later).deliver_due().sent
+    [call] = fake_rasa.appended
+    assert call["conversation_id"] == "web-waiting01"
+    assert [e["event"] for e in call["events"]] == ["resume", "bot"]
+    assert call["events"][1]["text"] == notice.text
+    assert not handover.sweep_unclaimed(load_settings())  # swept once
+
+
+def test_a_status_change_never_supersedes_a_handover_notice(db_url: str, clock: Clock) -> None:
+    ticket_no = file_ticket(db_url, clock)
+    with session_scope(db_url) as session:
+        ticket = TicketRepository(session).get(ticket_no)
+        enqueue_notice(session, ticket, "handoff_timeout", "人工客服暂时没空，已为您登记回电。", clock.now)
+    change_status(db_url, clock, ticket_no, "assigned")
+    change_status(db_url, clock, ticket_no, "resolved")
+    assert [(n.kind, n.ticket_status, n.state) for n in notices(db_url)] == [
+        ("handoff_timeout", "new", "pending"), ("ticket_status", "assigned", "superseded"),
+        ("ticket_status", "resolved", "pending")]
 
 
 def test_retry_waits_come_from_the_service_config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
