@@ -134,7 +134,7 @@ def patch_ticket(
         except InvalidStatus as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
         answer = _with_notifications(session, ticket)
-    if any(notice["state"] == "pending" for notice in answer["notifications"]):
+    if body.status is not None:
         background.add_task(deliver_notices, request.app.state.settings)
     return answer
 

@@ -17,11 +17,11 @@ import yaml
 
 from bot import intake
 from bot.catalog import load_catalog
+from bot.clock import to_utc_naive, utc_now
 from bot.config import PROJECT_ROOT, Settings
 from bot.db import session_scope
 from bot.handoff.models import Handoff
 from bot.handoff.repository import HandoffNotFound, HandoffRepository, HandoffStateError
-from bot.clock import to_utc_naive, utc_now
 from bot.console.rasa_client import RasaClient
 from bot.notifications.delivery import NoticeDelivery
 from bot.notifications.outbox import enqueue_notice
@@ -117,7 +117,7 @@ def reply(
     if len(text) > MAX_REPLY_CHARS:
         raise HandoverError(f"回复太长（最多{MAX_REPLY_CHARS}字）")
     view = _active_for(settings, handoff_id, agent, override)
-    RasaClient(settings).say(view.conversation_id, text, view.channel, {"agent": agent_name})
+    RasaClient(settings).say(view.conversation_id, text, view.channel, agent_name)
     return view
 
 

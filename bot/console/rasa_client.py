@@ -80,12 +80,10 @@ class RasaClient:
             json=events,
         )
 
-    def say(
-        self, conversation_id: str, text: str, output_channel: str, metadata: Dict[str, Any]
-    ) -> None:
-        """Send a message to the customer as a bot event (an agent's reply carries
-        metadata {"agent": …}; the web chat shows the name)."""
-        event = {"event": "bot", "text": text, "timestamp": time.time(), "metadata": metadata}
+    def say(self, conversation_id: str, text: str, output_channel: str, agent: str) -> None:
+        """Send an agent's message to the customer (a bot event with metadata.agent)."""
+        event = {"event": "bot", "text": text, "timestamp": time.time(),
+                 "metadata": {"agent": agent}}
         self.append(conversation_id, [event], output_channel)
 
     def execute(self, conversation_id: str, action: str, output_channel: str) -> Dict[str, Any]:

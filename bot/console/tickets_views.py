@@ -132,15 +132,14 @@ def update_ticket(
         return RedirectResponse(f"{target}?error={quote('备注太长')}", status_code=303)
     try:
         with session_scope(request.app.state.settings.database_url) as session:
-            ticket = TicketRepository(session).update(
+            TicketRepository(session).update(
                 ticket_no, actor=user.username, status=status or None,
                 assignee=assignee or None, note=note.strip() or None,
             )
-            owed = bool(list_notices(session, ticket_id=ticket.id, states=("pending",), limit=1))
     except TicketNotFound:
         raise HTTPException(status_code=404, detail="工单不存在") from None
     except InvalidStatus:
         return RedirectResponse(f"{target}?error={quote('状态无效')}", status_code=303)
-    if owed:
+    if status:
         background.add_task(deliver_notices, request.app.state.settings)
     return RedirectResponse(target, status_code=303)

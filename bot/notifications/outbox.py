@@ -15,8 +15,9 @@ from bot.notifications.models import Notification
 from bot.tickets.models import Ticket
 
 
-def status_notice_text(catalog: Catalog, ticket: Ticket, status: str) -> Optional[str]:
-    """What the customer is told about `status` (None: this status is not announced)."""
+def status_notice_text(catalog: Catalog, ticket: Ticket) -> Optional[str]:
+    """What the customer is told about the ticket's status (None: it is not announced)."""
+    status = ticket.status
     template = catalog.ticket_notifications.get(status)
     if not template:
         return None
@@ -36,7 +37,7 @@ def enqueue_status_notice(
 
     Nothing is owed when the status is not announced or the ticket has no conversation to
     write into (`now` is naive UTC, as stored)."""
-    text = status_notice_text(catalog, ticket, ticket.status)
+    text = status_notice_text(catalog, ticket)
     if text is None or not ticket.conversation_id:
         return None
     session.execute(

@@ -118,9 +118,7 @@ def history(url: str, ticket_no: str) -> List[tuple]:
 
 def delivery(url: str, clock: Clock, send: Optional[Callable[[Notification], None]] = None
              ) -> NoticeDelivery:
-    settings = load_settings()
-    return NoticeDelivery(settings, send=send, clock=clock, policy=POLICY) if send else \
-        NoticeDelivery(settings, clock=clock, policy=POLICY)
+    return NoticeDelivery(load_settings(), send=send, clock=clock, policy=POLICY)
 
 
 # ------------------------------------------------------------------ the outbox
