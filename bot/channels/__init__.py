@@ -1,6 +1,14 @@
 """Customer channels: Rasa input channels and the outbound side used by agents and notices."""
 
-from typing import Optional
+import os
+from typing import Any, Optional
+
+
+def channel_setting(name: str, override: Any = None) -> str:
+    """A channel setting: `override` (a credentials.yml value) or the environment variable
+    `name`; unset, blank and an unexpanded `${…}` placeholder all read as ""."""
+    value = str(override or os.environ.get(name) or "").strip()
+    return "" if value.startswith("${") else value
 
 
 def push_problem(channel: str) -> Optional[str]:

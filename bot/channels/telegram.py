@@ -27,7 +27,6 @@ its webhook answers 503 — and the rest of the assistant runs as usual.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, ExtBot
 
 from bot.catalog import load_catalog
+from bot.channels import channel_setting
 from bot.channels.rest import reply_when_silent
 from bot.normalize import InvalidValue, digits_of, parse_phone
 
@@ -67,12 +67,6 @@ SEND_RETRIES = 3  # after a "429 retry after N s" from Telegram
 # --------------------------------------------------------------------------- settings
 
 
-def _env_value(name: str, overrides: Mapping[str, Any], key: str) -> str:
-    """A setting from credentials (when given) or the environment; `${…}` counts as unset."""
-    value = str(overrides.get(key) or os.environ.get(name) or "").strip()
-    return "" if value.startswith("${") else value
-
-
 @dataclass(frozen=True)
 class TelegramSettings:
     """Bot token, webhook secret and Bot API address of the channel."""
@@ -86,9 +80,9 @@ class TelegramSettings:
         """Read TELEGRAM_* from the environment; `overrides` (credentials.yml keys) win."""
         overrides = overrides or {}
         return cls(
-            token=_env_value("TELEGRAM_BOT_TOKEN", overrides, "token"),
-            webhook_secret=_env_value("TELEGRAM_WEBHOOK_SECRET", overrides, "webhook_secret"),
-            api_base_url=_env_value("TELEGRAM_API_BASE_URL", overrides, "api_base_url")
+            token=channel_setting("TELEGRAM_BOT_TOKEN", overrides.get("token")),
+            webhook_secret=channel_setting("TELEGRAM_WEBHOOK_SECRET", overrides.get("webhook_secret")),
+            api_base_url=channel_setting("TELEGRAM_API_BASE_URL", overrides.get("api_base_url"))
             or DEFAULT_API_BASE_URL,
         )
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Text
 from xml.etree.ElementTree import ParseError
@@ -36,6 +35,7 @@ from wechatpy.replies import create_reply
 from wechatpy.utils import check_signature
 
 from bot.catalog import load_catalog
+from bot.channels import channel_setting
 from bot.channels.rest import reply_when_silent
 from bot.channels.wechat_turns import NumberedMenus, Replies, TurnStore, render_replies
 
@@ -45,12 +45,6 @@ SENDER_PREFIX = "wx-"
 DEFAULT_API_BASE_URL = "https://api.weixin.qq.com/cgi-bin/"
 MAX_BODY_BYTES = 64 * 1024  # WeChat's messages are a few hundred bytes
 SUBSCRIBE_EVENTS = ("subscribe", "subscribe_scan")
-
-
-def _env(name: str) -> str:
-    """An environment value; unset, blank and unexpanded `${…}` all read as ""."""
-    value = os.environ.get(name, "").strip()
-    return "" if value.startswith("${") else value
 
 
 @dataclass(frozen=True)
@@ -65,15 +59,15 @@ class WeChatSettings:
 
     @classmethod
     def from_env(cls) -> "WeChatSettings":
-        base_url = _env("WECHAT_API_BASE_URL") or DEFAULT_API_BASE_URL
+        base_url = channel_setting("WECHAT_API_BASE_URL") or DEFAULT_API_BASE_URL
         return cls(
-            token=_env("WECHAT_TOKEN"),
-            app_id=_env("WECHAT_APP_ID"),
-            app_secret=_env("WECHAT_APP_SECRET"),
-            encoding_aes_key=_env("WECHAT_ENCODING_AES_KEY"),
+            token=channel_setting("WECHAT_TOKEN"),
+            app_id=channel_setting("WECHAT_APP_ID"),
+            app_secret=channel_setting("WECHAT_APP_SECRET"),
+            encoding_aes_key=channel_setting("WECHAT_ENCODING_AES_KEY"),
             api_base_url=base_url.rstrip("/") + "/",
-            redis_url=_env("WECHAT_REDIS_URL"),
-            reply_budget_s=float(_env("WECHAT_REPLY_BUDGET_S") or 4.5),
+            redis_url=channel_setting("WECHAT_REDIS_URL"),
+            reply_budget_s=float(channel_setting("WECHAT_REPLY_BUDGET_S") or 4.5),
         )
 
     @property
