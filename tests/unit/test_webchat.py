@@ -7,10 +7,7 @@ conversation tracker — records what it was sent, and can be told to fail.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Iterator, List, Optional
-from urllib.parse import parse_qs, urlparse
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,6 +15,7 @@ from fastapi.testclient import TestClient
 from bot.config import load_settings
 from bot.console.app import create_app
 from bot.console.webchat import BUSY, history_from_events
+from tests.json_server import Request, json_server
 
 SENDER = "web-0123456789abcdef0123456789abcdef"
 BUTTONS = [{"title": "确认提交", "payload": "/affirm"}, {"title": "修改", "payload": "/deny"}]
@@ -33,61 +31,30 @@ class FakeRasa:
         self.events: List[Dict[str, Any]] = []
         self.status = 200
 
-
-class Handler(BaseHTTPRequestHandler):
-    fake: FakeRasa  # set on the subclass made per server
-
-    def log_message(self, *args: Any) -> None:  # keep pytest output clean
-        pass
-
-    def _answer(self, status: int, body: Any) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        body = json.loads(self.rfile.read(length) or b"{}")
-        if urlparse(self.path).path != "/webhooks/rest/webhook":
-            self._answer(404, {"error": "not found"})
-            return
-        self.fake.received.append(body)
-        if self.fake.status != 200:
-            self._answer(self.fake.status, {"error": "boom"})
-            return
-        self._answer(200, self.fake.replies)
-
-    def do_GET(self) -> None:
-        url = urlparse(self.path)
+    def handle(self, request: Request) -> Tuple[int, Any]:
+        if request.method == "POST":
+            if request.path != "/webhooks/rest/webhook":
+                return 404, {"error": "not found"}
+            self.received.append(json.loads(request.body or b"{}"))
+            return (200, self.replies) if self.status == 200 else (self.status, {"error": "boom"})
         prefix, suffix = "/conversations/", "/tracker"
-        if not (url.path.startswith(prefix) and url.path.endswith(suffix)):
-            self._answer(404, {"error": "not found"})
-            return
-        sender = url.path[len(prefix):-len(suffix)]
-        self.fake.tracker_requests.append({"sender": sender, "query": parse_qs(url.query)})
-        if self.fake.status != 200:
-            self._answer(self.fake.status, {"error": "boom"})
-            return
-        self._answer(200, {"sender_id": sender, "events": self.fake.events})
+        if not (request.method == "GET" and request.path.startswith(prefix)
+                and request.path.endswith(suffix)):
+            return 404, {"error": "not found"}
+        sender = request.path[len(prefix):-len(suffix)]
+        self.tracker_requests.append({"sender": sender, "query": request.query})
+        if self.status != 200:
+            return self.status, {"error": "boom"}
+        return 200, {"sender_id": sender, "events": self.events}
 
 
 @pytest.fixture
 def fake_rasa(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRasa]:
     fake = FakeRasa()
-    handler = type("BoundHandler", (Handler,), {"fake": fake})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    monkeypatch.setenv("RASA_URL", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.delenv("RASA_TOKEN", raising=False)
-    try:
+    with json_server(fake.handle) as url:
+        monkeypatch.setenv("RASA_URL", url)
+        monkeypatch.delenv("RASA_TOKEN", raising=False)
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
