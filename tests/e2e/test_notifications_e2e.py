@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 import requests
 
@@ -17,8 +17,7 @@ from bot import intake
 from bot.channels.wechat_simulator import FakeWeChatApi
 from bot.runner import Stack
 from tests.e2e.conftest import NOTICE_RETRY_AFTER_S, Api
-from tests.e2e.test_telegram_e2e import TelegramCustomer
-from tests.e2e.test_wechat_e2e import ASK, PUSHES, msg_ids, openid, push
+from tests.e2e.channel_customers import ASK, PUSHES, TelegramCustomer, msg_ids, openid, push
 from tests.fake_telegram import FakeBotApi
 
 FAULT = {"address": "金平区东墩路22号", "phone": "13812345678", "description": "家里整屋没电"}
@@ -48,11 +47,16 @@ def bot_texts(stack: Stack, conversation_id: str) -> List[str]:
     return [e.get("text") for e in tracker["events"] if e["event"] == "bot"]
 
 
-def test_a_telegram_customer_hears_each_announced_status(stack: Stack, fake_telegram: FakeBotApi,
-                                                         api: Api) -> None:
+def telegram_customer_with_ticket(stack: Stack, fake_telegram: FakeBotApi) -> Tuple[TelegramCustomer, str]:
+    """A Telegram customer who has chatted (the tracker knows the channel) and their fault ticket."""
     customer = TelegramCustomer(stack, fake_telegram)
     assert customer.say("你好")
-    ticket_no = intake.file_request("fault_repair", FAULT, customer.sender_id, "telegram").ticket_no
+    return customer, intake.file_request("fault_repair", FAULT, customer.sender_id, "telegram").ticket_no
+
+
+def test_a_telegram_customer_hears_each_announced_status(stack: Stack, fake_telegram: FakeBotApi,
+                                                         api: Api) -> None:
+    customer, ticket_no = telegram_customer_with_ticket(stack, fake_telegram)
     before = len(fake_telegram.sent(chat_id=customer.chat_id))
 
     api.patch_ticket(ticket_no, status="assigned", assignee="agent1")
@@ -105,9 +109,7 @@ def converse(stack: Stack, wechat_api: FakeWeChatApi, customer: str, text: str) 
 
 def test_a_failed_telegram_send_is_recorded_and_retried(stack: Stack, fake_telegram: FakeBotApi,
                                                         api: Api) -> None:
-    customer = TelegramCustomer(stack, fake_telegram)
-    assert customer.say("你好")
-    ticket_no = intake.file_request("fault_repair", FAULT, customer.sender_id, "telegram").ticket_no
+    customer, ticket_no = telegram_customer_with_ticket(stack, fake_telegram)
     before = len(fake_telegram.sent(chat_id=customer.chat_id))
     fake_telegram.fail_next("sendMessage", 1)
 

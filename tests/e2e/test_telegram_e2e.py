@@ -7,66 +7,21 @@ runner — and the bot's answers are read from the sendMessage calls the fake se
 from __future__ import annotations
 
 import asyncio
-import itertools
-import random
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 import pytest
 import requests
 
 from bot.catalog import load_catalog
-from bot.channels.telegram import SECRET_HEADER, TelegramSettings
+from bot.channels.telegram import TelegramSettings
 from bot.channels.telegram_poll import poll
 from bot.runner import Stack
+from tests.e2e.channel_customers import UPDATE_IDS, TelegramCustomer, webhook_url
 from tests.e2e.conftest import TELEGRAM_SECRET, Api
-from tests.fake_telegram import TOKEN, FakeBotApi, callback_update, contact_update, text_update
+from tests.fake_telegram import TOKEN, FakeBotApi, text_update
 
 CATALOG = load_catalog()
-UPDATE_IDS = itertools.count(random.randrange(10**8, 9 * 10**8))
 ANSWERS = {"customer_name": "陈伟明", "address": "龙湖区长平路88号3栋502"}
-
-
-def webhook_url(stack: Stack) -> str:
-    return f"http://127.0.0.1:{stack.settings.rasa_port}/webhooks/telegram/webhook"
-
-
-@dataclass
-class TelegramCustomer:
-    """One Telegram user chatting with the bot through the webhook."""
-
-    stack: Stack
-    fake: FakeBotApi
-    chat_id: int = field(default_factory=lambda: random.randrange(10**9, 2 * 10**9))
-
-    @property
-    def sender_id(self) -> str:
-        return f"tg-{self.chat_id}"
-
-    def send(self, update: Dict[str, Any], secret: Optional[str] = TELEGRAM_SECRET) -> requests.Response:
-        """POST an update as Telegram does; returns the webhook's answer."""
-        headers = {SECRET_HEADER: secret} if secret is not None else {}
-        return requests.post(webhook_url(self.stack), json=update, headers=headers, timeout=60)
-
-    def replies_to(self, update: Dict[str, Any]) -> List[Dict[str, Any]]:
-        """The messages the bot sent to this chat while handling `update`."""
-        before = len(self.fake.sent(chat_id=self.chat_id))
-        answer = self.send(update)
-        assert answer.status_code == 200, answer.text
-        return self.fake.sent(chat_id=self.chat_id)[before:]
-
-    def say(self, text: str) -> List[Dict[str, Any]]:
-        return self.replies_to(text_update(next(UPDATE_IDS), self.chat_id, text))
-
-    def press(self, replies: List[Dict[str, Any]], title: str) -> List[Dict[str, Any]]:
-        """Press the inline button `title` of the last replies."""
-        buttons = [b for r in replies for row in r.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
-        data = next((b["callback_data"] for b in buttons if b["text"] == title), None)
-        assert data is not None, f"no inline button {title!r} in {replies}"
-        return self.replies_to(callback_update(next(UPDATE_IDS), self.chat_id, data, query_id=f"q{self.chat_id}"))
-
-    def share_contact(self, phone_number: str) -> List[Dict[str, Any]]:
-        return self.replies_to(contact_update(next(UPDATE_IDS), self.chat_id, phone_number))
 
 
 def asked_field(replies: List[Dict[str, Any]]) -> Optional[str]:

@@ -2,40 +2,15 @@
 built and encrypted with wechatpy as WeChat's server would send them."""
 from __future__ import annotations
 
-import itertools
 import time
-import uuid
 from typing import Any, Dict
 
 import requests
 
-from bot.catalog import load_catalog
 from bot.channels.wechat_simulator import WeChatPushes
 from bot.runner import Stack
+from tests.e2e.channel_customers import ASK, PUSHES, msg_ids, openid, push, reply_content, webhook
 from tests.e2e.conftest import WECHAT
-
-PUSHES = WeChatPushes(WECHAT["token"], WECHAT["app_id"], WECHAT["aes_key"])
-msg_ids = itertools.count(int(time.time()) * 1_000_000)
-ASK = {name: field.ask for name, field in load_catalog().fields.items()}
-
-
-def webhook(stack: Stack) -> str:
-    return f"http://127.0.0.1:{stack.settings.rasa_port}/webhooks/wechat/webhook"
-
-
-def push(stack: Stack, xml: str) -> requests.Response:
-    query, body = PUSHES.push(xml)
-    return requests.post(webhook(stack), params=query, data=body, timeout=30)
-
-
-def reply_content(response: requests.Response) -> str:
-    assert response.status_code == 200 and response.text != "success", response.text
-    return PUSHES.read_reply(response.text)["Content"]
-
-
-def openid() -> str:
-    return f"oE2E{uuid.uuid4().hex[:12]}"
-
 
 def user_texts(stack: Stack, openid_: str) -> list:
     tracker: Dict[str, Any] = requests.get(
