@@ -22,7 +22,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 GENERATED    := domain/catalog.yml data/catalog_rules.yml data/nlu/catalog_lookups.yml
 TRAIN_INPUTS := config.yml $(wildcard domain/*.yml) $(wildcard data/*.yml) $(wildcard data/nlu/*.yml) \
-                $(wildcard data/jieba/*) bot/nlu_components.py bot/normalize.py bot/catalog.yml
+                $(wildcard data/jieba/*) bot/plugins/nlu.py bot/core/normalize.py bot/catalog.yml
 
 .PHONY: help run test test-unit test-e2e train evaluate bench shell validate lock clean generated browser
 
@@ -44,7 +44,7 @@ $(STAMP): requirements.txt scripts/find-python310.sh
 	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $(STAMP)
 
-$(GENERATED) &: bot/catalog.yml bot/catalog.py bot/domain_export.py | $(STAMP)
+$(GENERATED) &: bot/catalog.yml bot/core/catalog.py bot/tools/generate.py | $(STAMP)
 	$(PY) -m bot catalog generate
 	@touch $(GENERATED)
 
@@ -80,7 +80,7 @@ test-e2e: $(MODEL)
 
 # ---------------------------------------------------------------- measurements
 evaluate: $(MODEL)
-	$(PY) -m bench.evaluate --model $(MODEL)
+	$(PY) -m bot.tools.evaluation --model $(MODEL)
 
 bench: $(MODEL)
 	$(PY) -m bench.latency --model $(MODEL)

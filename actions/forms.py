@@ -2,7 +2,7 @@
 
 Each `validate_<form>` action is a `CatalogFormValidator` bound to one catalog entry, created
 at import time from bot/catalog.yml; adding a business adds its validator automatically.
-Every detail is normalised and checked by bot/normalize.py; a wrong answer to the question
+Every detail is normalised and checked by bot/core/normalize.py; a wrong answer to the question
 just asked gets the catalog's specific re-ask, and after N failures a person is offered.
 """
 from __future__ import annotations
@@ -18,10 +18,10 @@ from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from actions.tracker_utils import latest_entity, latest_intent, value_before_this_turn
-from bot.catalog import CONFIRM_SLOT, Query, Service, load_catalog
-from bot.config import load_settings
-from bot.intake import NOT_PROVIDED
-from bot.normalize import InvalidValue, digits_of, mask_personal_data, normalize_text, parse_value
+from bot.core.catalog import CONFIRM_SLOT, Query, Service, load_catalog
+from bot.core.settings import get_settings
+from bot.core.intake import NOT_PROVIDED
+from bot.core.normalize import InvalidValue, digits_of, mask_personal_data, normalize_text, parse_value
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ SKIP_WORDS = ("不留", "匿名", "跳过", "不用", "不需要", "没有", "�
 
 
 def _failure_limit() -> int:
-    return int(load_settings().service.get("dialogue", {}).get("validation_failures_before_offer", 3))
+    return get_settings().service.dialogue.validation_failures_before_handoff
 
 
 class CatalogFormValidator(FormValidationAction):

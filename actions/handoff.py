@@ -10,9 +10,9 @@ from rasa_sdk.types import DomainDict
 
 from actions.forms import FAILURES_SLOT
 from actions.tracker_utils import channel_of, consecutive_turns_with, latest_intent
-from bot import intake
-from bot.catalog import load_catalog
-from bot.config import load_settings
+from bot.core import intake
+from bot.core.catalog import load_catalog
+from bot.core.settings import get_settings
 
 
 def _collected_details(tracker: Tracker) -> Dict[str, Any]:
@@ -31,7 +31,7 @@ def _reason(tracker: Tracker) -> str:
     if tracker.get_slot("offer_human") and latest_intent(tracker) == "affirm":
         return "complaint"
     failures = tracker.get_slot(FAILURES_SLOT) or {}
-    limit = int(load_settings().service.get("dialogue", {}).get("validation_failures_before_offer", 3))
+    limit = get_settings().service.dialogue.validation_failures_before_handoff
     if any(count >= limit for count in failures.values()):
         return "validation"
     return "request_human"
@@ -109,7 +109,7 @@ class ActionFallback(Action):
                 # Details without a request: understood, just out of context.
                 dispatcher.utter_message(response="utter_inform_no_context")
                 return []
-        limit = int(load_settings().service.get("dialogue", {}).get("fallbacks_before_handoff", 2))
+        limit = get_settings().service.dialogue.fallbacks_before_handoff
         if consecutive_turns_with(tracker, self.name()) + 1 >= limit:
             return hand_over(dispatcher, tracker, "fallback")
         dispatcher.utter_message(response="utter_default")

@@ -9,10 +9,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.tracker_utils import last_form, latest_intent
-from bot import intake
-from bot.catalog import load_catalog
-from bot.queries.billing import BillingUnavailable, billing_service_from_settings
-from bot.queries.outages import OutageService
+from bot.core import intake
+from bot.core.catalog import load_catalog
+from bot.core.queries.billing import BillingUnavailable, billing_service_from_settings
+from bot.core.queries.outages import OutageService
 
 
 class ActionAnswerFaq(Action):

@@ -14,8 +14,8 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot import intake
-from bot.handoff.rating import parse_rating
+from bot.core import intake
+from bot.core.handoff.rating import parse_rating
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from rasa_sdk.types import DomainDict
 
 from actions.forms import FAILURES_SLOT
 from actions.tracker_utils import channel_of, last_form, latest_intent, value_before_this_turn
-from bot import intake
-from bot.catalog import CONFIRM_SLOT, Service, load_catalog
+from bot.core import intake
+from bot.core.catalog import CONFIRM_SLOT, Service, load_catalog
 
 # Details that belong to one request; contact details (name, phone, account, address) are
 # kept for the customer's next request in the same conversation.

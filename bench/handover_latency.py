@@ -24,7 +24,7 @@ from typing import List, Optional, Tuple
 import requests
 
 from bench.stack import percentile, throwaway_stack
-from bot import intake
+from bot.core import intake
 
 TOKEN = "bench-handover-token"
 POLL_S = 0.01

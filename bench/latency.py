@@ -28,7 +28,7 @@ from typing import List, Optional, Tuple
 import requests
 
 from bench.stack import percentile, throwaway_stack
-from bot.config import PROJECT_ROOT
+from bot.core.settings import PROJECT_ROOT
 
 CONVERSATION = ("家里停电了，龙湖区长平路88号3栋502", "13812345678", "/affirm")
 

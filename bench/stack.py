@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
-from bot.config import load_settings
-from bot.runner import Stack
+from bot.core.settings import get_settings
+from bot.tools.runner import Stack
 
 
 def free_port() -> int:
@@ -44,12 +44,12 @@ def throwaway_stack(
     model: str, prefix: str, extra_env: Optional[Dict[str, str]] = None, seed: bool = False
 ) -> Iterator[Stack]:
     """Start Rasa, the action server and the console on free ports; remove everything after."""
-    from bot.db import upgrade_database
-    from bot.seed import seed_default_database
+    from bot.core.db import upgrade_database
+    from bot.core.seed import seed_default_database
 
     var_dir = Path(tempfile.mkdtemp(prefix=prefix))
     os.environ.update({**isolated_env(var_dir), **(extra_env or {})})
-    settings = load_settings()
+    settings = get_settings()
     upgrade_database(settings.database_url)
     if seed:
         seed_default_database(settings.database_url)

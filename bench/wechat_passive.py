@@ -2,7 +2,7 @@
 customer-service API, under N concurrent customers (default 20).
 
 Starts the real stack on free ports with the WeChat channel on in safe mode, its API pointed
-at a fake on 127.0.0.1 (`bot.channels.wechat_simulator`). Each simulated customer runs
+at a fake on 127.0.0.1 (`tests.fakes.wechat_simulator`). Each simulated customer runs
 fault-repair conversations (address → phone → description → 「回复 1」 to confirm) with
 encrypted pushes, as WeChat would: a try is abandoned after 5 s and retried (three tries);
 on "success" the customer waits for the customer-service message before going on. Every request goes to 127.0.0.1 only; the run is bounded by --seconds.
@@ -23,7 +23,7 @@ from typing import List, Optional
 import requests
 
 from bench.stack import percentile, throwaway_stack
-from bot.channels.wechat_simulator import FakeWeChatApi, WeChatPushes
+from tests.fakes.wechat_simulator import FakeWeChatApi, WeChatPushes
 
 CONVERSATION = ("家里停电了，龙湖区长平路88号3栋502", "13812345678", "电线被风刮断了", "1")
 WECHAT_TIMEOUT_S = 5.0

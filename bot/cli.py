@@ -22,7 +22,7 @@ from typing import List, Optional
 
 
 def _catalog(args: argparse.Namespace) -> int:
-    from bot.domain_export import stale_generated, write_generated
+    from bot.tools.generate import stale_generated, write_generated
 
     if args.action == "generate":
         for path in write_generated():
@@ -35,18 +35,18 @@ def _catalog(args: argparse.Namespace) -> int:
 
 
 def _db(args: argparse.Namespace) -> int:
-    from bot.db import upgrade_database
+    from bot.core.db import upgrade_database
 
     upgrade_database()
     if args.action == "seed":
-        from bot.seed import seed_default_database
+        from bot.core.seed import seed_default_database
 
         print(f"demo data: {seed_default_database()}")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bot.runner import run_stack
+    from bot.tools.runner import run_stack
 
     return run_stack(model=args.model)
 
@@ -61,11 +61,11 @@ def _console(args: argparse.Namespace) -> int:
 def _telegram(args: argparse.Namespace) -> int:
     import asyncio
 
-    from bot.channels.telegram import TelegramSettings
-    from bot.channels.telegram_poll import WEBHOOK_PATH, ForwardRefused, poll, set_webhook
-    from bot.config import load_settings
+    from bot.plugins.channels.telegram import TelegramSettings
+    from bot.plugins.channels.telegram_poll import WEBHOOK_PATH, ForwardRefused, poll, set_webhook
+    from bot.core.settings import get_settings
 
-    settings = TelegramSettings.from_env()
+    settings = TelegramSettings.from_settings()
     if settings.missing:
         print(f"Telegram channel off: {settings.missing[0]} not set (see .env.example)")
         return 1
@@ -77,7 +77,7 @@ def _telegram(args: argparse.Namespace) -> int:
         print(f"webhook set: {args.url}")
         return 0
     try:
-        asyncio.run(poll(settings, load_settings().rasa_url + WEBHOOK_PATH))
+        asyncio.run(poll(settings, get_settings().rasa_url + WEBHOOK_PATH))
     except ForwardRefused as error:
         print(error)
         return 1
@@ -100,7 +100,7 @@ def _read_password() -> str:
 
 def _users(args: argparse.Namespace) -> int:
     from bot.console.auth import ConsoleUser, add_user
-    from bot.db import session_scope, upgrade_database
+    from bot.core.db import session_scope, upgrade_database
 
     upgrade_database()
     if args.action == "list":
@@ -146,7 +146,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     console.add_argument("--seed-demo", action="store_true")
     console.set_defaults(handler=_console)
 
-    from bot.trainer.cli import add_parser as add_trainer_parser
+    from bot.tools.trainer.cli import add_parser as add_trainer_parser
 
     add_trainer_parser(commands)
 

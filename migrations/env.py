@@ -1,6 +1,6 @@
 """Alembic environment: migrations of the application's database (tickets, handoffs, queries).
 
-The URL comes from `config.attributes["database_url"]` (bot.db.upgrade_database), else
+The URL comes from `config.attributes["database_url"]` (bot.core.db.upgrade_database), else
 DATABASE_URL / the settings default. A connection passed in `config.attributes["connection"]`
 is used as is (the caller owns its transaction).
 """
@@ -11,7 +11,7 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from bot.db import Base, get_engine, import_models, resolve_url
+from bot.core.db import Base, get_engine, import_models, resolve_url
 
 config = context.config
 if config.config_file_name is not None and "connection" not in config.attributes:
@@ -50,7 +50,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    """Run against a live connection (the caller's, or a new one from bot.db)."""
+    """Run against a live connection (the caller's, or a new one from bot.core.db)."""
     connection = config.attributes.get("connection")
     if connection is not None:
         _configure(connection)

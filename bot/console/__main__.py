@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from typing import List, Optional
 
 import uvicorn
 
-from bot.config import load_settings
+from bot.core.settings import get_settings
 from bot.console.app import create_app
-from bot.db import upgrade_database
+from bot.core.db import upgrade_database
 
 logger = logging.getLogger("bot.console")
 
@@ -27,14 +26,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    settings = load_settings()
+    settings = get_settings()
     upgrade_database(settings.database_url)
     if args.seed_demo:
-        from bot.seed import seed_default_database
+        from bot.core.seed import seed_default_database
 
         logger.info("demo data: %s", seed_default_database(settings.database_url))
     settings.api_token()  # creates var/api_token when INTAKE_API_TOKEN is unset
-    source = "INTAKE_API_TOKEN" if os.environ.get("INTAKE_API_TOKEN", "").strip() else None
+    source = "INTAKE_API_TOKEN" if settings.api_token_env else None
     logger.info("JSON API bearer token: %s", source or settings.api_token_file)
     uvicorn.run(
         create_app(settings), host=settings.bind_host, port=settings.console_port, log_level="info"

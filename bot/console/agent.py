@@ -23,14 +23,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from bot.catalog import load_catalog
-from bot.clock import iso_local, to_utc_naive, utc_now
-from bot.console import handover
+from bot.core.catalog import load_catalog
+from bot.core.clock import iso_local, to_utc_naive, utc_now
+from bot.core.handoff import service as handover
 from bot.console.api import require_token
 from bot.console.auth import ROLES, Principal, list_agents, require_role
-from bot.console.rasa_client import RasaClient, RasaError
+from bot.core.rasa_api import RasaClient, RasaError
 from bot.console.templating import render
-from bot.db import session_scope
+from bot.core.db import session_scope
 
 AGENT_ROLES = ("agent", "supervisor")
 REASON_NAMES = {"request_human": "客户要求人工", "emergency": "紧急险情", "fallback": "连续未理解",

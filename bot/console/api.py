@@ -14,13 +14,13 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from bot.console.sweeper import deliver_notices
-from bot.db import session_scope
-from bot.handoff.models import HANDOFF_STATUSES
-from bot.handoff.repository import HandoffRepository
-from bot.notifications.models import NOTICE_STATES
-from bot.notifications.outbox import list_notices, notice_dict
-from bot.tickets.models import STATUSES, Ticket
-from bot.tickets.repository import InvalidStatus, TicketNotFound, TicketRepository
+from bot.core.db import session_scope
+from bot.core.handoff.models import HANDOFF_STATUSES
+from bot.core.handoff.repository import HandoffRepository
+from bot.core.notifications.models import NOTICE_STATES
+from bot.core.notifications.outbox import list_notices, notice_dict
+from bot.core.tickets.models import STATUSES, Ticket
+from bot.core.tickets.repository import InvalidStatus, TicketNotFound, TicketRepository
 
 _bearer = HTTPBearer(auto_error=False)
 

@@ -8,7 +8,6 @@ Run it with ``python -m bot.console`` (migrates, then serves on BIND_HOST:CONSOL
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 import contextlib
 import logging
@@ -19,12 +18,12 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from bot.config import Settings, load_settings
+from bot.core.settings import Settings, get_settings
 from bot.console import agent, auth, supervisor, tickets_views, trainer_views
 from bot.console.api import router as api_router
 from bot.console.sweeper import background_tasks
 from bot.console.webchat import router as webchat_router
-from bot.db import ping
+from bot.core.db import ping
 
 logger = logging.getLogger(__name__)
 CONSOLE_STATIC = Path(__file__).resolve().parent / "static" / "console"
@@ -32,7 +31,7 @@ CONSOLE_STATIC = Path(__file__).resolve().parent / "static" / "console"
 
 def create_app(settings: Optional[Settings] = None) -> FastAPI:
     """A console app bound to `settings` (default: from the environment)."""
-    settings = settings or load_settings()
+    settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,7 +47,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.add_middleware(
         SessionMiddleware, secret_key=auth.secret_key(settings), session_cookie="console_session",
         max_age=auth.SESSION_MAX_AGE_S, same_site="strict",
-        https_only=os.environ.get("CONSOLE_HTTPS_ONLY", "").lower() in ("1", "true"),
+        https_only=settings.console_https_only,
     )
     app.add_exception_handler(*auth.login_redirect_pair())
 

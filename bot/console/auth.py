@@ -23,9 +23,9 @@ from passlib.context import CryptContext
 from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, Integer, String, select
 from sqlalchemy.orm import Session
 
-from bot.clock import to_utc_naive, utc_now
-from bot.config import Settings
-from bot.db import Base, session_scope, sql_in
+from bot.core.clock import to_utc_naive, utc_now
+from bot.core.settings import Settings
+from bot.core.db import Base, session_scope, sql_in
 
 ROLES = ("agent", "supervisor", "trainer", "admin")
 ROLE_NAMES = {"agent": "坐席", "supervisor": "班长", "trainer": "训练师", "admin": "管理员"}
@@ -132,7 +132,7 @@ def list_agents(session: Session) -> list:
 
 def secret_key(settings: Settings) -> str:
     """The session-signing key: CONSOLE_SECRET_KEY, else var/console_secret."""
-    return settings.secret("CONSOLE_SECRET_KEY", "console_secret", length=48)
+    return settings.console_session_key()
 
 def csrf_token(request: Request) -> str:
     """This session's CSRF token (created on first use)."""

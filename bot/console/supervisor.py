@@ -19,12 +19,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
-from bot.clock import to_utc_naive, utc_now
+from bot.core.clock import to_utc_naive, utc_now
 from bot.console.auth import Principal, require_role
 from bot.console.templating import render
-from bot.db import session_scope
-from bot.handoff.models import Handoff
-from bot.tickets.models import FINAL_STATUSES, Ticket
+from bot.core.db import session_scope
+from bot.core.handoff.models import Handoff
+from bot.core.tickets.models import FINAL_STATUSES, Ticket
 
 SUPERVISOR = require_role("supervisor")
 CHARTS = ("department_tickets", "agent_times", "agent_ratings")

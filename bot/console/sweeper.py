@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any, Awaitable, Callable, List
 
 from starlette.concurrency import run_in_threadpool
 
-from bot.config import Settings
-from bot.console.handover import sweep_unclaimed
-from bot.notifications.delivery import NoticeDelivery, RetryPolicy
+from bot.core.settings import Settings
+from bot.core.handoff.service import sweep_unclaimed
+from bot.core.notifications.delivery import NoticeDelivery, RetryPolicy
 
 logger = logging.getLogger(__name__)
-
-
-def sweep_interval_s() -> float:
-    return float(os.environ.get("CONSOLE_SWEEP_SECONDS", "").strip() or 30)
 
 
 async def repeat_forever(name: str, step: Callable[[], Any], interval_s: float) -> None:
@@ -50,7 +45,7 @@ def deliver_notices(settings: Settings) -> None:
 
 def background_tasks(settings: Settings) -> List[Awaitable[None]]:
     """The loops the console runs while it is up (none when CONSOLE_SWEEP_SECONDS is 0)."""
-    interval = sweep_interval_s()
+    interval = settings.console_sweep_seconds
     if interval <= 0:
         return []
     return [

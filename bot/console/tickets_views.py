@@ -15,15 +15,15 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Form, HTTPException, Re
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from bot.catalog import load_catalog
-from bot.clock import to_utc_naive, utc_now
+from bot.core.catalog import load_catalog
+from bot.core.clock import to_utc_naive, utc_now
 from bot.console.auth import Principal, list_agents, require_role
 from bot.console.templating import render
 from bot.console.sweeper import deliver_notices
-from bot.db import session_scope
-from bot.notifications.outbox import list_notices
-from bot.tickets.models import FINAL_STATUSES, STATUSES, Ticket
-from bot.tickets.repository import InvalidStatus, TicketNotFound, TicketRepository
+from bot.core.db import session_scope
+from bot.core.notifications.outbox import list_notices
+from bot.core.tickets.models import FINAL_STATUSES, STATUSES, Ticket
+from bot.core.tickets.repository import InvalidStatus, TicketNotFound, TicketRepository
 
 TICKET_ROLES = ("agent", "supervisor", "trainer")
 EDIT_ROLES = ("agent", "supervisor")

@@ -22,11 +22,11 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.console.auth import Principal, require_role
 from bot.console.templating import render
-from bot.db import session_scope
-from bot.trainer.compare import CONFUSION_IMAGE, load_comparison
-from bot.trainer.inbox import collect_candidates, item_as_dict, open_items, sync_inbox, tracker_url
-from bot.trainer.intents import choice_list, entity_list, nlu_dir
-from bot.trainer.labelling import LabelError, discard_item, label_item
+from bot.core.db import session_scope
+from bot.tools.trainer.compare import CONFUSION_IMAGE, load_comparison
+from bot.core.training.inbox import collect_candidates, item_as_dict, open_items, sync_inbox, tracker_url
+from bot.core.training.intents import choice_list, entity_list, nlu_dir
+from bot.core.training.labelling import LabelError, discard_item, label_item
 
 trainer_user = require_role("trainer")
 router = APIRouter(prefix="/console/trainer")

@@ -31,8 +31,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from bot.config import Settings
-from bot.console.rasa_client import RasaClient, RasaError
+from bot.core.settings import Settings
+from bot.core.rasa_api import RasaClient, RasaError
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-27
 
-Allowed values in the CHECK constraints are copied from bot/trainer/models.py, not imported.
+Allowed values in the CHECK constraints are copied from bot/core/training/models.py, not imported.
 """
 
 from typing import Sequence, Union

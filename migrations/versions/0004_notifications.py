@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-27
 
-Allowed states and kinds in the CHECK constraints are copied from bot/notifications/models.py, not imported.
+Allowed states and kinds in the CHECK constraints are copied from bot/core/notifications/models.py, not imported.
 """
 
 from typing import Sequence, Union

@@ -17,12 +17,12 @@ from typing import Any, Dict, List, Optional
 
 import requests
 
-from bot.catalog import load_catalog
-from bot.channels.telegram import SECRET_HEADER
-from bot.channels.wechat_simulator import WeChatPushes
-from bot.runner import Stack
+from bot.core.catalog import load_catalog
+from bot.plugins.channels.telegram import SECRET_HEADER
+from tests.fakes.wechat_simulator import WeChatPushes
+from bot.tools.runner import Stack
 from tests.e2e.conftest import TELEGRAM_SECRET, WECHAT
-from tests.fake_telegram import FakeBotApi, callback_update, contact_update, text_update
+from tests.fakes.fake_telegram import FakeBotApi, callback_update, contact_update, text_update
 
 UPDATE_IDS = itertools.count(random.randrange(10**8, 9 * 10**8))
 

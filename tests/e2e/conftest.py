@@ -17,12 +17,12 @@ import pytest
 import requests
 import yaml
 
-from bot.channels.wechat_simulator import FakeWeChatApi
+from tests.fakes.wechat_simulator import FakeWeChatApi
 from bench.stack import isolated_env
-from bot.config import PROJECT_ROOT, load_settings
-from bot.runner import Stack
-from tests.fake_telegram import TOKEN as TELEGRAM_TOKEN
-from tests.fake_telegram import FakeBotApi
+from bot.core.settings import PROJECT_ROOT, load_settings
+from bot.tools.runner import Stack
+from tests.fakes.fake_telegram import TOKEN as TELEGRAM_TOKEN
+from tests.fakes.fake_telegram import FakeBotApi
 
 # INTAKE_MODEL lets a developer test a model trained elsewhere (default: what make trains).
 MODEL = Path(os.environ.get("INTAKE_MODEL") or PROJECT_ROOT / "models" / "intake.tar.gz")
@@ -84,8 +84,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, wechat_api: FakeWeChatApi,
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    from bot.db import upgrade_database
-    from bot.seed import seed_default_database
+    from bot.core.db import upgrade_database
+    from bot.core.seed import seed_default_database
 
     settings = load_settings()
     upgrade_database(settings.database_url)

@@ -11,9 +11,9 @@ import pytest
 from playwright import sync_api
 
 from bot.console.auth import add_user
-from bot.db import session_scope
-from bot.runner import Stack
-from bot.tickets.repository import TicketRepository
+from bot.core.db import session_scope
+from bot.tools.runner import Stack
+from bot.core.tickets.repository import TicketRepository
 from tests.e2e.conftest import SCREENSHOTS, Api, open_page
 from tests.e2e.test_handover import WebCustomer, wait_for
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from bot.catalog import load_catalog
+from bot.core.catalog import load_catalog
 from tests.e2e.conftest import Api, Customer, texts
 from tests.e2e.test_service_requests import asked_field, fill_form
 

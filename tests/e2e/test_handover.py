@@ -14,9 +14,9 @@ from typing import Any, Callable, Dict, List
 
 import requests
 
-from bot.db import session_scope
-from bot.handoff.repository import HandoffRepository
-from bot.runner import Stack
+from bot.core.db import session_scope
+from bot.core.handoff.repository import HandoffRepository
+from bot.tools.runner import Stack
 from tests.e2e.conftest import API_TOKEN, Api, Customer, texts
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}

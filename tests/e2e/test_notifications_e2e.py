@@ -13,12 +13,12 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import requests
 
-from bot import intake
-from bot.channels.wechat_simulator import FakeWeChatApi
-from bot.runner import Stack
+from bot.core import intake
+from tests.fakes.wechat_simulator import FakeWeChatApi
+from bot.tools.runner import Stack
 from tests.e2e.conftest import NOTICE_RETRY_AFTER_S, Api
 from tests.e2e.channel_customers import ASK, PUSHES, TelegramCustomer, msg_ids, openid, push
-from tests.fake_telegram import FakeBotApi
+from tests.fakes.fake_telegram import FakeBotApi
 
 FAULT = {"address": "金平区东墩路22号", "phone": "13812345678", "description": "家里整屋没电"}
 WECHAT_ANSWERS = {"address": "金平区东墩路22号5栋301", "phone": "13812345678",

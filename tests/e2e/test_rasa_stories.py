@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.config import PROJECT_ROOT
+from bot.core.settings import PROJECT_ROOT
 from tests.e2e.conftest import MODEL
 
 

@@ -12,8 +12,8 @@ from typing import Any, Dict, List
 
 import pytest
 
-from bot.catalog import load_catalog
-from bot.tickets.due import compute_due_at
+from bot.core.catalog import load_catalog
+from bot.core.tickets.due import compute_due_at
 from tests.e2e.conftest import Api, Customer, texts
 
 CATALOG = load_catalog()

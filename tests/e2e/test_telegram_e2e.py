@@ -12,13 +12,13 @@ from typing import Any, Dict, List, Optional
 import pytest
 import requests
 
-from bot.catalog import load_catalog
-from bot.channels.telegram import TelegramSettings
-from bot.channels.telegram_poll import poll
-from bot.runner import Stack
+from bot.core.catalog import load_catalog
+from bot.plugins.channels.telegram import TelegramSettings
+from bot.plugins.channels.telegram_poll import poll
+from bot.tools.runner import Stack
 from tests.e2e.channel_customers import UPDATE_IDS, TelegramCustomer, webhook_url
 from tests.e2e.conftest import TELEGRAM_SECRET, Api
-from tests.fake_telegram import TOKEN, FakeBotApi, text_update
+from tests.fakes.fake_telegram import TOKEN, FakeBotApi, text_update
 
 CATALOG = load_catalog()
 ANSWERS = {"customer_name": "陈伟明", "address": "龙湖区长平路88号3栋502"}

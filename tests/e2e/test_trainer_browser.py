@@ -15,12 +15,12 @@ import pytest
 import uvicorn
 from playwright import sync_api
 
-from bot.config import load_settings
+from bot.core.settings import load_settings
 from bot.console.app import create_app
 from bot.console.auth import add_user
-from bot.db import dispose_engines, session_scope, upgrade_database
-from bot.trainer.intents import NLU_DIR
-from bot.trainer.models import InboxItem
+from bot.core.db import dispose_engines, session_scope, upgrade_database
+from bot.core.training.intents import NLU_DIR
+from bot.core.training.models import InboxItem
 from bench.stack import free_port
 from tests.e2e.conftest import SCREENSHOTS, open_page
 

@@ -11,8 +11,8 @@ import re
 import requests
 
 from bot.console.auth import add_user
-from bot.db import session_scope
-from bot.trainer.inbox import collect_candidates, text_key, tracker_url
+from bot.core.db import session_scope
+from bot.core.training.inbox import collect_candidates, text_key, tracker_url
 from tests.e2e.conftest import Customer
 
 # Messages the model shipped with this repository misreads (tests/nlu/trainer_batch.yml).

@@ -14,8 +14,8 @@ import pytest
 import requests
 from playwright import sync_api
 
-from bot.catalog import load_catalog
-from bot.runner import Stack
+from bot.core.catalog import load_catalog
+from bot.tools.runner import Stack
 from tests.e2e.conftest import SCREENSHOTS, Api, open_page
 
 expect = sync_api.expect

@@ -7,8 +7,8 @@ from typing import Any, Dict
 
 import requests
 
-from bot.channels.wechat_simulator import WeChatPushes
-from bot.runner import Stack
+from tests.fakes.wechat_simulator import WeChatPushes
+from bot.tools.runner import Stack
 from tests.e2e.channel_customers import ASK, PUSHES, msg_ids, openid, push, reply_content, webhook
 from tests.e2e.conftest import WECHAT
 

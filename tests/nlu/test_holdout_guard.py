@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.evaluate import Metrics, evaluate
-from bot.config import PROJECT_ROOT
+from bot.tools.evaluation import Metrics, evaluate
+from bot.core.settings import PROJECT_ROOT
 
 # INTAKE_MODEL lets a developer test a model trained elsewhere (default: what make trains).
 MODEL = Path(os.environ.get("INTAKE_MODEL") or PROJECT_ROOT / "models" / "intake.tar.gz")

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from bot.db import Base, dispose_engines, import_models, session_scope, upgrade_database
+from bot.core.db import Base, dispose_engines, import_models, session_scope, upgrade_database
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

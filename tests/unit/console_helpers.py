@@ -8,10 +8,10 @@ from typing import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.config import load_settings
+from bot.core.settings import load_settings
 from bot.console.app import create_app
 from bot.console.auth import add_user
-from bot.db import session_scope
+from bot.core.db import session_scope
 
 PASSWORD = "correct horse 42"
 USERS = {"agent1": "agent", "agent2": "agent", "boss": "supervisor", "trainer1": "trainer",

@@ -45,15 +45,16 @@ from actions.requests import (
     ActionFileEmergency,
     ActionSubmitRequest,
 )
-from bot import intake
-from bot.catalog import load_catalog
-from bot.clock import local_zone
-from bot.db import dispose_engines, session_scope, upgrade_database
-from bot.handoff.repository import HandoffRepository
-from bot.queries.billing import BillingUnavailable
-from bot.queries.billing_models import BillRecord
-from bot.seed import seed_default_database
-from bot.tickets.repository import TicketRepository
+from bot.core import intake
+from bot.core.catalog import load_catalog
+from bot.core.clock import local_zone
+from bot.core.db import dispose_engines, session_scope, upgrade_database
+from bot.core.handoff.repository import HandoffRepository
+from bot.core.queries.billing import BillingUnavailable
+from bot.core.queries.billing_models import BillRecord
+from bot.core.seed import seed_default_database
+from bot.core.tickets.repository import TicketRepository
+from bot.core.settings import reset_settings
 
 pytestmark = pytest.mark.asyncio
 
@@ -247,7 +248,7 @@ def service_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The spec's defaults (§4), whatever config/service.yml of this checkout says."""
     config = {
         "handoff": {"duty_hours": {"start": "00:00", "end": "24:00"}, "claim_wait_minutes": 10},
-        "dialogue": {"fallbacks_before_handoff": 2, "validation_failures_before_offer": 3},
+        "dialogue": {"fallbacks_before_handoff": 2, "validation_failures_before_handoff": 3},
     }
     path = tmp_path / "service.yml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -1260,6 +1261,7 @@ def off_duty(service_config: Path) -> None:
         "end": f"{(hour + 3) % 24:02d}:00",
     }
     service_config.write_text(yaml.safe_dump(config), encoding="utf-8")
+    reset_settings()  # configuration is read once per process
     assert not intake.within_duty_hours()
 
 

@@ -9,11 +9,11 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from bot.config import load_settings
+from bot.core.settings import load_settings
 from bot.console.app import create_app
-from bot.db import session_scope
-from bot.handoff.repository import HandoffRepository
-from bot.tickets.repository import TicketRepository
+from bot.core.db import session_scope
+from bot.core.handoff.repository import HandoffRepository
+from bot.core.tickets.repository import TicketRepository
 
 TOKEN = "test-token"  # INTAKE_API_TOKEN, set by the isolated_environment fixture
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -10,17 +10,17 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pytest
 from sqlalchemy import func, select
 
-from bot.db import session_scope
-from bot.queries.billing import (
+from bot.core.db import session_scope
+from bot.core.queries.billing import (
     BillingUnavailable,
     HttpBillingService,
     SqlBillingService,
     billing_service_from_settings,
     mask_name,
 )
-from bot.queries.billing_models import BillRecord
-from bot.seed import DEMO_ACCOUNTS, residential_amount, seed_demo_data
-from tests.json_server import Request, json_server
+from bot.core.queries.billing_models import BillRecord
+from bot.core.seed import DEMO_ACCOUNTS, residential_amount, seed_demo_data
+from tests.fakes.json_server import Request, json_server
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import yaml
 
-from bot.catalog import CONFIRM_SLOT, load_catalog
-from bot.config import PROJECT_ROOT
-from bot.domain_export import build_domain, stale_generated
+from bot.core.catalog import CONFIRM_SLOT, load_catalog
+from bot.core.settings import PROJECT_ROOT
+from bot.tools.generate import build_domain, stale_generated
 
 CATALOG = load_catalog()
 DOMAIN_BASE = yaml.safe_load((PROJECT_ROOT / "domain" / "base.yml").read_text(encoding="utf-8"))
@@ -80,7 +80,7 @@ def test_every_form_asks_exactly_the_catalog_details() -> None:
 
 
 def test_every_field_entity_is_a_domain_entity_and_has_a_parser() -> None:
-    from bot.normalize import PARSERS
+    from bot.core.normalize import PARSERS
 
     for field in CATALOG.fields.values():
         assert field.kind in PARSERS, field.name

@@ -11,12 +11,12 @@ from typing import Any, Dict, Iterator, List
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.config import load_settings
-from bot.console import handover
-from bot.console.rasa_client import RasaClient
-from bot.db import session_scope
-from bot.handoff.repository import HandoffRepository
-from bot.tickets.repository import TicketRepository
+from bot.core.settings import load_settings
+from bot.core.handoff import service as handover
+from bot.core.rasa_api import RasaClient
+from bot.core.db import session_scope
+from bot.core.handoff.repository import HandoffRepository
+from bot.core.tickets.repository import TicketRepository
 from tests.unit.console_helpers import make_client, sign_in
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'

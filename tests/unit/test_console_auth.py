@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from bot.console.auth import ROLES, ConsoleUser, add_user, authenticate
-from bot.db import session_scope
+from bot.core.db import session_scope
 from tests.unit.console_helpers import PASSWORD, USERS, csrf_of, make_client, sign_in
 
 PUBLIC = {"/healthz", "/login", "/logout", "/chat", "/chat/static/{name}", "/chat/api/messages",
@@ -65,7 +65,7 @@ def test_login_without_csrf_token_is_refused(client: TestClient) -> None:
 
 
 def test_posts_need_the_sessions_csrf_token(client: TestClient, sqlite_url: str) -> None:
-    from bot.tickets.repository import TicketRepository
+    from bot.core.tickets.repository import TicketRepository
 
     with session_scope(sqlite_url) as session:
         ticket, _ = TicketRepository(session).create(

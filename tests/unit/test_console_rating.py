@@ -7,9 +7,9 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.rating import ActionStoreRating, ValidateRatingForm
-from bot.db import session_scope
-from bot.handoff.rating import parse_rating
-from bot.handoff.repository import HandoffRepository
+from bot.core.db import session_scope
+from bot.core.handoff.rating import parse_rating
+from bot.core.handoff.repository import HandoffRepository
 
 
 @pytest.mark.parametrize("text, rating", [

@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from bot.db import (
+from bot.core.db import (
     Base,
     downgrade_database,
     get_engine,
@@ -18,7 +18,7 @@ from bot.db import (
     session_scope,
     upgrade_database,
 )
-from bot.tickets.models import TicketSequence
+from bot.core.tickets.models import TicketSequence
 
 TABLES = {
     "tickets",

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.catalog import Service, load_catalog
-from bot.tickets import due
-from bot.tickets.due import add_working_days, area_type, compute_due_at, is_working_day
+from bot.core.catalog import Service, load_catalog
+from bot.core.tickets import due
+from bot.core.tickets.due import add_working_days, area_type, compute_due_at, is_working_day
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -150,7 +150,7 @@ def test_unknown_year_counts_weekends_and_warns_once(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(due, "_warned_years", set())
-    with caplog.at_level(logging.WARNING, logger="bot.tickets.due"):
+    with caplog.at_level(logging.WARNING, logger="bot.core.tickets.due"):
         # 2031-01-01 is a Wednesday; without a calendar it counts as a working day.
         assert add_working_days(date(2030, 12, 27), 3) == date(2031, 1, 1)
         assert add_working_days(date(2031, 1, 3), 5) == date(2031, 1, 10)

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.db import session_scope
-from bot.handoff.repository import HandoffNotFound, HandoffRepository, HandoffStateError
+from bot.core.db import session_scope
+from bot.core.handoff.repository import HandoffNotFound, HandoffRepository, HandoffStateError
 
 
 def _open(

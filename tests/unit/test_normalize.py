@@ -1,11 +1,11 @@
-"""bot/normalize.py: customer text → contract values (spec §2), or a specific refusal."""
+"""bot/core/normalize.py: customer text → contract values (spec §2), or a specific refusal."""
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
 
-from bot.normalize import (
+from bot.core.normalize import (
     InvalidValue,
     is_generic_request,
     mask_personal_data,
@@ -119,7 +119,7 @@ def test_capacity_refused(text: str) -> None:
     ],
 )
 def test_month(text: str, expected: str) -> None:
-    from bot.normalize import parse_month
+    from bot.core.normalize import parse_month
 
     assert parse_month(text, TODAY) == expected
 

@@ -16,18 +16,18 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from bot.catalog import load_catalog, parse_catalog
-from bot.channels import push_problem
-from bot.clock import utc_now
-from bot.config import load_settings
-from bot.console import handover
-from bot.db import session_scope
-from bot.handoff.repository import HandoffRepository
-from bot.notifications.delivery import NoticeDelivery, RetryPolicy, rasa_sender
-from bot.notifications.models import Notification
-from bot.notifications.outbox import enqueue_notice, list_notices
-from bot.tickets.repository import TicketRepository
-from tests.json_server import Request, json_server
+from bot.core.catalog import load_catalog, parse_catalog
+from bot.core.notifications.delivery import push_problem
+from bot.core.clock import utc_now
+from bot.core.settings import get_settings, load_settings
+from bot.core.handoff import service as handover
+from bot.core.db import session_scope
+from bot.core.handoff.repository import HandoffRepository
+from bot.core.notifications.delivery import NoticeDelivery, RetryPolicy, rasa_sender
+from bot.core.notifications.models import Notification
+from bot.core.notifications.outbox import enqueue_notice, list_notices
+from bot.core.tickets.repository import TicketRepository
+from tests.fakes.json_server import Request, json_server
 from tests.unit.console_helpers import make_client, sign_in
 
 FAULT = {"address": "潮南区峡山街道东山路12号", "phone": "13812345678", "description": "整栋楼停电"}
@@ -274,9 +274,10 @@ def test_a_channel_without_credentials_is_a_failure_not_a_silent_success(
     sqlite_url: str, clock: Clock, fake_rasa: FakeRasa, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    assert push_problem("telegram") == "Telegram channel off: TELEGRAM_BOT_TOKEN not set"
-    assert push_problem("wechat").startswith("WeChat customer-service API off")
-    assert push_problem("webchat") is None
+    settings = get_settings()
+    assert push_problem(settings, "telegram") == "Telegram channel off: TELEGRAM_BOT_TOKEN not set"
+    assert push_problem(settings, "wechat").startswith("WeChat customer-service API off")
+    assert push_problem(settings, "webchat") is None
     ticket_no = file_ticket(sqlite_url, clock, conversation="wx-oAbc123", channel="wechat")
     change_status(sqlite_url, clock, ticket_no, "resolved")
 

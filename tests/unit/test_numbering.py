@@ -8,9 +8,9 @@ from typing import Callable, List
 
 import pytest
 
-from bot.db import session_scope
-from bot.tickets.numbering import TICKET_NO_PATTERN, format_ticket_no, next_ticket_no
-from bot.tickets.repository import TicketRepository
+from bot.core.db import session_scope
+from bot.core.tickets.numbering import TICKET_NO_PATTERN, format_ticket_no, next_ticket_no
+from bot.core.tickets.repository import TicketRepository
 
 THREADS, PER_THREAD = 8, 25
 

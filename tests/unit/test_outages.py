@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.db import session_scope
-from bot.queries.outages import OutageService, PlannedOutage
-from bot.seed import seed_demo_data
+from bot.core.db import session_scope
+from bot.core.queries.outages import OutageService, PlannedOutage
+from bot.core.seed import seed_demo_data
 
 NOW = datetime(2026, 11, 27, 9, 30, tzinfo=timezone.utc)
 

@@ -17,16 +17,16 @@ from aiohttp import web
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
-from bot.catalog import load_catalog
-from bot.channels.telegram import (
+from bot.core.catalog import load_catalog
+from bot.plugins.channels.telegram import (
     SECRET_HEADER,
     TelegramInput,
     TelegramSettings,
     contact_text,
     split_text,
 )
-from bot.channels.telegram_poll import poll
-from tests.fake_telegram import TOKEN, FakeBotApi, callback_update, contact_update, text_update
+from bot.plugins.channels.telegram_poll import poll
+from tests.fakes.fake_telegram import TOKEN, FakeBotApi, callback_update, contact_update, text_update
 
 SECRET = "unit-test-secret_1"
 CHAT = 555001
@@ -86,7 +86,7 @@ def test_channel_is_off_without_token_with_one_log_line(monkeypatch: pytest.Monk
                                                        caplog: pytest.LogCaptureFixture) -> None:
     for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "TELEGRAM_API_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    with caplog.at_level(logging.INFO, logger="bot.channels.telegram"):
+    with caplog.at_level(logging.INFO, logger="bot.plugins.channels.telegram"):
         channel = TelegramInput.from_credentials(None)
     assert not channel.enabled
     assert channel.get_output_channel() is None
@@ -99,7 +99,7 @@ def test_settings_come_from_the_environment_and_unexpanded_placeholders_count_as
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     monkeypatch.delenv("TELEGRAM_WEBHOOK_SECRET", raising=False)
     monkeypatch.delenv("TELEGRAM_API_BASE_URL", raising=False)
-    settings = TelegramSettings.from_env({"webhook_secret": "${TELEGRAM_WEBHOOK_SECRET}"})
+    settings = TelegramSettings.from_settings(overrides={"webhook_secret": "${TELEGRAM_WEBHOOK_SECRET}"})
     assert settings.token == TOKEN
     assert settings.missing == ["TELEGRAM_WEBHOOK_SECRET"]
     assert settings.api_base_url == "https://api.telegram.org/bot"

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.db import session_scope
-from bot.tickets.models import HistoryIsAppendOnly, TicketEvent
-from bot.tickets.repository import InvalidStatus, TicketNotFound, TicketRepository, request_key
+from bot.core.db import session_scope
+from bot.core.tickets.models import HistoryIsAppendOnly, TicketEvent
+from bot.core.tickets.repository import InvalidStatus, TicketNotFound, TicketRepository, request_key
 
 FAULT = {"address": "潮南区峡山街道东山路12号", "phone": "13812345678", "description": "整栋楼停电"}
 NEW_CONNECTION = {

@@ -7,8 +7,8 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
-from bot.db import session_scope
-from bot.trainer.inbox import collect_candidates, open_items, sync_inbox, text_key
+from bot.core.db import session_scope
+from bot.core.training.inbox import collect_candidates, open_items, sync_inbox, text_key
 
 Turn = Tuple[str, str, float, Optional[str], List[str]]  # text, intent, confidence, bot reply, actions
 

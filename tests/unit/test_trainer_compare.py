@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.trainer.compare import compare_models, compare_metrics, load_comparison, save_comparison
+from bot.tools.trainer.compare import compare_models, compare_metrics, load_comparison, save_comparison
 
 CONFIG = """\
 recipe: default.v1
@@ -47,7 +47,7 @@ def _train(tmp: Path, name: str, intents: dict) -> str:
 
 
 def test_compare_metrics_orders_by_largest_change() -> None:
-    from bench.evaluate import Metrics
+    from bot.tools.evaluation import Metrics
 
     def metrics(f1: dict) -> Metrics:
         per_intent = {i: {"f1": v, "support": 4} for i, v in f1.items()}

@@ -6,7 +6,7 @@ from typing import List
 
 import pytest
 
-from bot.trainer.lint import Issue, lint
+from bot.tools.trainer.lint import Issue, lint
 
 GOOD_FAULT = [f"家里第{n}个房间没电了，麻烦派人来修" for n in "一二三四五六七八九十"]
 

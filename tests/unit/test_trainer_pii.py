@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from bot.normalize import digits_of, parse_phone
-from bot.trainer.pii import pseudonymise
+from bot.core.normalize import digits_of, parse_phone
+from bot.core.training.pii import pseudonymise
 
 
 def test_mobile_keeps_shape_and_carrier_prefix_but_not_the_number() -> None:

@@ -9,9 +9,9 @@ from typing import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.db import session_scope
-from bot.trainer.intents import NLU_DIR
-from bot.trainer.models import InboxItem
+from bot.core.db import session_scope
+from bot.core.training.intents import NLU_DIR
+from bot.core.training.models import InboxItem
 from tests.unit.console_helpers import make_client, sign_in
 
 TEXT = "我叫陈伟明，电话13812345678，电表在唱歌"
@@ -28,7 +28,7 @@ def nlu_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     url = f"sqlite:///{tmp_path / 'console.db'}"
-    from bot.db import dispose_engines, upgrade_database
+    from bot.core.db import dispose_engines, upgrade_database
 
     upgrade_database(url)
     now = dt.datetime(2026, 11, 27, 2, 0)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.trainer.intents import UnknownIntent, data_file_for
-from bot.trainer.writer import LABELS_LOG, LabelledExample, label_patch, to_markup, write_example
+from bot.core.training.intents import UnknownIntent, data_file_for
+from bot.core.training.writer import LABELS_LOG, LabelledExample, label_patch, to_markup, write_example
 
 CONTROL = """\
 # 对话控制类意图 — header comment
@@ -83,8 +83,8 @@ def test_every_real_area_file_changes_by_exactly_one_added_line() -> None:
     import difflib
     import re
 
-    from bot.trainer.intents import NLU_DIR
-    from bot.trainer.writer import with_example
+    from bot.core.training.intents import NLU_DIR
+    from bot.core.training.writer import with_example
 
     for path in NLU_DIR.glob("*.yml"):
         source = path.read_text(encoding="utf-8")

@@ -12,10 +12,10 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.config import load_settings
+from bot.core.settings import load_settings
 from bot.console.app import create_app
 from bot.console.webchat import BUSY, history_from_events
-from tests.json_server import Request, json_server
+from tests.fakes.json_server import Request, json_server
 
 SENDER = "web-0123456789abcdef0123456789abcdef"
 BUTTONS = [{"title": "确认提交", "payload": "/affirm"}, {"title": "修改", "payload": "/deny"}]

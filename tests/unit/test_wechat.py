@@ -11,9 +11,9 @@ from typing import Any, Dict, Iterator, List
 import pytest
 from rasa.core.channels.channel import UserMessage
 
-from bot.channels.wechat import WeChatEndpoint, WeChatInput, WeChatOutput, WeChatSettings, WeChatClientAt
-from bot.channels.wechat_simulator import FakeWeChatApi, WeChatPushes
-from bot.channels.wechat_turns import NumberedMenus, render_replies
+from bot.plugins.channels.wechat import WeChatEndpoint, WeChatInput, WeChatOutput, WeChatSettings, WeChatClientAt
+from tests.fakes.wechat_simulator import FakeWeChatApi, WeChatPushes
+from bot.plugins.channels.wechat_turns import NumberedMenus, render_replies
 
 TOKEN = "intake-test-token"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -269,7 +269,7 @@ async def test_without_a_token_the_channel_is_off_with_one_log_line_and_answers_
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("WECHAT_TOKEN", "${WECHAT_TOKEN}")  # unexpanded placeholder = unset
-    with caplog.at_level(logging.INFO, logger="bot.channels.wechat"):
+    with caplog.at_level(logging.INFO, logger="bot.plugins.channels.wechat"):
         channel = WeChatInput.from_credentials(None)
     assert [r.getMessage() for r in caplog.records] == ["WeChat channel off: WECHAT_TOKEN not set"]
     blueprint = channel.blueprint(FakeRasa())

@@ -1,0 +1,229 @@
+"""The business catalog (bot/catalog.yml) as typed, read-only objects.
+
+Everything that differs between businesses — required details, department, priority, time
+limit, prompts, documents — is read from here; no other module hard-codes a category.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, List, Mapping, Optional, Tuple
+
+import yaml
+
+from bot.core.settings import get_settings
+
+CONFIRM_SLOT = "confirm_submission"
+
+
+@dataclass(frozen=True)
+class Field:
+    """A detail the forms collect (one Rasa slot)."""
+
+    name: str
+    label: str
+    kind: str
+    ask: str
+    reask: str
+    entities: Tuple[str, ...] = ()
+    free_text: bool = True
+    buttons: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service-request category: one intent, one form, one kind of ticket."""
+
+    code: str
+    intent: Optional[str]  # None: filed by the bot itself (call-backs), never asked for
+    name: str
+    department: str
+    priority: str
+    required: Tuple[str, ...]
+    optional: Tuple[str, ...] = ()
+    required_when: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    time_limit: Mapping[str, Any] = field(default_factory=dict)
+    materials: Tuple[str, ...] = ()
+    files_before_asking: bool = False
+    offers_human: bool = False
+    hands_over: bool = False
+    keywords: Tuple[str, ...] = ()
+
+    @property
+    def form_name(self) -> str:
+        return f"{self.code}_form"
+
+    @property
+    def confirms(self) -> bool:
+        """Whether the customer confirms a summary before filing (not for emergencies,
+        which are filed at once and never wait for the customer)."""
+        return not self.files_before_asking
+
+    @property
+    def all_fields(self) -> Tuple[str, ...]:
+        """Every detail this service may collect, in asking order."""
+        conditional = tuple(f for f in self.required_when if f not in self.required)
+        return self.required + conditional
+
+    def required_fields(self, known: Mapping[str, Any]) -> List[str]:
+        """The details still to ask for, given what is already known (conditions applied)."""
+        fields = list(self.required)
+        for name, condition in self.required_when.items():
+            if all(known.get(slot) == value for slot, value in condition.items()):
+                fields.append(name)
+        return fields
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query answered in the conversation."""
+
+    code: str
+    intent: str
+    required: Tuple[str, ...]
+    answer_action: str
+
+    @property
+    def form_name(self) -> str:
+        return f"{self.code}_query_form"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    fields: Mapping[str, Field]
+    services: Mapping[str, Service]
+    queries: Mapping[str, Query]
+    faq: Mapping[str, str]
+    statuses: Mapping[str, str] = field(default_factory=dict)
+    ticket_notifications: Mapping[str, str] = field(default_factory=dict)
+    system_messages: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def requestable(self) -> List[Service]:
+        """Services a customer asks for (one intent and one form each)."""
+        return [s for s in self.services.values() if s.intent]
+
+    def service_for_intent(self, intent: str) -> Optional[Service]:
+        return next((s for s in self.requestable if s.intent == intent), None)
+
+    def service_for_form(self, form_name: Optional[str]) -> Optional[Service]:
+        return next((s for s in self.requestable if s.form_name == form_name), None)
+
+    def query_for_form(self, form_name: Optional[str]) -> Optional[Query]:
+        return next((q for q in self.queries.values() if q.form_name == form_name), None)
+
+    def business_for_text(self, text: str) -> Optional[Service]:
+        """The service a customer's words name (过户 → transfer), longest keyword wins."""
+        if text in self.services:
+            return self.services[text]
+        matches = [
+            (len(word), service)
+            for service in self.requestable
+            for word in service.keywords
+            if word in text
+        ]
+        return max(matches, key=lambda match: match[0])[1] if matches else None
+
+    @property
+    def service_intents(self) -> List[str]:
+        return [s.intent for s in self.requestable]
+
+    @property
+    def forms(self) -> List[str]:
+        return [s.form_name for s in self.requestable] + [
+            q.form_name for q in self.queries.values()
+        ]
+
+
+def _tuple(value: Any) -> Tuple[str, ...]:
+    return tuple(value or ())
+
+
+def parse_catalog(raw: Mapping[str, Any]) -> Catalog:
+    """Build a Catalog from the YAML structure, checking references."""
+    fields = {
+        name: Field(
+            name=name,
+            label=spec["label"],
+            kind=spec["kind"],
+            ask=spec["ask"],
+            reask=spec["reask"],
+            entities=_tuple(spec.get("entities") or ([spec["entity"]] if spec.get("entity") else [])),
+            free_text=bool(spec.get("free_text", True)),
+            buttons=_tuple(spec.get("buttons")),
+        )
+        for name, spec in raw["fields"].items()
+    }
+    services = {}
+    for code, spec in raw["services"].items():
+        service = Service(
+            code=code,
+            intent=spec.get("intent"),
+            name=spec["name"],
+            department=spec["department"],
+            priority=spec["priority"],
+            required=_tuple(spec["required"]),
+            optional=_tuple(spec.get("optional")),
+            required_when=spec.get("required_when") or {},
+            time_limit=spec.get("time_limit") or {"kind": "none"},
+            materials=_tuple(spec.get("materials")),
+            files_before_asking=bool(spec.get("files_before_asking", False)),
+            offers_human=bool(spec.get("offers_human", False)),
+            hands_over=bool(spec.get("hands_over", False)),
+            keywords=_tuple(spec.get("keywords")),
+        )
+        unknown = [f for f in service.all_fields + service.optional if f not in fields]
+        if unknown:
+            raise ValueError(f"service {code} uses undefined fields {unknown}")
+        if service.priority not in PRIORITIES:
+            raise ValueError(f"service {code} has unknown priority {service.priority}")
+        services[code] = service
+    queries = {
+        code: Query(
+            code=code,
+            intent=spec["intent"],
+            required=_tuple(spec["required"]),
+            answer_action=spec["answer_action"],
+        )
+        for code, spec in raw.get("queries", {}).items()
+    }
+    statuses = raw.get("statuses", {})
+    notifications = raw.get("ticket_notifications", {})
+    for status, template in notifications.items():
+        if status not in statuses:
+            raise ValueError(f"ticket_notifications names unknown status {status!r}")
+        try:
+            template.format(**{name: "" for name in NOTIFICATION_PLACEHOLDERS})
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"ticket_notifications.{status}: bad placeholder {error}") from None
+    return Catalog(
+        fields=fields,
+        services=services,
+        queries=queries,
+        faq=raw.get("faq", {}),
+        statuses=statuses,
+        ticket_notifications=notifications,
+        system_messages=raw.get("system_messages", {}),
+    )
+
+
+PRIORITIES = ("urgent", "high", "normal", "low")
+# What a ticket_notifications line may mention.
+NOTIFICATION_PLACEHOLDERS = ("ticket_no", "service", "status", "department")
+
+
+def priority_rank(priority: str) -> int:
+    """0 for the most urgent; used to order queues."""
+    return PRIORITIES.index(priority) if priority in PRIORITIES else len(PRIORITIES)
+
+
+def load_catalog(path: Optional[Path] = None) -> Catalog:
+    """The catalog of this deployment (bot/catalog.yml, or INTAKE_CATALOG), read once per process."""
+    return _read_catalog(Path(path or get_settings().catalog_path))
+
+
+@lru_cache(maxsize=4)
+def _read_catalog(path: Path) -> Catalog:
+    with path.open(encoding="utf-8") as handle:
+        return parse_catalog(yaml.safe_load(handle))

@@ -1,0 +1,121 @@
+"""Extracted entities → the contract's values (spec §2), independent of Rasa.
+
+Used by the NLU pipeline's `EntityNormalizer` (bot/plugins/nlu.py), by the evaluation and by
+the training-data lint, so all three read an annotation the same way. Structured numbers come
+from RegexEntityExtractor; a statistical guess for them is kept only when no regex match covers
+it and it parses. Phone and account number on the same span are told apart by the words before
+them (电话… / 户号…).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Dict, List, Optional, Tuple
+
+from bot.core import normalize
+from bot.core.catalog import load_catalog
+
+ENTITY_ATTRIBUTE_START, ENTITY_ATTRIBUTE_END = "start", "end"
+ENTITY_ATTRIBUTE_TYPE, ENTITY_ATTRIBUTE_VALUE, EXTRACTOR = "entity", "value", "extractor"
+
+STRUCTURED_ENTITIES = ("phone", "account_no", "ticket_no", "capacity_kw", "month")
+REGEX_EXTRACTOR = "RegexEntityExtractor"
+_ACCOUNT_CUES = ("户号", "户口号", "缴费号", "用户号", "用电号", "户名号", "账号", "帐号", "编号")
+_PHONE_CUES = ("电话", "手机", "联系", "号码", "致电", "打", "call", "tel")
+
+
+def _overlaps(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
+    return a[ENTITY_ATTRIBUTE_START] < b[ENTITY_ATTRIBUTE_END] and b[
+        ENTITY_ATTRIBUTE_START
+    ] < a[ENTITY_ATTRIBUTE_END]
+
+
+def _number_role(text: str, entity: Dict[str, Any]) -> str:
+    """`phone` or `account_no` for a number span, from the words just before it."""
+    before = text[max(0, entity[ENTITY_ATTRIBUTE_START] - 8) : entity[ENTITY_ATTRIBUTE_START]]
+    account_cue = max((before.rfind(c) for c in _ACCOUNT_CUES), default=-1)
+    phone_cue = max((before.rfind(c) for c in _PHONE_CUES), default=-1)
+    if account_cue > phone_cue:
+        return "account_no"
+    if phone_cue > account_cue:
+        return "phone"
+    span = text[entity[ENTITY_ATTRIBUTE_START] : entity[ENTITY_ATTRIBUTE_END]]
+    try:
+        normalize.parse_phone(span)
+        digits = normalize.digits_of(span)
+        written_landline = digits.startswith("0") and any(c in span for c in "-()（） ")
+        landline = written_landline or normalize.looks_like_landline(digits)
+        return "phone" if digits.startswith("1") or landline else "account_no"
+    except normalize.InvalidValue:
+        return "account_no"
+
+
+def value_for(
+    entity_type: str, span: str, value: Any, today: dt.date
+) -> Optional[Any]:
+    """The contract value of one entity, or None when it does not parse."""
+    try:
+        if entity_type == "month":
+            return normalize.parse_month(span, today)
+        if entity_type in ("phone", "account_no", "ticket_no", "capacity_kw"):
+            return normalize.parse_value(entity_type, span)
+        if entity_type in ("customer_type", "change_direction"):
+            # EntitySynonymMapper may already have set the canonical value.
+            source = value if value in ("居民", "非居民", "增容", "减容") else span
+            return normalize.parse_value(entity_type, str(source))
+        if entity_type == "business":
+            catalog = load_catalog()
+            service = catalog.business_for_text(str(value)) or catalog.business_for_text(span)
+            return service.code if service else None
+    except normalize.InvalidValue:
+        return None
+    return span.strip() or None
+
+
+def _family(entity_type: str) -> Tuple[str, ...]:
+    """Entity types that compete for the same span (a number is a phone OR an account)."""
+    return ("phone", "account_no") if entity_type in ("phone", "account_no") else (entity_type,)
+
+
+def normalize_entities(
+    text: str, entities: List[Dict[str, Any]], today: dt.date
+) -> List[Dict[str, Any]]:
+    """Resolve overlaps between extractors and normalise every value (see module doc)."""
+    regex_spans = [
+        e for e in entities
+        if e.get(EXTRACTOR) == REGEX_EXTRACTOR and e[ENTITY_ATTRIBUTE_TYPE] in STRUCTURED_ENTITIES
+    ]
+    # Regex matches first, so that a DIET guess on the same span is the one dropped.
+    ordered = sorted(
+        entities,
+        key=lambda e: (e.get(EXTRACTOR) != REGEX_EXTRACTOR, e[ENTITY_ATTRIBUTE_START]),
+    )
+    kept: List[Dict[str, Any]] = []
+    for entity in ordered:
+        entity_type = entity[ENTITY_ATTRIBUTE_TYPE]
+        from_regex = entity.get(EXTRACTOR) == REGEX_EXTRACTOR
+        if (
+            not from_regex
+            and entity_type in STRUCTURED_ENTITIES
+            and any(_overlaps(entity, r) for r in regex_spans)
+        ):
+            continue
+        if from_regex and entity_type in ("phone", "account_no"):
+            entity_type = _number_role(text, entity)
+        if any(
+            _overlaps(k, entity) and k[ENTITY_ATTRIBUTE_TYPE] in _family(entity_type)
+            for k in kept
+        ):
+            continue
+        span = text[entity[ENTITY_ATTRIBUTE_START] : entity[ENTITY_ATTRIBUTE_END]]
+        value = value_for(entity_type, span, entity.get(ENTITY_ATTRIBUTE_VALUE), today)
+        if value is None:
+            continue
+        kept.append(
+            {
+                **entity,
+                ENTITY_ATTRIBUTE_TYPE: entity_type,
+                ENTITY_ATTRIBUTE_VALUE: value,
+                "processors": [*entity.get("processors", []), "EntityNormalizer"],
+            }
+        )
+    return sorted(kept, key=lambda e: e[ENTITY_ATTRIBUTE_START])

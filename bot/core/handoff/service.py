@@ -1,0 +1,178 @@
+"""What agents do with a handed-over conversation, used by the pages and the JSON API alike.
+
+claim → reply (through Rasa, into the customer's channel and the tracker) → transfer →
+hand back (the bot resumes and asks for a rating) or close (the bot resumes silently).
+`sweep_unclaimed` turns conversations nobody claimed within `claim_wait_minutes` into
+call-back tickets and tells the customer (spec §4).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from bot.core import intake
+from bot.core.catalog import load_catalog
+from bot.core.clock import to_utc_naive, utc_now
+from bot.core.settings import Settings
+from bot.core.db import session_scope
+from bot.core.handoff.models import Handoff
+from bot.core.handoff.repository import HandoffNotFound, HandoffRepository, HandoffStateError
+from bot.core.rasa_api import RasaClient
+from bot.core.notifications.delivery import NoticeDelivery
+from bot.core.notifications.outbox import enqueue_notice
+from bot.core.tickets.repository import TicketRepository
+
+logger = logging.getLogger(__name__)
+
+RATING_FORM = "rating_form"
+MAX_REPLY_CHARS = 2000
+__all__ = ["HandoffNotFound", "HandoffStateError", "HandoverError"]
+
+
+class HandoverError(ValueError):
+    """An agent action that does not fit the conversation's state (shown to the agent)."""
+
+
+@dataclass(frozen=True)
+class HandoffView:
+    """A handoff as pages and the API show it."""
+
+    id: int
+    conversation_id: str
+    channel: str
+    reason: str
+    status: str
+    priority: str
+    agent: Optional[str]
+    details: Dict[str, Any]
+    ticket_no: Optional[str]
+    created_at: Any
+    claimed_at: Any
+    closed_at: Any
+    rating: Optional[int]
+    queue_position: Optional[int]
+
+
+def _view(handoff: Handoff, position: Optional[int]) -> HandoffView:
+    return HandoffView(
+        handoff.id, handoff.conversation_id, handoff.channel, handoff.reason, handoff.status,
+        handoff.priority, handoff.agent, dict(handoff.details or {}), handoff.ticket_no,
+        handoff.created_at, handoff.claimed_at, handoff.closed_at, handoff.rating, position,
+    )
+
+
+def queue(settings: Settings, include_closed: int = 0) -> List[HandoffView]:
+    """Waiting (queue order) and active handoffs, plus the latest `include_closed` closed."""
+    with session_scope(settings.database_url) as session:
+        repository = HandoffRepository(session)
+        positions = repository.queue_positions()
+        views = [_view(h, positions.get(h.id)) for s in ("waiting", "active")
+                 for h in repository.list(status=s, limit=500)]
+        if include_closed:
+            closed = repository.list(status="closed", limit=1000)
+            closed.sort(key=lambda h: h.closed_at or h.created_at, reverse=True)
+            views += [_view(h, None) for h in closed[:include_closed]]
+        return views
+
+
+def get(settings: Settings, handoff_id: int) -> HandoffView:
+    with session_scope(settings.database_url) as session:
+        repository = HandoffRepository(session)
+        handoff = repository.get(handoff_id)
+        if handoff is None:
+            raise HandoffNotFound(handoff_id)
+        return _view(handoff, repository.queue_position(handoff))
+
+
+def claim(settings: Settings, handoff_id: int, agent: str) -> HandoffView:
+    with session_scope(settings.database_url) as session:
+        handoff = HandoffRepository(session).claim(handoff_id, agent)
+        view = _view(handoff, None)
+    logger.info("handoff %s claimed by %s", handoff_id, agent)
+    return view
+
+
+def _active_for(settings: Settings, handoff_id: int, agent: str, override: bool) -> HandoffView:
+    view = get(settings, handoff_id)
+    if view.status != "active":
+        raise HandoverError("该会话未被接入或已结束")
+    if view.agent != agent and not override:
+        raise HandoverError("该会话由其他坐席接待")
+    return view
+
+
+def reply(
+    settings: Settings, handoff_id: int, agent: str, agent_name: str, text: str,
+    override: bool = False,
+) -> HandoffView:
+    """Send the agent's message through the customer's channel (and into the tracker)."""
+    text = text.strip()
+    if not text:
+        raise HandoverError("请输入回复内容")
+    if len(text) > MAX_REPLY_CHARS:
+        raise HandoverError(f"回复太长（最多{MAX_REPLY_CHARS}字）")
+    view = _active_for(settings, handoff_id, agent, override)
+    RasaClient(settings).say(view.conversation_id, text, view.channel, agent_name)
+    return view
+
+
+def transfer(settings: Settings, handoff_id: int, agent: str, to_agent: str,
+             override: bool = False) -> HandoffView:
+    _active_for(settings, handoff_id, agent, override)
+    with session_scope(settings.database_url) as session:
+        view = _view(HandoffRepository(session).transfer(handoff_id, to_agent), None)
+    logger.info("handoff %s transferred from %s to %s", handoff_id, agent, to_agent)
+    return view
+
+
+def finish(settings: Settings, handoff_id: int, agent: str, ask_rating: bool,
+           override: bool = False) -> HandoffView:
+    """End the handover: the bot resumes; with `ask_rating` it asks for a 1–5 rating."""
+    _active_for(settings, handoff_id, agent, override)
+    with session_scope(settings.database_url) as session:
+        view = _view(HandoffRepository(session).close(handoff_id), None)
+    rasa = RasaClient(settings)
+    rasa.append(view.conversation_id, [{"event": "resume"}], view.channel)
+    if ask_rating:
+        rasa.execute(view.conversation_id, RATING_FORM, view.channel)
+        # An executed action is not followed by action_listen as a predicted one is; without
+        # it the policies would take the customer's answer as arriving mid-action.
+        rasa.append(view.conversation_id, [{"event": "action", "name": "action_listen"}],
+                    view.channel)
+    logger.info("handoff %s %s by %s", handoff_id, "handed back" if ask_rating else "closed", agent)
+    return view
+
+
+def claim_wait_minutes(settings: Settings) -> float:
+    return settings.service.handoff.claim_wait_minutes
+
+
+def sweep_unclaimed(settings: Settings) -> List[str]:
+    """Call-back tickets for conversations nobody claimed in time; their ticket numbers.
+
+    The customer is told through the notice outbox (bot.core.notifications), which also resumes
+    the paused conversation — retried until Rasa and the channel take it."""
+    with session_scope(settings.database_url) as session:
+        stale = [_view(h, None) for h in
+                 HandoffRepository(session).waiting_since(claim_wait_minutes(settings))]
+    filed = []
+    for view in stale:
+        details = {k: v for k, v in view.details.items() if k in load_catalog().fields}
+        callback = intake.file_request(
+            intake.CALLBACK_SERVICE,
+            {**details, "description": f"客户等待人工超过{claim_wait_minutes(settings):g}分钟无人接入"
+                                       f"（{view.reason}），请回电。会话：{view.conversation_id}"},
+            view.conversation_id, view.channel,
+        )
+        with session_scope(settings.database_url) as session:
+            HandoffRepository(session).convert_to_callback(view.id, callback.ticket_no)
+            ticket = TicketRepository(session).get(callback.ticket_no)
+            text = load_catalog().system_messages["handoff_timeout"].format(ticket_no=callback.ticket_no)
+            enqueue_notice(session, ticket, "handoff_timeout", text, to_utc_naive(utc_now()))
+        logger.info("handoff %s unclaimed: call-back ticket %s", view.id, callback.ticket_no)
+        filed.append(callback.ticket_no)
+    if filed:
+        NoticeDelivery(settings).deliver_due()
+    return filed

@@ -1,0 +1,196 @@
+"""Intake services the Rasa actions call: file and update tickets, hand over, describe.
+
+Each function opens its own database session, so an action is one short transaction.
+Texts customers see come from the domain responses and the catalog; this module returns
+values to fill them with.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from bot.core.catalog import Service, load_catalog
+from bot.core.clock import local_zone, to_local, utc_now
+from bot.core.settings import get_settings
+from bot.core.db import session_scope
+from bot.core.handoff.repository import HandoffRepository
+from bot.core.normalize import mask_personal_data
+from bot.core.tickets.repository import TicketRepository
+
+logger = logging.getLogger(__name__)
+
+CALLBACK_SERVICE = "callback"  # catalog category of call-back tickets (no intent of its own)
+NOT_PROVIDED = "-"  # an optional detail the customer chose not to give
+WEEKDAYS = "一二三四五六日"
+
+
+@dataclass(frozen=True)
+class FiledTicket:
+    """What the customer is told after filing."""
+
+    ticket_no: str
+    service: Service
+    due_at: Optional[dt.datetime]  # aware, local
+    created: bool
+
+
+def details_from_slots(service: Service, slots: Mapping[str, Any]) -> Dict[str, Any]:
+    """The ticket details: the catalog's fields of `service` that have a value."""
+    return {
+        name: slots[name]
+        for name in (*service.all_fields, *service.optional)
+        if slots.get(name) not in (None, "", NOT_PROVIDED)
+    }
+
+
+def summary(service: Service, slots: Mapping[str, Any]) -> str:
+    """One line per detail, with the catalog's labels, for the confirmation message."""
+    catalog = load_catalog()
+    lines = []
+    for name in (*service.required_fields(slots), *service.optional):
+        value = slots.get(name)
+        shown = "未提供" if value in (None, "", NOT_PROVIDED) else value
+        if name == "capacity_kw" and shown != "未提供":
+            shown = f"{shown} 千瓦"
+        lines.append(f"· {catalog.fields[name].label}：{shown}")
+    return "\n".join(lines)
+
+
+def format_local_time(value: Optional[dt.datetime], with_date: bool = True) -> str:
+    """11月30日（周一）17:45 — how a due time reads to a customer."""
+    if value is None:
+        return ""
+    local = to_local(value)
+    today = dt.datetime.now(local_zone()).date()
+    clock = local.strftime("%H:%M")
+    if not with_date:
+        return clock
+    if local.date() == today:
+        return f"今天 {clock}"
+    day = f"{local.month}月{local.day}日（周{WEEKDAYS[local.weekday()]}）"
+    return day if clock == "23:59" else f"{day} {clock}"
+
+
+def parse_iso(value: Optional[str]) -> Optional[dt.datetime]:
+    """An ISO 8601 time from the API dictionaries back into a datetime."""
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def due_response(service: Service, due_at: Optional[dt.datetime]) -> Tuple[str, str]:
+    """(response name, due time text) for the ticket-created message."""
+    if due_at is None:
+        return "utter_ticket_created_no_due", ""
+    if service.time_limit.get("kind") == "on_site_minutes_by_area":
+        return "utter_ticket_created_on_site", format_local_time(due_at)
+    return "utter_ticket_created_deadline", format_local_time(due_at)
+
+
+def file_request(
+    service_code: str, details: Mapping[str, Any], conversation_id: str, channel: str
+) -> FiledTicket:
+    """File a ticket (idempotent per conversation and details)."""
+    service = load_catalog().services[service_code]
+    with session_scope() as session:
+        ticket, created = TicketRepository(session).create(
+            service_code, details, conversation_id, channel
+        )
+        filed = FiledTicket(
+            ticket_no=ticket.ticket_no,
+            service=service,
+            due_at=to_local(ticket.due_at) if ticket.due_at else None,
+            created=created,
+        )
+    logger.info(
+        "ticket %s %s for %s (%s)", filed.ticket_no, "filed" if created else "reused",
+        conversation_id, service_code,
+    )
+    return filed
+
+
+def update_request_details(ticket_no: str, details: Mapping[str, Any]) -> None:
+    """Add details to a filed ticket (emergencies are filed before the details come)."""
+    with session_scope() as session:
+        repository = TicketRepository(session)
+        ticket = repository.get(ticket_no)
+        merged = {**(ticket.details or {}), **details} if ticket else dict(details)
+        repository.update(ticket_no, actor="bot", details=merged)
+
+
+def ticket_status(lookup: str) -> List[Dict[str, Any]]:
+    """Tickets for a ticket number or a phone, newest first, as API dictionaries."""
+    with session_scope() as session:
+        repository = TicketRepository(session)
+        if lookup.upper().startswith("GD"):
+            ticket = repository.get(lookup.upper())
+            tickets = [ticket] if ticket else []
+        else:
+            tickets = repository.list(phone=lookup, limit=3)
+        return [repository.to_dict(t, with_history=True) for t in tickets]
+
+
+def latest_ticket_no(conversation_id: str) -> Optional[str]:
+    """The newest ticket filed in a conversation."""
+    with session_scope() as session:
+        tickets = TicketRepository(session).list(conversation_id=conversation_id, limit=1)
+        return tickets[0].ticket_no if tickets else None
+
+
+@dataclass(frozen=True)
+class HandoffResult:
+    queued: bool           # False: outside duty hours, a call-back ticket was filed instead
+    ahead: int             # customers waiting before this one
+    ticket_no: Optional[str]
+
+
+def within_duty_hours(now: Optional[dt.datetime] = None) -> bool:
+    """Whether agents are on duty now (config/service.yml, default around the clock)."""
+    hours = get_settings().service.handoff.duty_hours
+    start, end = hours.start, hours.end
+    local = to_local(now or utc_now()).strftime("%H:%M")
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end  # a night shift over midnight
+
+
+def request_handoff(
+    conversation_id: str,
+    channel: str,
+    reason: str,
+    details: Mapping[str, Any],
+    ticket_no: Optional[str] = None,
+    priority: Optional[str] = None,
+) -> HandoffResult:
+    """Queue the conversation for an agent, or file a call-back ticket outside duty hours."""
+    priority = priority or {"emergency": "urgent", "complaint": "high"}.get(reason, "normal")
+    if not within_duty_hours():
+        callback = file_request(
+            CALLBACK_SERVICE,
+            {**details, "description": f"客户在非值班时间请求人工服务（{reason}），请回电。"},
+            conversation_id,
+            channel,
+        )
+        with session_scope() as session:
+            repository = HandoffRepository(session)
+            handoff = repository.open(
+                conversation_id, channel, "callback", priority, details, callback.ticket_no
+            )
+            repository.close(handoff.id)
+        return HandoffResult(queued=False, ahead=0, ticket_no=callback.ticket_no)
+    with session_scope() as session:
+        repository = HandoffRepository(session)
+        handoff = repository.open(conversation_id, channel, reason, priority, details, ticket_no)
+        position = repository.queue_position(handoff) or 1
+    logger.info(
+        "handoff %s for %s (%s, %s): %s",
+        reason, conversation_id, priority, position, mask_personal_data(str(details)),
+    )
+    return HandoffResult(queued=True, ahead=max(position - 1, 0), ticket_no=ticket_no)
+
+
+def record_rating(conversation_id: str, rating: int) -> Optional[str]:
+    """Store the customer's 1–5 rating on the latest closed handoff; the rated agent's name."""
+    with session_scope() as session:
+        handoff = HandoffRepository(session).record_rating(conversation_id, rating)
+        return handoff.agent if handoff is not None else None

@@ -1,0 +1,276 @@
+"""The one reader of configuration: environment variables and the files under config/.
+
+Every process (Rasa plug-ins, the action server, the console, the tools) calls
+`get_settings()`, which builds one frozen `Settings` the first time and returns the same
+object afterwards, so a value is parsed once per process and every default is written once,
+here. Configuration is read at start-up: change the environment or a file, then restart.
+Tests build their own `Settings(...)` or call `reset_settings()` after changing the
+environment.
+
+    from bot.core.settings import get_settings
+    settings = get_settings()
+    settings.database_url, settings.service.handoff.claim_wait_minutes, settings.areas.districts
+
+`.env.example` lists every variable below (a test compares the two).
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+from pydantic import BaseModel, BaseSettings, Field, validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+CONFIG_DIR = PROJECT_ROOT / "config"
+# The `env` name of fields read from config/*.yml, never from the environment.
+FILE_ONLY = "INTAKE_FROM_CONFIG_FILE_ONLY"
+
+
+class _Section(BaseModel):
+    """A part of a configuration file: typed, immutable, unknown keys refused."""
+
+    class Config:
+        allow_mutation = False
+        extra = "forbid"
+
+
+# ------------------------------------------------------------------ config/service.yml
+
+
+class DutyHours(_Section):
+    start: str = "00:00"
+    end: str = "24:00"
+
+
+class HandoffConfig(_Section):
+    duty_hours: DutyHours = DutyHours()
+    claim_wait_minutes: float = 10
+
+
+class DialogueConfig(_Section):
+    fallbacks_before_handoff: int = 2
+    validation_failures_before_handoff: int = 3
+
+
+class NotificationsConfig(_Section):
+    retry_after_seconds: Tuple[float, ...] = (30, 120, 600, 1800, 7200)
+    check_every_seconds: float = 10
+
+
+class ServiceConfig(_Section):
+    handoff: HandoffConfig = HandoffConfig()
+    dialogue: DialogueConfig = DialogueConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
+
+
+# ------------------------------------------------------------------ config/areas.yml
+
+
+class AreasConfig(_Section):
+    default: str = "urban"
+    districts: Dict[str, str] = {}
+
+
+# ------------------------------------------------------------------ config/holidays.yml
+
+
+class HolidayYear(_Section):
+    holidays: Tuple[date, ...] = ()
+    workdays: Tuple[date, ...] = ()
+
+
+# ------------------------------------------------------------------ config/trainer.yml
+
+
+class InboxConfig(_Section):
+    confidence_margin: float = 0.6
+    reaction_turns: int = 2
+    reaction_intents: Dict[str, str] = {}
+    correction_cues: Tuple[str, ...] = ()
+    not_blamed_intents: Tuple[str, ...] = ()
+    not_blamed_max_chars: int = 6
+
+
+class LintConfig(_Section):
+    min_examples_per_intent: int = 10
+    near_duplicate_similarity: float = 0.9
+    leak_min_chars: int = 6
+
+
+class PiiConfig(_Section):
+    name_cues: Tuple[str, ...] = ()
+    house_number_units: Tuple[str, ...] = ()
+
+
+class TrainerConfig(_Section):
+    inbox: InboxConfig = InboxConfig()
+    lint: LintConfig = LintConfig()
+    pii: PiiConfig = PiiConfig()
+
+
+def _read_yaml(path: Path) -> Dict[Any, Any]:
+    if not path.exists():
+        return {}
+    with path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
+class Settings(BaseSettings):
+    """Resolved settings of one process (environment variable names in `env=`)."""
+
+    # ports, addresses, files
+    bind_host: str = Field("127.0.0.1", env="BIND_HOST")
+    rasa_port: int = Field(5005, env="RASA_PORT")
+    action_port: int = Field(5055, env="ACTION_PORT")
+    console_port: int = Field(8000, env="CONSOLE_PORT")
+    var_dir: Path = Field(PROJECT_ROOT / "var", env="INTAKE_VAR_DIR")
+    database_url_override: str = Field("", env="DATABASE_URL")
+    rasa_url_override: str = Field("", env="RASA_URL")
+    rasa_tracker_db: str = Field("", env="RASA_TRACKER_DB")
+    rasa_tracker_url: str = Field("", env="RASA_TRACKER_URL")
+    timezone: str = Field("Asia/Shanghai", env="INTAKE_TIMEZONE")
+    seed_demo: Optional[bool] = Field(None, env="INTAKE_SEED_DEMO")
+    nlu_dir: Path = Field(PROJECT_ROOT / "data" / "nlu", env="INTAKE_NLU_DIR")
+    catalog_path: Path = Field(PROJECT_ROOT / "bot" / "catalog.yml", env="INTAKE_CATALOG")
+    service_config: Path = Field(CONFIG_DIR / "service.yml", env="INTAKE_SERVICE_CONFIG")
+    # secrets (created once under var/ when unset, see `secret`)
+    api_token_env: str = Field("", env="INTAKE_API_TOKEN")
+    rasa_token: str = Field("", env="RASA_TOKEN")
+    console_secret_key: str = Field("", env="CONSOLE_SECRET_KEY")
+    # console
+    console_https_only: bool = Field(False, env="CONSOLE_HTTPS_ONLY")
+    console_sweep_seconds: float = Field(30, env="CONSOLE_SWEEP_SECONDS")
+    # billing system
+    billing_api_url: str = Field("", env="BILLING_API_URL")
+    billing_api_token: str = Field("", env="BILLING_API_TOKEN")
+    billing_api_timeout: float = Field(5.0, env="BILLING_API_TIMEOUT")
+    # Telegram
+    telegram_bot_token: str = Field("", env="TELEGRAM_BOT_TOKEN")
+    telegram_webhook_secret: str = Field("", env="TELEGRAM_WEBHOOK_SECRET")
+    telegram_api_base_url: str = Field("https://api.telegram.org/bot", env="TELEGRAM_API_BASE_URL")
+    # WeChat
+    wechat_token: str = Field("", env="WECHAT_TOKEN")
+    wechat_encoding_aes_key: str = Field("", env="WECHAT_ENCODING_AES_KEY")
+    wechat_app_id: str = Field("", env="WECHAT_APP_ID")
+    wechat_app_secret: str = Field("", env="WECHAT_APP_SECRET")
+    wechat_api_base_url: str = Field("https://api.weixin.qq.com/cgi-bin/", env="WECHAT_API_BASE_URL")
+    wechat_redis_url: str = Field("", env="WECHAT_REDIS_URL")
+    wechat_reply_budget_s: float = Field(4.5, env="WECHAT_REPLY_BUDGET_S")
+    # files under config/ (read by `load_settings`, never from the environment)
+    service: ServiceConfig = Field(ServiceConfig(), env=FILE_ONLY)
+    areas: AreasConfig = Field(AreasConfig(), env=FILE_ONLY)
+    holidays: Dict[int, HolidayYear] = Field({}, env=FILE_ONLY)
+    trainer: TrainerConfig = Field(TrainerConfig(), env=FILE_ONLY)
+
+    class Config:
+        allow_mutation = False
+
+    @validator(
+        "telegram_bot_token", "telegram_webhook_secret", "telegram_api_base_url", "wechat_token",
+        "wechat_encoding_aes_key", "wechat_app_id", "wechat_app_secret", "wechat_api_base_url",
+        "wechat_redis_url", "rasa_token", "api_token_env", "console_secret_key",
+        "database_url_override", "rasa_url_override", "billing_api_url", "billing_api_token",
+        "rasa_tracker_db", "rasa_tracker_url", pre=True,
+    )
+    def _blank_placeholder(cls, value: Any) -> Any:
+        """Blank values and an unexpanded `${…}` placeholder (credentials.yml) read as unset."""
+        text = str(value or "").strip()
+        return "" if text.startswith("${") else text
+
+    @validator("seed_demo", "console_sweep_seconds", "billing_api_timeout", "wechat_reply_budget_s",
+               pre=True)
+    def _blank_is_default(cls, value: Any, field: Any) -> Any:
+        return field.default if isinstance(value, str) and not value.strip() else value
+
+    # ------------------------------------------------------------ derived values
+
+    @property
+    def database_url(self) -> str:
+        """DATABASE_URL, else SQLite under var/ (``postgres://`` accepted as an alias)."""
+        url = self.database_url_override or f"sqlite:///{self.var_dir / 'intake.db'}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://"):]
+        return url
+
+    @property
+    def rasa_url(self) -> str:
+        """Base URL of the Rasa server as seen from this machine."""
+        host = "127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host
+        return self.rasa_url_override or f"http://{host}:{self.rasa_port}"
+
+    @property
+    def tracker_db_path(self) -> Path:
+        """Rasa's SQLite tracker store of the embedded profile."""
+        return Path(self.rasa_tracker_db) if self.rasa_tracker_db else self.var_dir / "tracker.db"
+
+    @property
+    def api_token_file(self) -> Path:
+        return self.var_dir / "api_token"
+
+    @property
+    def demo_data_wanted(self) -> bool:
+        """Seed demo bills and outages: INTAKE_SEED_DEMO, else only on the embedded SQLite."""
+        if self.seed_demo is not None:
+            return self.seed_demo
+        return self.database_url.startswith("sqlite")
+
+    def secret(self, value: str, file_name: str, length: int = 32) -> str:
+        """`value` when set, else a secret kept under var/ (created once, mode 600)."""
+        if value:
+            return value
+        path = self.var_dir / file_name
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        created = secrets.token_urlsafe(length)
+        path.write_text(created + "\n", encoding="utf-8")
+        path.chmod(0o600)
+        return created
+
+    def api_token(self) -> str:
+        """The JSON API bearer token: INTAKE_API_TOKEN, else var/api_token."""
+        return self.secret(self.api_token_env, self.api_token_file.name)
+
+    def console_session_key(self) -> str:
+        """The console's cookie-signing key: CONSOLE_SECRET_KEY, else var/console_secret."""
+        return self.secret(self.console_secret_key, "console_secret", length=48)
+
+
+def environment_variables() -> List[str]:
+    """The names of every environment variable `Settings` reads (for .env.example's test)."""
+    return sorted(
+        str(field.field_info.extra["env"])
+        for field in Settings.__fields__.values()
+        if field.field_info.extra["env"] != FILE_ONLY
+    )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment and config/ (no caching: see `get_settings`)."""
+    environment = Settings(**overrides)
+    files: Dict[str, Any] = {
+        "service": ServiceConfig.parse_obj(_read_yaml(environment.service_config)),
+        "areas": AreasConfig.parse_obj(_read_yaml(CONFIG_DIR / "areas.yml")),
+        "holidays": {
+            int(year): HolidayYear.parse_obj(spec or {})
+            for year, spec in _read_yaml(CONFIG_DIR / "holidays.yml").items()
+        },
+        "trainer": TrainerConfig.parse_obj(_read_yaml(CONFIG_DIR / "trainer.yml")),
+    }
+    files.update({k: v for k, v in overrides.items() if k in files})
+    return environment.copy(update=files)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests that change the environment)."""
+    get_settings.cache_clear()

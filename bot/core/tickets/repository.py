@@ -1,0 +1,267 @@
+"""Create, find and update tickets; every change is appended to the ticket's history.
+
+with session_scope() as session:
+    tickets = TicketRepository(session)
+    ticket, created = tickets.create("fault_repair", details, conversation_id, "rest")
+    payload = tickets.to_dict(ticket)          # the spec §5 JSON shape
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from bot.core.catalog import Catalog, load_catalog
+from bot.core.clock import iso_local, to_local, to_utc_naive, utc_now
+from bot.core.notifications.outbox import enqueue_status_notice
+from bot.core.tickets.due import compute_due_at
+from bot.core.tickets.models import FINAL_STATUSES, STATUSES, Ticket, TicketEvent
+from bot.core.tickets.numbering import next_ticket_no
+
+MAX_LIST_LIMIT = 1000
+_MAX_KEY_CHAIN = 1000
+
+
+class TicketNotFound(LookupError):
+    """No ticket has this number."""
+
+
+class InvalidStatus(ValueError):
+    """A status outside new/assigned/in_progress/resolved/closed/cancelled."""
+
+
+def clean_details(details: Mapping[str, Any]) -> Dict[str, Any]:
+    """The details worth storing: unset (None / empty) values dropped."""
+    return {k: v for k, v in details.items() if v is not None and v != ""}
+
+
+def canonical_json(value: Any) -> str:
+    """Stable JSON text (sorted keys, no spaces) for hashing."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def request_key(conversation_id: Optional[str], category: str, details: Mapping[str, Any]) -> str:
+    """Idempotency key of a confirmed request: sha256(conversation + category + details)."""
+    text = "\n".join([conversation_id or "", category, canonical_json(clean_details(details))])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _chained_key(key: str, previous_ticket_no: str) -> str:
+    return hashlib.sha256(f"{key}\nafter\n{previous_ticket_no}".encode()).hexdigest()
+
+
+def _phone(details: Mapping[str, Any]) -> Optional[str]:
+    phone = details.get("phone")
+    return str(phone) if phone else None
+
+
+class TicketRepository:
+    """Tickets stored through one session; the caller owns the transaction."""
+
+    def __init__(
+        self,
+        session: Session,
+        catalog: Optional[Catalog] = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.session = session
+        self.catalog = catalog or load_catalog()
+        self.clock = clock
+
+    # -- creating -----------------------------------------------------------------------
+
+    def create(
+        self,
+        service_code: str,
+        details: Mapping[str, Any],
+        conversation_id: Optional[str],
+        channel: str,
+        actor: str = "bot",
+    ) -> Tuple[Ticket, bool]:
+        """File a ticket; returns (ticket, created).
+
+        The same request confirmed twice in one conversation returns the first ticket
+        (created=False) while that ticket is still open; once it is resolved, closed or
+        cancelled, the same request files a new ticket.
+        """
+        service = self.catalog.services.get(service_code)
+        if service is None:
+            raise KeyError(f"unknown service category {service_code!r}")
+        details = clean_details(details)
+        existing, key = self._open_ticket_for(request_key(conversation_id, service.code, details))
+        if existing is not None:
+            return existing, False
+
+        now = self.clock()
+        created_local = to_local(now)
+        stored_now = to_utc_naive(now)
+        due = compute_due_at(service, created_local, details)
+        ticket = Ticket(
+            ticket_no=next_ticket_no(self.session, created_local.date()),
+            category=service.code,
+            priority=service.priority,
+            status="new",
+            department=service.department,
+            details=details,
+            contact_phone=_phone(details),
+            conversation_id=conversation_id,
+            channel=channel,
+            request_key=key,
+            created_at=stored_now,
+            updated_at=stored_now,
+            due_at=to_utc_naive(due) if due else None,
+        )
+        ticket.events.append(TicketEvent(at=stored_now, actor=actor, action="created"))
+        try:
+            # A savepoint keeps the caller's transaction usable if the insert loses a race. (On
+            # SQLite it works because next_ticket_no's INSERT has already begun the transaction.)
+            with self.session.begin_nested():
+                self.session.add(ticket)
+        except IntegrityError:
+            # A concurrent identical request won the race (its number is simply skipped).
+            winner, _ = self._open_ticket_for(key)
+            if winner is None:
+                raise
+            return winner, False
+        return ticket, True
+
+    def _by_key(self, key: str) -> Optional[Ticket]:
+        return self.session.execute(
+            select(Ticket).where(Ticket.request_key == key)
+        ).scalar_one_or_none()
+
+    def _open_ticket_for(self, key: str) -> Tuple[Optional[Ticket], str]:
+        """(the open ticket of this request or None, the key a new ticket would get)."""
+        for _ in range(_MAX_KEY_CHAIN):
+            ticket = self._by_key(key)
+            if ticket is None:
+                return None, key
+            if ticket.status not in FINAL_STATUSES:
+                return ticket, key
+            key = _chained_key(key, ticket.ticket_no)
+        raise RuntimeError("too many finished tickets for one request")
+
+    # -- reading ------------------------------------------------------------------------
+
+    def get(self, ticket_no: str) -> Optional[Ticket]:
+        """The ticket with this number (case-insensitive), or None."""
+        return self.session.execute(
+            select(Ticket)
+            .where(Ticket.ticket_no == ticket_no.strip().upper())
+            .options(selectinload(Ticket.events))
+        ).scalar_one_or_none()
+
+    def list(
+        self,
+        conversation_id: Optional[str] = None,
+        status: Optional[str] = None,
+        category: Optional[str] = None,
+        phone: Optional[str] = None,
+        limit: int = 100,
+    ) -> List[Ticket]:
+        """Tickets matching every given filter, newest first."""
+        query = select(Ticket)
+        if conversation_id is not None:
+            query = query.where(Ticket.conversation_id == conversation_id)
+        if status is not None:
+            query = query.where(Ticket.status == status)
+        if category is not None:
+            query = query.where(Ticket.category == category)
+        if phone is not None:
+            query = query.where(Ticket.contact_phone == phone)
+        limit = max(1, min(int(limit), MAX_LIST_LIMIT))
+        query = query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)
+        return list(self.session.execute(query).scalars())
+
+    # -- changing -----------------------------------------------------------------------
+
+    def update(
+        self,
+        ticket_no: str,
+        actor: str,
+        status: Optional[str] = None,
+        assignee: Optional[str] = None,
+        note: Optional[str] = None,
+        details: Optional[Mapping[str, Any]] = None,
+    ) -> Ticket:
+        """Apply the given changes, one history entry per change (no-ops leave no trace).
+
+        A new status the catalog announces also owes the customer a notice (bot.core.notifications),
+        written in this same transaction."""
+        if status is not None and status not in STATUSES:
+            raise InvalidStatus(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        ticket = self.session.execute(
+            select(Ticket).where(Ticket.ticket_no == ticket_no.strip().upper()).with_for_update()
+        ).scalar_one_or_none()
+        if ticket is None:
+            raise TicketNotFound(ticket_no)
+        now = to_utc_naive(self.clock())
+        events: List[TicketEvent] = []
+        if status is not None and status != ticket.status:
+            events.append(self._event(now, actor, "status", {"status": [ticket.status, status]}))
+            ticket.status = status
+            enqueue_status_notice(self.session, self.catalog, ticket, now)
+        if assignee is not None and assignee != ticket.assignee:
+            change = {"assignee": [ticket.assignee, assignee]}
+            events.append(self._event(now, actor, "assigned", change))
+            ticket.assignee = assignee
+        if details:
+            merged = {**ticket.details, **clean_details(details)}
+            changed = {
+                key: [ticket.details.get(key), value]
+                for key, value in merged.items()
+                if ticket.details.get(key) != value
+            }
+            if changed:
+                events.append(self._event(now, actor, "details", changed))
+                ticket.details = merged  # a new dict, so the JSON column is saved
+                ticket.contact_phone = _phone(merged)
+        if note:
+            events.append(TicketEvent(at=now, actor=actor, action="note", note=note))
+        if events:
+            ticket.events.extend(events)
+            ticket.updated_at = now
+            self.session.flush()
+        return ticket
+
+    @staticmethod
+    def _event(at: datetime, actor: str, action: str, changes: Dict[str, Any]) -> TicketEvent:
+        return TicketEvent(at=at, actor=actor, action=action, changes=changes)
+
+    # -- presenting ---------------------------------------------------------------------
+
+    @staticmethod
+    def to_dict(ticket: Ticket, with_history: bool = False) -> Dict[str, Any]:
+        """The spec §5 JSON shape; with_history adds updated_at, assignee and history."""
+        data: Dict[str, Any] = {
+            "ticket_no": ticket.ticket_no,
+            "category": ticket.category,
+            "status": ticket.status,
+            "priority": ticket.priority,
+            "department": ticket.department,
+            "details": dict(ticket.details or {}),
+            "conversation_id": ticket.conversation_id,
+            "channel": ticket.channel,
+            "created_at": iso_local(ticket.created_at),
+            "due_at": iso_local(ticket.due_at),
+        }
+        if with_history:
+            data["updated_at"] = iso_local(ticket.updated_at)
+            data["assignee"] = ticket.assignee
+            data["history"] = [
+                {
+                    "at": iso_local(event.at),
+                    "actor": event.actor,
+                    "action": event.action,
+                    "changes": event.changes,
+                    "note": event.note,
+                }
+                for event in ticket.events
+            ]
+        return data

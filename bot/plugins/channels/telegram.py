@@ -1,0 +1,360 @@
+"""Telegram channel: customers chat with the assistant in Telegram, on python-telegram-bot.
+
+Inbound (webhook mode): Telegram POSTs each update to
+`/webhooks/telegram/webhook` on the Rasa server. The channel checks the
+`X-Telegram-Bot-Api-Secret-Token` header, drops updates it has already seen (Telegram
+re-sends when an answer is slow), and hands the customer's words to Rasa under the sender
+id `tg-<chat_id>`:
+* a text message as it is;
+* a pressed inline button as its payload (the button is acknowledged to Telegram);
+* a shared contact (the 「分享手机号」 button) as the phone number's digits.
+
+Outbound: replies, agent replies and notifications (Rasa's `output_channel=telegram` or
+`latest`) go out through `TelegramOutput`: buttons become an inline keyboard, the phone
+question carries a 「分享手机号」 keyboard that asks Telegram for the customer's contact, and
+texts longer than Telegram's 4096 characters are split on line boundaries. Sending goes
+through python-telegram-bot's `AIORateLimiter`, which keeps within Telegram's flood limits
+and retries once Telegram says "retry after N s".
+
+Machines without a public HTTPS address use long polling instead
+(`python -m bot telegram poll`, bot/plugins/channels/telegram_poll.py), which forwards every update
+to the same webhook, so one code path handles both.
+
+Configuration (environment, see .env.example): TELEGRAM_BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET,
+TELEGRAM_API_BASE_URL. Without the token or the secret the channel is off — one log line,
+its webhook answers 503 — and the rest of the assistant runs as usual.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Text
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, ExtBot
+
+from bot.core.catalog import load_catalog
+from bot.core.settings import Settings, get_settings
+from bot.plugins.channels.rest import reply_when_silent
+from bot.core.normalize import InvalidValue, digits_of, parse_phone
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_NAME = "telegram"
+SENDER_PREFIX = "tg-"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ALLOWED_UPDATES = ("message", "callback_query")
+SEEN_UPDATES_KEPT = 10_000
+SEND_RETRIES = 3  # after a "429 retry after N s" from Telegram
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    """Bot token, webhook secret and Bot API address of the channel."""
+
+    token: str
+    webhook_secret: str
+    api_base_url: str
+
+    @classmethod
+    def from_settings(
+        cls, settings: Optional[Settings] = None, overrides: Optional[Mapping[str, Any]] = None
+    ) -> "TelegramSettings":
+        """TELEGRAM_* of the settings; `overrides` (credentials.yml keys) win when set."""
+        settings = settings or get_settings()
+        given = {k: str(v).strip() for k, v in (overrides or {}).items()
+                 if v and not str(v).strip().startswith("${")}
+        return cls(
+            token=given.get("token") or settings.telegram_bot_token,
+            webhook_secret=given.get("webhook_secret") or settings.telegram_webhook_secret,
+            api_base_url=given.get("api_base_url") or settings.telegram_api_base_url,
+        )
+
+    @property
+    def missing(self) -> List[str]:
+        """Names of the variables the channel still needs to be on, the token first."""
+        needed = {"TELEGRAM_BOT_TOKEN": self.token, "TELEGRAM_WEBHOOK_SECRET": self.webhook_secret}
+        return [name for name, value in needed.items() if not value]
+
+
+def quiet_http_log() -> None:
+    """httpx logs every request URL at INFO, and Bot API URLs contain the bot token."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def make_bot(settings: TelegramSettings) -> ExtBot:
+    """A Bot API client that keeps within Telegram's flood limits and retries after a 429."""
+    quiet_http_log()
+    return ExtBot(
+        settings.token,
+        base_url=settings.api_base_url,
+        rate_limiter=AIORateLimiter(max_retries=SEND_RETRIES),
+    )
+
+
+# --------------------------------------------------------------------------- small pieces
+
+
+def sender_id_of(chat_id: int) -> str:
+    """Rasa sender id of a Telegram chat."""
+    return f"{SENDER_PREFIX}{chat_id}"
+
+
+def chat_id_of(sender_id: str) -> int:
+    """Telegram chat id of a Rasa sender id `tg-<chat_id>`."""
+    if not sender_id.startswith(SENDER_PREFIX):
+        raise ValueError(f"not a Telegram conversation: {sender_id!r}")
+    return int(sender_id[len(SENDER_PREFIX):])
+
+
+def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> List[str]:
+    """Split `text` into messages of at most `limit` characters, on line boundaries where
+    possible (a single longer line is cut)."""
+    chunks: List[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        for start in range(0, len(line), limit):
+            piece = line[start:start + limit]
+            if len(current) + len(piece) > limit:
+                chunks.append(current)
+                current = ""
+            current += piece
+    chunks.append(current)
+    return [chunk.rstrip("\n") for chunk in chunks if chunk.strip()]
+
+
+def inline_keyboard(buttons: Sequence[Mapping[str, Any]]) -> InlineKeyboardMarkup:
+    """Rasa buttons as an inline keyboard, one button per row.
+
+    Telegram allows 64 bytes of callback data; a longer payload sends the button's title,
+    which the assistant understands as if typed."""
+    rows = []
+    for button in buttons:
+        title = str(button.get("title", ""))
+        payload = str(button.get("payload") or title)
+        if len(payload.encode("utf-8")) > InlineKeyboardButtonLimit.MAX_CALLBACK_DATA:
+            payload = title
+        rows.append([InlineKeyboardButton(title, callback_data=payload)])
+    return InlineKeyboardMarkup(rows)
+
+
+def phone_keyboard(label: str) -> ReplyKeyboardMarkup:
+    """A one-button keyboard that asks Telegram to share the customer's phone number."""
+    return ReplyKeyboardMarkup(
+        [[KeyboardButton(label, request_contact=True)]], resize_keyboard=True, one_time_keyboard=True
+    )
+
+
+def contact_text(phone_number: str) -> str:
+    """What a shared contact says to the assistant: the phone number's digits."""
+    try:
+        return parse_phone(phone_number)
+    except InvalidValue:  # a foreign number: the form's validator explains what it needs
+        return digits_of(phone_number)
+
+
+def user_text(update: Update) -> Optional[str]:
+    """The customer's words in an update, or None for updates the assistant ignores."""
+    if update.callback_query is not None:
+        return update.callback_query.data
+    message = update.message
+    if message is None:
+        return None
+    if message.contact is not None:
+        return contact_text(message.contact.phone_number)
+    return message.text
+
+
+class SeenUpdates:
+    """The most recent update ids, to drop Telegram's re-deliveries (one process)."""
+
+    def __init__(self, size: int = SEEN_UPDATES_KEPT) -> None:
+        self._ids: "OrderedDict[int, None]" = OrderedDict()
+        self._size = size
+
+    def first_time(self, update_id: int) -> bool:
+        """Remember `update_id`; False when it was seen before."""
+        if update_id in self._ids:
+            self._ids.move_to_end(update_id)
+            return False
+        self._ids[update_id] = None
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+        return True
+
+
+# --------------------------------------------------------------------------- outbound
+
+
+class TelegramOutput(CollectingOutputChannel):
+    """Sends Rasa's messages to a Telegram chat as they are produced.
+
+    It also keeps the list of what it sent (a `CollectingOutputChannel`), so the REST
+    channel's never-silent rule (bot/plugins/channels/rest.py) applies unchanged."""
+
+    def __init__(self, bot: ExtBot) -> None:
+        super().__init__()
+        self.bot = bot
+        catalog = load_catalog()
+        phone = catalog.fields["phone"]
+        self.phone_prompts = (phone.ask, phone.reask)
+        self.share_phone_label = catalog.system_messages["share_phone_button"]
+
+    @classmethod
+    def name(cls) -> Text:
+        return CHANNEL_NAME
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        # One Telegram message per Rasa message: no splitting on blank lines.
+        await self._persist_message(self._message(recipient_id, text=text))
+
+    async def _persist_message(self, message: Dict[Text, Any]) -> None:
+        await self._deliver(message)
+        self.messages.append(message)
+
+    def _markup(self, text: str, buttons: Optional[Sequence[Mapping[str, Any]]]) -> Any:
+        if buttons:
+            return inline_keyboard(buttons)
+        if any(prompt in text for prompt in self.phone_prompts):
+            return phone_keyboard(self.share_phone_label)
+        return ReplyKeyboardRemove()  # the phone keyboard stays up when the number was typed
+
+    async def _deliver(self, message: Mapping[str, Any]) -> None:
+        chat_id = chat_id_of(message["recipient_id"])
+        custom = message.get("custom")
+        text = message.get("text") or (custom.get("text") if isinstance(custom, dict) else None)
+        if message.get("attachment"):
+            text = f"{text}\n{message['attachment']}" if text else str(message["attachment"])
+        if text and str(text).strip():
+            chunks = split_text(str(text))
+            for chunk in chunks[:-1]:
+                await self.bot.send_message(chat_id, chunk)
+            await self.bot.send_message(
+                chat_id, chunks[-1], reply_markup=self._markup(str(text), message.get("buttons"))
+            )
+        if message.get("image"):
+            await self.bot.send_photo(chat_id, message["image"])
+        if not text and not message.get("image"):
+            logger.warning("nothing Telegram can show in a message to %s: %s",
+                           message["recipient_id"], sorted(message))
+
+
+# --------------------------------------------------------------------------- inbound
+
+
+class TelegramInput(InputChannel):
+    """Rasa input channel for Telegram's webhook (and the long-polling runner)."""
+
+    def __init__(self, settings: TelegramSettings) -> None:
+        self.settings = settings
+        self.seen = SeenUpdates()
+        self.bot: Optional[ExtBot] = None
+        if settings.missing:
+            logger.info("Telegram channel off: %s not set", settings.missing[0])
+        else:
+            self.bot = make_bot(settings)
+            logger.info("Telegram channel on (Bot API %s)", settings.api_base_url)
+
+    @classmethod
+    def name(cls) -> Text:
+        return CHANNEL_NAME
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "TelegramInput":
+        return cls(TelegramSettings.from_settings(overrides=credentials))
+
+    @property
+    def enabled(self) -> bool:
+        return self.bot is not None
+
+    def get_output_channel(self) -> Optional[TelegramOutput]:
+        return TelegramOutput(self.bot) if self.bot is not None else None
+
+    def secret_matches(self, header_value: Optional[str]) -> bool:
+        """Constant-time comparison of the secret-token header with ours."""
+        expected = self.settings.webhook_secret.encode("utf-8")
+        return bool(expected) and secrets.compare_digest((header_value or "").encode("utf-8"), expected)
+
+    async def handle_update(
+        self, update: Update, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> str:
+        """Pass one new update to Rasa: "ok"; "unsupported" when the customer sent something
+        without words (a photo, sticker, voice…), which gets a polite line; "ignored" for
+        updates that are not a customer's message."""
+        assert self.bot is not None
+        if update.callback_query is not None:
+            try:
+                await self.bot.answer_callback_query(update.callback_query.id)
+            except TelegramError:
+                logger.warning("could not acknowledge a button press", exc_info=True)
+        text = user_text(update)
+        chat = update.effective_chat
+        if chat is None:
+            return "ignored"
+        if not text:
+            if update.message is None:
+                return "ignored"
+            try:
+                await self.bot.send_message(chat.id, load_catalog().system_messages["telegram_unsupported"])
+            except TelegramError:
+                logger.exception("could not answer Telegram update %s", update.update_id)
+            return "unsupported"
+        output = TelegramOutput(self.bot)
+        message = UserMessage(
+            text, output, sender_id_of(chat.id), input_channel=self.name(),
+            message_id=str(update.update_id), metadata={"telegram_update_id": update.update_id},
+        )
+        try:
+            await on_new_message(message)
+        except Exception:
+            logger.exception("handling Telegram update %s failed", update.update_id)
+        try:
+            await reply_when_silent(message)
+        except TelegramError:
+            logger.exception("could not answer Telegram update %s", update.update_id)
+        return "ok"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        telegram_webhook = Blueprint("telegram_webhook", __name__)
+
+        @telegram_webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok" if self.enabled else "off"})
+
+        @telegram_webhook.route("/webhook", methods=["POST"])
+        async def webhook(request: Request) -> HTTPResponse:
+            if self.bot is None:
+                return response.json({"error": "telegram channel off"}, status=503)
+            if not self.secret_matches(request.headers.get(SECRET_HEADER)):
+                logger.warning("Telegram webhook call with a wrong secret token rejected")
+                return response.json({"error": "wrong secret token"}, status=403)
+            try:
+                update = Update.de_json(request.json, self.bot)
+            except Exception:
+                update = None
+            if update is None:
+                return response.json({"error": "not a Telegram update"}, status=400)
+            if not self.seen.first_time(update.update_id):
+                logger.info("Telegram update %s already handled; ignored", update.update_id)
+                return response.json({"status": "duplicate"})
+            return response.json({"status": await self.handle_update(update, on_new_message)})
+
+        return telegram_webhook

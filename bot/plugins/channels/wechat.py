@@ -1,0 +1,373 @@
+"""WeChat Official Account (公众号) channel: `GET|POST /webhooks/wechat/webhook`.
+
+Registered in credentials.yml; configured only from the environment (.env.example):
+WECHAT_TOKEN (required, else the channel is off and answers 503), WECHAT_ENCODING_AES_KEY
+(safe mode), WECHAT_APP_ID + WECHAT_APP_SECRET (the customer-service API for answers that
+take longer than WeChat's 5 s), WECHAT_API_BASE_URL, WECHAT_REDIS_URL (shared access token),
+WECHAT_REPLY_BUDGET_S.
+
+One message, in order: signature check (403) → XML parsed with defusedxml, any DTD refused
+(400) → AES decryption in safe mode (wechatpy) → dedup by MsgId (`TurnStore`) → Rasa with a
+collecting output channel → passive reply if ready within the budget, else "success" now
+and the answer later through the customer-service API (wechatpy's client, which caches and
+refreshes the access token). Text and voice (WeChat's own speech recognition) go to Rasa as
+sender `wx-<openid>`; subscribing gets the catalog's welcome text and a numbered menu.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Text
+from xml.etree.ElementTree import ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as parse_xml_defused
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from wechatpy import WeChatClient, parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidSignatureException
+from wechatpy.messages import TextMessage, VoiceMessage
+from wechatpy.replies import create_reply
+from wechatpy.utils import check_signature
+
+from bot.core.catalog import load_catalog
+from bot.core.settings import Settings, get_settings
+from bot.plugins.channels.rest import reply_when_silent
+from bot.plugins.channels.wechat_turns import NumberedMenus, Replies, TurnStore, render_replies
+
+logger = logging.getLogger(__name__)
+
+SENDER_PREFIX = "wx-"
+MAX_BODY_BYTES = 64 * 1024  # WeChat's messages are a few hundred bytes
+SUBSCRIBE_EVENTS = ("subscribe", "subscribe_scan")
+
+
+@dataclass(frozen=True)
+class WeChatSettings:
+    token: str = ""
+    app_id: str = ""
+    app_secret: str = ""
+    encoding_aes_key: str = ""
+    api_base_url: str = ""
+    redis_url: str = ""
+    reply_budget_s: float = 4.5  # WeChat gives up after 5 s
+
+    @classmethod
+    def from_settings(cls, settings: Optional[Settings] = None) -> "WeChatSettings":
+        settings = settings or get_settings()
+        return cls(
+            token=settings.wechat_token,
+            app_id=settings.wechat_app_id,
+            app_secret=settings.wechat_app_secret,
+            encoding_aes_key=settings.wechat_encoding_aes_key,
+            api_base_url=settings.wechat_api_base_url.rstrip("/") + "/",
+            redis_url=settings.wechat_redis_url,
+            reply_budget_s=settings.wechat_reply_budget_s,
+        )
+
+    @property
+    def has_api(self) -> bool:
+        return bool(self.app_id and self.app_secret)
+
+
+def sender_id(openid: str) -> str:
+    return f"{SENDER_PREFIX}{openid}"
+
+
+def openid_of(sender: str) -> str:
+    return sender[len(SENDER_PREFIX):] if sender.startswith(SENDER_PREFIX) else sender
+
+
+class RejectedRequest(Exception):
+    """A request that is not (valid) WeChat traffic; `status` is the HTTP answer."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+
+
+def parse_xml_safely(body: bytes) -> Dict[str, str]:
+    """The top-level fields of a WeChat XML document; no DTD, hence no entity expansion."""
+    if len(body) > MAX_BODY_BYTES:
+        raise RejectedRequest(400, "body too large")
+    try:
+        root = parse_xml_defused(body, forbid_dtd=True)
+    except (DefusedXmlException, ParseError) as error:
+        raise RejectedRequest(400, f"unsafe or malformed XML ({type(error).__name__})") from error
+    return {child.tag: child.text or "" for child in root}
+
+
+class WeChatClientAt(WeChatClient):
+    """wechatpy's client against a configurable API base URL (a fake on 127.0.0.1 in tests).
+
+    wechatpy 1.8 sends API calls to `API_BASE_URL` but hard-codes the token URL; here both
+    follow the settings. The access token is cached in the session storage (memory, or Redis
+    when WECHAT_REDIS_URL is set) and refreshed by wechatpy before it expires.
+    """
+
+    def __init__(self, settings: WeChatSettings):
+        session = None
+        if settings.redis_url:
+            import redis
+            from wechatpy.session.redisstorage import RedisStorage
+
+            session = RedisStorage(redis.Redis.from_url(settings.redis_url), prefix="wechatpy")
+        super().__init__(settings.app_id, settings.app_secret, session=session, timeout=10)
+        self.API_BASE_URL = settings.api_base_url
+
+    def fetch_access_token(self) -> Dict[str, Any]:
+        return self._fetch_access_token(
+            url=f"{self.API_BASE_URL}token",
+            params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
+        )
+
+
+class WeChatOutput(OutputChannel):
+    """Sends to a WeChat customer through the customer-service message API."""
+
+    def __init__(self, client: Optional[WeChatClient], menus: NumberedMenus):
+        self.client = client
+        self.menus = menus
+
+    @classmethod
+    def name(cls) -> Text:
+        return "wechat"
+
+    async def send_replies(self, recipient_id: str, replies: Replies) -> None:
+        """Rasa's replies as one text with numbered choices (remembered for the customer)."""
+        openid = openid_of(recipient_id)
+        text, choices = render_replies(replies, texts()["wechat_choice_line"])
+        self.menus.remember(openid, choices)
+        if self.client is None:
+            logger.warning("answer to %s not delivered: WECHAT_APP_ID/WECHAT_APP_SECRET not set", recipient_id)
+            return
+        await asyncio.to_thread(self.client.message.send_text, openid, text)
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        await self.send_replies(recipient_id, [{"text": text}])
+
+    async def send_text_with_buttons(
+        self, recipient_id: Text, text: Text, buttons: list, **kwargs: Any
+    ) -> None:
+        await self.send_replies(recipient_id, [{"text": text, "buttons": buttons}])
+
+
+def texts() -> Mapping[str, str]:
+    return load_catalog().system_messages
+
+
+def welcome_replies() -> Replies:
+    """The welcome text with the catalog's services as numbered choices."""
+    buttons = [{"title": s.name, "payload": f"/{s.intent}"} for s in load_catalog().requestable]
+    return [{"text": texts()["wechat_welcome"], "buttons": buttons}]
+
+
+@dataclass
+class WebhookAnswer:
+    status: int
+    body: str
+    content_type: str = "text/plain; charset=utf-8"
+
+
+SUCCESS = WebhookAnswer(200, "success")  # WeChat's "received, nothing to reply"
+
+
+class WeChatEndpoint:
+    """The webhook's logic, independent of the web framework (tested directly)."""
+
+    def __init__(
+        self,
+        settings: WeChatSettings,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        output: WeChatOutput,
+    ):
+        self.settings = settings
+        self.on_new_message = on_new_message
+        self.output = output
+        self.turns = TurnStore()
+        self.crypto = (
+            WeChatCrypto(settings.token, settings.encoding_aes_key, settings.app_id)
+            if settings.encoding_aes_key
+            else None
+        )
+
+    def _check_signature(self, query: Mapping[str, str]) -> None:
+        try:
+            check_signature(
+                self.settings.token, query.get("signature", ""), query.get("timestamp", ""), query.get("nonce", "")
+            )
+        except InvalidSignatureException as error:
+            raise RejectedRequest(403, "bad signature") from error
+
+    def verify(self, query: Mapping[str, str]) -> WebhookAnswer:
+        """Server URL verification: echo `echostr` when the signature is right."""
+        try:
+            self._check_signature(query)
+        except RejectedRequest as rejected:
+            return WebhookAnswer(rejected.status, "forbidden")
+        return WebhookAnswer(200, query.get("echostr", ""))
+
+    async def receive(self, query: Mapping[str, str], body: bytes) -> WebhookAnswer:
+        """One push of WeChat: a passive reply, "success", or an error status."""
+        try:
+            self._check_signature(query)
+            outer = parse_xml_safely(body)
+            encrypted = query.get("encrypt_type") == "aes"
+            xml = self._decrypt(query, outer) if encrypted else body
+            message = parse_message(xml)
+        except RejectedRequest as rejected:
+            logger.warning("WeChat request rejected (%s): %s", rejected.status, rejected)
+            return WebhookAnswer(rejected.status, "rejected")
+        except Exception:
+            logger.exception("unreadable WeChat message")
+            return WebhookAnswer(400, "rejected")
+
+        process = self._processor(message)
+        if process is None:
+            return SUCCESS
+        openid = message.source
+        turn, _ = self.turns.start(
+            self._dedup_key(message), process, lambda replies: self._deliver_later(openid, replies)
+        )
+        replies = await self.turns.wait(turn, self.settings.reply_budget_s)
+        if not replies:
+            return SUCCESS
+        return self._passive_reply(message, replies, query if encrypted else None)
+
+    def _decrypt(self, query: Mapping[str, str], outer: Mapping[str, str]) -> bytes:
+        """The inner XML of a safe-mode message (itself checked to be DTD-free)."""
+        if self.crypto is None:
+            raise RejectedRequest(400, "encrypted message but WECHAT_ENCODING_AES_KEY is not set")
+        try:
+            inner = self.crypto.decrypt_message(
+                {"Encrypt": outer.get("Encrypt", "")},
+                query.get("msg_signature", ""), query.get("timestamp", ""), query.get("nonce", ""),
+            )
+        except InvalidSignatureException as error:
+            raise RejectedRequest(403, "bad msg_signature") from error
+        except Exception as error:
+            raise RejectedRequest(400, f"cannot decrypt ({type(error).__name__})") from error
+        inner_bytes = inner.encode("utf-8") if isinstance(inner, str) else inner
+        parse_xml_safely(inner_bytes)
+        return inner_bytes
+
+    @staticmethod
+    def _dedup_key(message: Any) -> str:
+        if message.id:
+            return f"msg:{message.id}"
+        return f"event:{message.source}:{message.create_time}:{getattr(message, 'event', '')}"
+
+    def _processor(self, message: Any) -> Optional[Callable[[], Awaitable[Replies]]]:
+        """What to do with a message (None: nothing to answer, e.g. unsubscribe)."""
+        if isinstance(message, TextMessage):
+            return lambda: self._converse(message.source, message.content or "", message.id)
+        if isinstance(message, VoiceMessage):
+            if not (message.recognition or "").strip():
+                return lambda: _fixed([{"text": texts()["wechat_voice_unrecognised"]}])
+            return lambda: self._converse(message.source, message.recognition, message.id)
+        if message.type == "event":
+            if message.event in SUBSCRIBE_EVENTS:
+                return lambda: _fixed(welcome_replies())
+            return None
+        return lambda: _fixed([{"text": texts()["wechat_unsupported"]}])
+
+    async def _converse(self, openid: str, text: str, msg_id: Optional[int]) -> Replies:
+        """One turn through Rasa; never raises, never returns nothing (see rest.py)."""
+        collector = CollectingOutputChannel()
+        message = UserMessage(
+            self.output.menus.translate(openid, text),
+            collector,
+            sender_id(openid),
+            input_channel=WeChatInput.name(),
+            message_id=str(msg_id) if msg_id else None,
+        )
+        try:
+            await self.on_new_message(message)
+        except Exception:
+            logger.exception("WeChat message handling failed")
+        await reply_when_silent(message)
+        return collector.messages
+
+    def _passive_reply(
+        self, message: Any, replies: Replies, encrypt_with: Optional[Mapping[str, str]]
+    ) -> WebhookAnswer:
+        text, choices = render_replies(replies, texts()["wechat_choice_line"])
+        self.output.menus.remember(message.source, choices)
+        xml = create_reply(text, message=message).render()
+        if encrypt_with is not None and self.crypto is not None:
+            xml = self.crypto.encrypt_message(xml, encrypt_with.get("nonce", ""), encrypt_with.get("timestamp"))
+        return WebhookAnswer(200, xml, "application/xml; charset=utf-8")
+
+    async def _deliver_later(self, openid: str, replies: Replies) -> None:
+        try:
+            await self.output.send_replies(sender_id(openid), replies)
+        except Exception:
+            logger.exception("customer-service message to %s failed", sender_id(openid))
+
+
+async def _fixed(replies: Replies) -> Replies:
+    return replies
+
+
+class WeChatInput(InputChannel):
+    """Rasa input channel of the WeChat Official Account."""
+
+    def __init__(self, settings: WeChatSettings):
+        self.settings = settings
+        self.menus = NumberedMenus()
+        self.client = WeChatClientAt(settings) if settings.token and settings.has_api else None
+        if not settings.token:
+            logger.info("WeChat channel off: WECHAT_TOKEN not set")
+        else:
+            logger.info(
+                "WeChat channel on (%s mode; customer-service API %s)",
+                "safe" if settings.encoding_aes_key else "plain",
+                "on" if self.client else "off: WECHAT_APP_ID/WECHAT_APP_SECRET not set",
+            )
+
+    @classmethod
+    def name(cls) -> Text:
+        return "wechat"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        return cls(WeChatSettings.from_settings())
+
+    def get_output_channel(self) -> Optional[OutputChannel]:
+        return WeChatOutput(self.client, self.menus) if self.client else None
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        blueprint = Blueprint("wechat_webhook", __name__)
+        endpoint = WeChatEndpoint(self.settings, on_new_message, WeChatOutput(self.client, self.menus))
+
+        def off() -> HTTPResponse:
+            return response.text("WeChat channel off: WECHAT_TOKEN not set", status=503)
+
+        def answer(result: WebhookAnswer) -> HTTPResponse:
+            return response.text(result.body, status=result.status, content_type=result.content_type)
+
+        @blueprint.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok" if self.settings.token else "off"})
+
+        @blueprint.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            if not self.settings.token:
+                return off()
+            return answer(endpoint.verify(_query(request)))
+
+        @blueprint.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            if not self.settings.token:
+                return off()
+            return answer(await endpoint.receive(_query(request), request.body))
+
+        return blueprint
+
+
+def _query(request: Request) -> Dict[str, str]:
+    return {key: request.args.get(key, "") for key in request.args}

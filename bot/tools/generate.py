@@ -1,0 +1,290 @@
+"""Generate the catalog-driven parts of the Rasa domain and rules from bot/catalog.yml.
+
+`python -m bot catalog generate` writes:
+* domain/catalog.yml — one form per category, the detail slots with their mappings, and the
+  `utter_ask_<slot>` prompts;
+* data/catalog_rules.yml — for each form: activation, submission, and the digressions that
+  answer a question mid-form and resume it (FAQ, cancel, 转人工 …).
+`python -m bot catalog check` fails when either file differs from what the catalog says
+(tests/unit/test_catalog.py runs it), so domain and catalog cannot drift apart.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import yaml
+
+from bot.core.catalog import CONFIRM_SLOT, Catalog, load_catalog
+from bot.core.settings import PROJECT_ROOT
+
+DOMAIN_FILE = PROJECT_ROOT / "domain" / "catalog.yml"
+RULES_FILE = PROJECT_ROOT / "data" / "catalog_rules.yml"
+LOOKUPS_FILE = PROJECT_ROOT / "data" / "nlu" / "catalog_lookups.yml"
+
+HEADER = "# GENERATED from bot/catalog.yml by `python -m bot catalog generate` — do not edit.\n"
+
+# Questions answered anywhere in the conversation; mid-form the form resumes afterwards.
+ANSWERS: Dict[str, str] = {
+    "ask_payment_methods": "action_answer_faq",
+    "ask_tariff": "action_answer_faq",
+    "ask_materials": "action_answer_materials",
+    "bot_challenge": "utter_iamabot",
+    "ask_capabilities": "utter_capabilities",
+    "out_of_scope": "utter_out_of_scope",
+    "greet": "utter_greet",
+}
+# Intents that are never an answer to a form question (the form lets rules handle them).
+NOT_AN_ANSWER = (*ANSWERS, "goodbye", "cancel", "request_human")
+EDIT_DETAIL_INTENT = "edit_detail"
+
+
+def _text_mapping(forms: List[str], slot: str, not_intent: List[str]) -> Dict[str, Any]:
+    return {
+        "type": "from_text",
+        "not_intent": not_intent,
+        "conditions": [{"active_loop": form, "requested_slot": slot} for form in forms],
+    }
+
+
+def build_domain(catalog: Catalog) -> Dict[str, Any]:
+    """The generated domain part: slots, forms and ask-responses."""
+    query_intents = [q.intent for q in catalog.queries.values()]
+    forms_using: Dict[str, List[str]] = {name: [] for name in catalog.fields}
+    forms: Dict[str, Any] = {}
+    for service in catalog.requestable:
+        slots = [*service.all_fields, *service.optional, *([CONFIRM_SLOT] if service.confirms else [])]
+        forms[service.form_name] = {"required_slots": slots}
+        for name in service.all_fields + service.optional:
+            forms_using[name].append(service.form_name)
+    for query in catalog.queries.values():
+        forms[query.form_name] = {"required_slots": list(query.required)}
+        for name in query.required:
+            forms_using[name].append(query.form_name)
+
+    never_answers = [*NOT_AN_ANSWER, *query_intents]
+    slots: Dict[str, Any] = {}
+    responses: Dict[str, Any] = {}
+    for name, field in catalog.fields.items():
+        mappings: List[Dict[str, Any]] = [
+            {"type": "from_entity", "entity": entity} for entity in field.entities
+        ]
+        if name == "description":
+            # The message that starts a report usually is the description (「家里停电了」).
+            describing = [s.intent for s in catalog.requestable if name in s.required]
+            mappings.append(
+                {"type": "from_text", "intent": describing, "conditions": [{"active_loop": None}]}
+            )
+            not_intent = never_answers
+        else:
+            not_intent = [*never_answers, *catalog.service_intents]
+        if field.free_text:
+            # Forms that never block (emergencies) take 「不方便留电话」 as an answer, not a cancel.
+            never_block = {s.form_name for s in catalog.requestable if s.files_before_asking}
+            blocking = [f for f in forms_using[name] if f not in never_block]
+            lenient = [f for f in forms_using[name] if f in never_block]
+            if blocking:
+                mappings.append(_text_mapping(blocking, name, not_intent))
+            if lenient:
+                mappings.append(_text_mapping(lenient, name, [i for i in not_intent if i != "cancel"]))
+        slots[name] = {"type": "text", "influence_conversation": False, "mappings": mappings}
+        response: Dict[str, Any] = {"text": field.ask}
+        if field.buttons:
+            response["buttons"] = [
+                {"title": title, "payload": title} for title in field.buttons
+            ]
+        responses[f"utter_ask_{name}"] = [response]
+
+    service_forms = [s.form_name for s in catalog.requestable if s.confirms]
+    confirm_conditions = [
+        {"active_loop": form, "requested_slot": CONFIRM_SLOT} for form in service_forms
+    ]
+    slots[CONFIRM_SLOT] = {
+        "type": "text",
+        "influence_conversation": False,
+        "mappings": [
+            {"type": "from_intent", "intent": "affirm", "value": "yes", "conditions": confirm_conditions},
+            {"type": "from_intent", "intent": "deny", "value": "edit", "conditions": confirm_conditions},
+            {"type": "from_intent", "intent": EDIT_DETAIL_INTENT, "value": "edit", "conditions": confirm_conditions},
+            {"type": "from_text", "not_intent": never_answers, "conditions": confirm_conditions},
+        ],
+    }
+    return {
+        "version": "3.1",
+        "intents": [EDIT_DETAIL_INTENT],
+        "entities": ["detail"],
+        "slots": slots,
+        "actions": [f"validate_{form}" for form in forms],
+        "forms": forms,
+        "responses": responses,
+    }
+
+
+def _form_digressions(form: str, own_intent: str) -> List[Dict[str, Any]]:
+    rules = [
+        {
+            "rule": f"{form}: answer {intent} and resume",
+            "condition": [{"active_loop": form}],
+            "steps": [
+                {"intent": intent},
+                {"action": action},
+                {"action": form},
+                {"active_loop": form},
+            ],
+        }
+        for intent, action in ANSWERS.items()
+    ]
+    rules.append(
+        {
+            "rule": f"{form}: the request said again — carry on",
+            "condition": [{"active_loop": form}],
+            "steps": [
+                {"intent": own_intent},
+                {"action": "utter_continue_request"},
+                {"action": form},
+                {"active_loop": form},
+            ],
+        }
+    )
+    rules.append(
+        {
+            "rule": f"{form}: cancel",
+            "condition": [{"active_loop": form}],
+            "steps": [
+                {"intent": "cancel"},
+                {"action": "action_cancel_request"},
+                {"active_loop": None},
+            ],
+        }
+    )
+    rules.append(
+        {
+            "rule": f"{form}: hand over to a person",
+            "condition": [{"active_loop": form}],
+            "steps": [
+                {"intent": "request_human"},
+                {"action": "action_handoff"},
+                {"active_loop": None},
+            ],
+        }
+    )
+    return rules
+
+
+def build_rules(catalog: Catalog) -> Dict[str, Any]:
+    """Activation, submission and digression rules for every form."""
+    rules: List[Dict[str, Any]] = []
+    for service in catalog.requestable:
+        form = service.form_name
+        start: List[Dict[str, Any]] = [{"intent": service.intent}]
+        if service.files_before_asking:
+            start += [{"action": "utter_emergency_safety"}, {"action": "action_file_emergency"}]
+        rules.append(
+            {"rule": f"{service.code}: start", "steps": [*start, {"action": form}, {"active_loop": form}]}
+        )
+        submit: List[Dict[str, Any]] = [
+            {"action": "action_submit_request"},
+            {"slot_was_set": [{"offer_human": service.offers_human}]},
+        ]
+        if service.hands_over:
+            submit += [{"action": "action_handoff"}, {"active_loop": None}]
+        rules.append(
+            {
+                "rule": f"{service.code}: submit",
+                "condition": [{"active_loop": form}],
+                "steps": [
+                    {"action": form},
+                    {"active_loop": None},
+                    {"slot_was_set": [{"requested_slot": None}]},
+                    *submit,
+                ],
+            }
+        )
+        rules.extend(_form_digressions(form, service.intent))
+    for query in catalog.queries.values():
+        form = query.form_name
+        rules.append(
+            {"rule": f"{query.code} query: start", "steps": [{"intent": query.intent}, {"action": form}, {"active_loop": form}]}
+        )
+        rules.append(
+            {
+                "rule": f"{query.code} query: answer",
+                "condition": [{"active_loop": form}],
+                "steps": [
+                    {"action": form},
+                    {"active_loop": None},
+                    {"slot_was_set": [{"requested_slot": None}]},
+                    {"action": query.answer_action},
+                ],
+            }
+        )
+        rules.extend(_form_digressions(form, query.intent))
+    for intent, action in ANSWERS.items():
+        rules.append({"rule": f"answer {intent}", "steps": [{"intent": intent}, {"action": action}]})
+    return {"version": "3.1", "rules": rules}
+
+
+def build_lookups(catalog: Catalog) -> Dict[str, Any]:
+    """Lookup tables for word-like entities, so RegexEntityExtractor finds them in any message:
+    the catalog's business keywords and the words bot/core/normalize.py maps to codes."""
+    from bot.core.normalize import AMBIGUOUS_PREMISES_WORDS, CUSTOMER_TYPE_WORDS, DIRECTION_WORDS
+
+    business = sorted({w for s in catalog.requestable for w in s.keywords}, key=lambda w: (-len(w), w))
+    customer_type = sorted(
+        {w for words in CUSTOMER_TYPE_WORDS.values() for w in words if len(w) > 1} - AMBIGUOUS_PREMISES_WORDS
+    )
+    direction = sorted({w for _, words in DIRECTION_WORDS for w in words if len(w) > 1})
+    return {
+        "version": "3.1",
+        "nlu": [
+            {"lookup": "business", "examples": "".join(f"- {w}\n" for w in business)},
+            {"lookup": "customer_type", "examples": "".join(f"- {w}\n" for w in customer_type)},
+            {"lookup": "change_direction", "examples": "".join(f"- {w}\n" for w in direction)},
+        ],
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings as YAML blocks, as Rasa's own files write them."""
+
+
+_Dumper.add_representer(
+    str,
+    lambda dumper, value: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None
+    ),
+)
+
+
+def _dump(data: Dict[str, Any]) -> str:
+    return HEADER + yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100)
+
+
+def generated_files(catalog: Catalog | None = None) -> List[Tuple[Path, str]]:
+    """(path, content) of every generated file."""
+    catalog = catalog or load_catalog()
+    return [
+        (DOMAIN_FILE, _dump(build_domain(catalog))),
+        (RULES_FILE, _dump(build_rules(catalog))),
+        (LOOKUPS_FILE, _dump(build_lookups(catalog))),
+    ]
+
+
+def write_generated() -> List[Path]:
+    """Write the generated files; returns the ones that changed."""
+    changed = []
+    for path, content in generated_files():
+        if not path.exists() or path.read_text(encoding="utf-8") != content:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
+def stale_generated() -> List[Path]:
+    """Generated files that are missing or differ from the catalog."""
+    return [
+        path
+        for path, content in generated_files()
+        if not path.exists() or path.read_text(encoding="utf-8") != content
+    ]

@@ -1,0 +1,188 @@
+"""Start and stop the whole assistant: Rasa server, action server and console.
+
+`python -m bot run` (what `make run` calls) runs the three in the foreground until Ctrl-C,
+which stops all of them. The end-to-end tests use the same `Stack` on free ports, so what
+is tested is what runs.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Dict, List, Optional
+
+import requests
+
+from bot.core.settings import PROJECT_ROOT, Settings, get_settings
+
+VENV_BIN = Path(sys.executable).parent
+READY_TIMEOUT_S = 240
+
+
+def stack_environment(settings: Settings, base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment every process of the stack gets (endpoints.yml reads it)."""
+    env = dict(base if base is not None else os.environ)
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")])),
+            "RASA_TELEMETRY_ENABLED": "false",
+            "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{settings.action_port}/webhook",
+            "RASA_TRACKER_DB": env.get("RASA_TRACKER_DB") or str(settings.var_dir / "tracker.db"),
+            "DATABASE_URL": settings.database_url,
+            "INTAKE_VAR_DIR": str(settings.var_dir),
+            "SANIC_HOST": settings.bind_host,  # rasa-sdk's action server reads its host here
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+    )
+    return env
+
+
+@dataclass
+class Stack:
+    """The three processes of the assistant."""
+
+    settings: Settings
+    model: str = "models"
+    log_dir: Optional[Path] = None  # None: inherit the terminal
+    processes: Dict[str, subprocess.Popen] = field(default_factory=dict)
+    _logs: List[IO[bytes]] = field(default_factory=list)
+
+    def commands(self) -> Dict[str, List[str]]:
+        s = self.settings
+        rasa = [str(VENV_BIN / "rasa")]
+        server = rasa + [
+            "run", "--enable-api", "--model", self.model,
+            "--interface", s.bind_host, "--port", str(s.rasa_port),
+            "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
+            "--cors", f"http://127.0.0.1:{s.console_port}", f"http://localhost:{s.console_port}",
+        ]
+        if s.rasa_token:
+            server += ["--auth-token", s.rasa_token]
+        return {
+            "actions": rasa + ["run", "actions", "--actions", "actions", "--port", str(s.action_port)],
+            "rasa": server,
+            "console": [sys.executable, "-m", "bot", "console"],
+        }
+
+    def start(self) -> None:
+        env = stack_environment(self.settings)
+        self.settings.var_dir.mkdir(parents=True, exist_ok=True)
+        for name, command in self.commands().items():
+            output: Optional[IO[bytes]] = None
+            if self.log_dir is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                output = open(self.log_dir / f"{name}.log", "ab")
+                self._logs.append(output)
+            self.processes[name] = subprocess.Popen(
+                command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT if output else None,
+                start_new_session=True,
+            )
+
+    def health_urls(self) -> Dict[str, str]:
+        s = self.settings
+        token = f"?token={s.rasa_token}" if s.rasa_token else ""
+        return {
+            "actions": f"http://127.0.0.1:{s.action_port}/health",
+            "rasa": f"http://127.0.0.1:{s.rasa_port}/status{token}",
+            "console": f"http://127.0.0.1:{s.console_port}/healthz",
+        }
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Wait until every process answers its health URL; raise if one dies or times out."""
+        deadline = time.monotonic() + timeout
+        pending = dict(self.health_urls())
+        while pending:
+            for name, url in list(pending.items()):
+                process = self.processes.get(name)
+                if process is not None and process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with code {process.returncode}")
+                try:
+                    if requests.get(url, timeout=2).status_code == 200:
+                        del pending[name]
+                except requests.RequestException:
+                    pass
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout:.0f} s: {', '.join(pending)}")
+            if pending:
+                time.sleep(0.5)
+
+    def stop_process(self, name: str, timeout: float = 20) -> None:
+        process = self.processes.get(name)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def restart_process(self, name: str) -> None:
+        """Stop and start one process (tests: a restarted Rasa server mid-form)."""
+        self.stop_process(name)
+        env = stack_environment(self.settings)
+        output = self._logs[list(self.commands()).index(name)] if self._logs else None
+        self.processes[name] = subprocess.Popen(
+            self.commands()[name], cwd=PROJECT_ROOT, env=env, stdout=output,
+            stderr=subprocess.STDOUT if output else None, start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.stop_process(name)
+        for log in self._logs:
+            log.close()
+
+
+def run_stack(model: str = "models") -> int:
+    """Run everything in the foreground until Ctrl-C or until one process dies."""
+    from bot.core.db import upgrade_database
+    from bot.core.seed import seed_default_database
+
+    settings = get_settings()
+    upgrade_database(settings.database_url)
+    # Demo bills and outages belong to the embedded profile only, never to a real database.
+    if settings.demo_data_wanted:
+        seed_default_database(settings.database_url)
+    token_source = "INTAKE_API_TOKEN" if settings.api_token_env else str(settings.api_token_file)
+    settings.api_token()
+    stack = Stack(settings, model=model)
+    stopping = False
+
+    def _stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    stack.start()
+    try:
+        print("Starting Rasa server, action server and console (the model takes 30–60 s to load)…", flush=True)
+        stack.wait_ready()
+        host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+        print(
+            "\n供电业务受理助手 is ready.\n"
+            f"  Chat in the browser:  http://{host}:{settings.console_port}/chat\n"
+            f"  REST channel:         POST http://{host}:{settings.rasa_port}/webhooks/rest/webhook\n"
+            f"  JSON API (tickets):   http://{host}:{settings.console_port}/api/v1/tickets "
+            f"(bearer token: {token_source})\n"
+            "  Terminal chat:        make shell (in another terminal)\n"
+            "Press Ctrl-C to stop everything.\n",
+            flush=True,
+        )
+        while not stopping:
+            dead = [n for n, p in stack.processes.items() if p.poll() is not None]
+            if dead:
+                print(f"{', '.join(dead)} stopped unexpectedly; stopping the rest.", flush=True)
+                return 1
+            time.sleep(0.5)
+        return 0
+    except (RuntimeError, TimeoutError) as error:
+        print(f"start-up failed: {error}", flush=True)
+        return 1
+    finally:
+        stack.stop()
