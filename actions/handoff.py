@@ -4,29 +4,19 @@ from __future__ import annotations
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, FollowupAction, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.forms import FAILURES_SLOT
-from actions.tracker_utils import channel_of, consecutive_turns_with, latest_intent
-from bot.core import intake
+from actions.dialogue import EMERGENCY_TICKET_SLOT, FAILURES_SLOT, hand_over, note_stall
+from actions.tracker_utils import latest_intent
 from bot.core.catalog import load_catalog
 from bot.core.settings import get_settings
 
 
-def _collected_details(tracker: Tracker) -> Dict[str, Any]:
-    fields = load_catalog().fields
-    return {
-        name: tracker.get_slot(name)
-        for name in fields
-        if tracker.get_slot(name) not in (None, "", intake.NOT_PROVIDED)
-    }
-
-
 def _reason(tracker: Tracker) -> str:
     """Why the customer goes to a person (spec §4 / §5 reasons)."""
-    if tracker.get_slot("emergency_ticket_no"):
+    if tracker.get_slot(EMERGENCY_TICKET_SLOT):
         return "emergency"
     if tracker.get_slot("offer_human") and latest_intent(tracker) == "affirm":
         return "complaint"
@@ -35,31 +25,6 @@ def _reason(tracker: Tracker) -> str:
     if any(count >= limit for count in failures.values()):
         return "validation"
     return "request_human"
-
-
-def hand_over(
-    dispatcher: CollectingDispatcher, tracker: Tracker, reason: str
-) -> List[EventType]:
-    """Queue the conversation for an agent and pause the bot (or file a call-back)."""
-    ticket_no = tracker.get_slot("emergency_ticket_no") or intake.latest_ticket_no(tracker.sender_id)
-    result = intake.request_handoff(
-        tracker.sender_id, channel_of(tracker), reason, _collected_details(tracker), ticket_no
-    )
-    events: List[EventType] = [
-        ActiveLoop(None),
-        SlotSet("requested_slot", None),
-        SlotSet("offer_human", False),
-        SlotSet("emergency_ticket_no", None),
-        SlotSet(FAILURES_SLOT, None),
-    ]
-    if not result.queued:
-        dispatcher.utter_message(response="utter_handoff_callback", ticket_no=result.ticket_no)
-        return events
-    if result.ahead:
-        dispatcher.utter_message(response="utter_handoff_queued", ahead=result.ahead)
-    else:
-        dispatcher.utter_message(response="utter_handoff_queued_first")
-    return events + [ConversationPaused()]
 
 
 class ActionHandoff(Action):
@@ -109,8 +74,8 @@ class ActionFallback(Action):
                 # Details without a request: understood, just out of context.
                 dispatcher.utter_message(response="utter_inform_no_context")
                 return []
-        limit = get_settings().service.dialogue.fallbacks_before_handoff
-        if consecutive_turns_with(tracker, self.name()) + 1 >= limit:
+        stall, limit_reached = note_stall(tracker)
+        if limit_reached:
             return hand_over(dispatcher, tracker, "fallback")
         dispatcher.utter_message(response="utter_default")
-        return []
+        return [stall]

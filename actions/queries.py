@@ -101,14 +101,18 @@ class ActionAnswerOutage(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         area = tracker.get_slot("area")
-        notices = OutageService().find(area)
+        service = OutageService()
+        # The place as the NLU cut it, else the whole message (「明天峡山东山路停电吗」).
+        notices = service.find(area) or service.find((tracker.latest_message or {}).get("text") or "")
         if not notices:
             dispatcher.utter_message(response="utter_outage_none", area=area)
         else:
+            formats = load_catalog().formats
             lines = [
-                f"· {n.district}{n.area}：{intake.format_local_time(n.start_at)} 至 "
-                f"{intake.format_local_time(n.end_at)}，{n.reason}"
-                + ("（正在停电，预计上述时间恢复供电）" if n.ongoing else "")
+                formats["outage_line"].format(
+                    district=n.district, area=n.area, reason=n.reason,
+                    start=intake.format_local_time(n.start_at), end=intake.format_local_time(n.end_at),
+                ) + (formats["outage_ongoing"] if n.ongoing else "")
                 for n in notices
             ]
             dispatcher.utter_message(response="utter_outage_found", area=area, outages="\n".join(lines))
@@ -136,7 +140,8 @@ class ActionAnswerTicket(Action):
                 service_name=service.name if service else ticket["category"],
                 status=catalog.statuses.get(ticket["status"], ticket["status"]),
                 department=ticket["department"],
-                due_text=f"，承诺{intake.format_local_time(intake.parse_iso(due))}前完成" if due else "",
+                due_text=catalog.formats["due_text"].format(
+                    due_time=intake.format_local_time(intake.parse_iso(due))) if due else "",
                 updated_at=intake.format_local_time(intake.parse_iso(ticket["updated_at"])),
             )
         return [SlotSet("ticket_lookup", None)]

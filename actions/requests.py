@@ -8,16 +8,25 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.forms import FAILURES_SLOT
-from actions.tracker_utils import channel_of, last_form, latest_intent, value_before_this_turn
+from actions.dialogue import DECLINED_SLOT, EMERGENCY_TICKET_SLOT, FAILURES_SLOT, STALL_SLOT
+from actions.forms import ADDRESS_PARTIAL_SLOT, DUPLICATE_SLOT, KEEP_EXISTING
+from actions.tracker_utils import (
+    channel_of,
+    form_activation_time,
+    last_form,
+    latest_intent,
+    value_before_this_turn,
+)
 from bot.core import intake
 from bot.core.catalog import CONFIRM_SLOT, Service, load_catalog
+from bot.core.details import address_gap
 
 # Details that belong to one request; contact details (name, phone, account, address) are
-# kept for the customer's next request in the same conversation.
+# kept for the customer's next request in the same conversation (unless declined).
 PER_REQUEST_SLOTS = (
     "description", "capacity_kw", "change_direction", "customer_type", CONFIRM_SLOT,
-    FAILURES_SLOT, "emergency_ticket_no", "requested_slot",
+    FAILURES_SLOT, EMERGENCY_TICKET_SLOT, "requested_slot", DECLINED_SLOT, ADDRESS_PARTIAL_SLOT,
+    DUPLICATE_SLOT, STALL_SLOT,
 )
 
 
@@ -25,8 +34,16 @@ def _service(tracker: Tracker) -> Service | None:
     return load_catalog().service_for_form(last_form(tracker))
 
 
-def _reset_request() -> List[EventType]:
-    return [SlotSet(name, None) for name in PER_REQUEST_SLOTS]
+def _reset_request(tracker: Tracker) -> List[EventType]:
+    """Forget this request's details (and any detail the customer declined to give)."""
+    declined = [n for n in load_catalog().fields if tracker.get_slot(n) == intake.NOT_PROVIDED]
+    return [SlotSet(name, None) for name in (*PER_REQUEST_SLOTS, *declined)]
+
+
+def _submission(tracker: Tracker, service: Service) -> str | None:
+    """The identity of this run of the form: a retried action files the same ticket again."""
+    started = form_activation_time(tracker, service.form_name)
+    return f"{tracker.sender_id}:{service.form_name}:{started}" if started else None
 
 
 class ActionAskConfirmSubmission(Action):
@@ -41,6 +58,8 @@ class ActionAskConfirmSubmission(Action):
         service = _service(tracker)
         if service is None:
             return []
+        if tracker.get_slot(DUPLICATE_SLOT) and value_before_this_turn(tracker, DUPLICATE_SLOT) is None:
+            return [SlotSet("requested_slot", CONFIRM_SLOT)]  # the validator asked about it
         confirming = value_before_this_turn(tracker, "requested_slot") == CONFIRM_SLOT
         details = (*service.required_fields(tracker.slots), *service.optional)
         # 「不对，电话是139…」 reads as a "no", but it carries the correction: show it.
@@ -61,7 +80,7 @@ class ActionAskConfirmSubmission(Action):
             dispatcher.utter_message(
                 response="utter_confirm_summary",
                 service_name=service.name,
-                summary=intake.summary(service, tracker.slots),
+                summary=intake.summary(service, tracker.slots, tracker.get_slot(DECLINED_SLOT) or ()),
             )
         return [SlotSet("requested_slot", CONFIRM_SLOT)]
 
@@ -78,17 +97,26 @@ class ActionSubmitRequest(Action):
         service = _service(tracker)
         if service is None:
             dispatcher.utter_message(response="utter_default")
-            return _reset_request()
-        details = intake.details_from_slots(service, tracker.slots)
+            return _reset_request(tracker)
+        if tracker.get_slot(CONFIRM_SLOT) == KEEP_EXISTING:
+            dispatcher.utter_message(
+                text=load_catalog().dialogue_messages["duplicate_kept"].format(
+                    ticket_no=tracker.get_slot(DUPLICATE_SLOT))
+            )
+            return [SlotSet("offer_human", False), *_reset_request(tracker)]
+        details = intake.details_from_slots(
+            service, tracker.slots, tracker.get_slot(DECLINED_SLOT) or ()
+        )
         events: List[EventType] = []
-        emergency_ticket = tracker.get_slot("emergency_ticket_no")
+        emergency_ticket = tracker.get_slot(EMERGENCY_TICKET_SLOT)
         if service.files_before_asking and emergency_ticket:
             intake.update_request_details(emergency_ticket, details)
             dispatcher.utter_message(response="utter_emergency_updated", ticket_no=emergency_ticket)
             events.append(SlotSet("offer_human", False))
         else:
             filed = intake.file_request(
-                service.code, details, tracker.sender_id, channel_of(tracker)
+                service.code, details, tracker.sender_id, channel_of(tracker),
+                submission=_submission(tracker, service),
             )
             if filed.created:
                 response, due_time = intake.due_response(service, filed.due_at)
@@ -105,7 +133,8 @@ class ActionSubmitRequest(Action):
                 dispatcher.utter_message(response="utter_offer_human_after_complaint")
             events.append(SlotSet("offer_human", service.offers_human))
         # An emergency keeps its ticket number for the hand-over that follows.
-        reset = [e for e in _reset_request() if not (service.hands_over and e["name"] == "emergency_ticket_no")]
+        reset = [e for e in _reset_request(tracker)
+                 if not (service.hands_over and e["name"] == EMERGENCY_TICKET_SLOT)]
         return events + reset
 
 
@@ -121,13 +150,14 @@ class ActionFileEmergency(Action):
         service = next(s for s in load_catalog().requestable if s.files_before_asking)
         details: Dict[str, Any] = intake.details_from_slots(service, tracker.slots)
         details["description"] = (tracker.latest_message or {}).get("text", "")
-        filed = intake.file_request(service.code, details, tracker.sender_id, channel_of(tracker))
+        filed = intake.file_request(service.code, details, tracker.sender_id, channel_of(tracker),
+                                    submission=_submission(tracker, service))
         dispatcher.utter_message(
             response="utter_emergency_ticket",
             ticket_no=filed.ticket_no,
             due_time=intake.format_local_time(filed.due_at),
         )
-        return [SlotSet("emergency_ticket_no", filed.ticket_no)]
+        return [SlotSet(EMERGENCY_TICKET_SLOT, filed.ticket_no)]
 
 
 class ActionCancelRequest(Action):
@@ -139,9 +169,28 @@ class ActionCancelRequest(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
-        emergency_ticket = tracker.get_slot("emergency_ticket_no")
+        emergency_ticket = tracker.get_slot(EMERGENCY_TICKET_SLOT)
         if emergency_ticket:
             dispatcher.utter_message(response="utter_cancelled_emergency", ticket_no=emergency_ticket)
         else:
             dispatcher.utter_message(response="utter_cancelled")
-        return [ActiveLoop(None), *_reset_request()]
+        return [ActiveLoop(None), *_reset_request(tracker)]
+
+
+class ActionAskAddress(Action):
+    """Ask for the address — or, when part of it is known (「潮南区两英镇」), only the rest."""
+
+    def name(self) -> Text:
+        return "action_ask_address"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        catalog = load_catalog()
+        partial = tracker.get_slot(ADDRESS_PARTIAL_SLOT)
+        if partial:
+            question = catalog.dialogue_messages[address_gap(partial) or "address_needs_road"]
+            dispatcher.utter_message(text=question.format(partial=partial))
+        else:
+            dispatcher.utter_message(response="utter_ask_address")
+        return [SlotSet("requested_slot", "address")]

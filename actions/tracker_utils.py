@@ -1,7 +1,7 @@
 """Reading the Rasa tracker: what happened in this conversation, independent of business."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Optional
 
 from rasa_sdk import Tracker
 
@@ -23,28 +23,6 @@ def last_form(tracker: Tracker) -> Optional[str]:
     return None
 
 
-def _turns(events: List[Dict[str, Any]]) -> Iterator[List[Dict[str, Any]]]:
-    """The events of each user turn, newest turn first (a turn starts with a user event)."""
-    turn: List[Dict[str, Any]] = []
-    for event in reversed(events):
-        turn.insert(0, event)
-        if event.get("event") == "user":
-            yield turn
-            turn = []
-
-
-def consecutive_turns_with(tracker: Tracker, action_name: str) -> int:
-    """How many user turns in a row, before the current one, ran `action_name`."""
-    count = 0
-    turns = _turns(tracker.events)
-    next(turns, None)  # the current turn
-    for turn in turns:
-        if not any(e.get("event") == "action" and e.get("name") == action_name for e in turn):
-            break
-        count += 1
-    return count
-
-
 def value_before_this_turn(tracker: Tracker, slot: str) -> Any:
     """The slot's value before the latest user message (extraction may have changed it)."""
     seen_user = False
@@ -62,3 +40,28 @@ def latest_intent(tracker: Tracker) -> Optional[str]:
 
 def latest_entity(tracker: Tracker, entity: str) -> Optional[Any]:
     return next(tracker.get_latest_entity_values(entity), None)
+
+
+def user_turn_number(tracker: Tracker) -> int:
+    """How many customer messages the conversation has had, the latest included."""
+    return sum(1 for event in tracker.events if event.get("event") == "user")
+
+
+def form_activation_time(tracker: Tracker, form: str) -> Optional[float]:
+    """When `form` was last activated: the identity of one submission of a request."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "active_loop" and event.get("name") == form:
+            return event.get("timestamp")
+    return None
+
+
+def resumed_after_digression(tracker: Tracker, form: str) -> bool:
+    """Whether another action answered the latest message before `form` runs again (an FAQ
+    answered mid-form): the form then only asks its next question."""
+    own = {"action_listen", "action_extract_slots", form, f"validate_{form}"}
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return False
+        if event.get("event") == "action" and event.get("name") not in own:
+            return True
+    return False

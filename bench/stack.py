@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
-from bot.core.settings import get_settings
+from bot.core.settings import get_settings, reset_settings
 from bot.tools.runner import Stack
 
 
@@ -49,6 +49,7 @@ def throwaway_stack(
 
     var_dir = Path(tempfile.mkdtemp(prefix=prefix))
     os.environ.update({**isolated_env(var_dir), **(extra_env or {})})
+    reset_settings()
     settings = get_settings()
     upgrade_database(settings.database_url)
     if seed:

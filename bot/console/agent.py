@@ -33,10 +33,10 @@ from bot.console.templating import render
 from bot.core.db import session_scope
 
 AGENT_ROLES = ("agent", "supervisor")
-REASON_NAMES = {"request_human": "客户要求人工", "emergency": "紧急险情", "fallback": "连续未理解",
-                "validation": "信息多次填写失败", "complaint": "投诉转人工", "callback": "回电"}
-PRIORITY_NAMES = {"urgent": "特急", "high": "高", "normal": "普通", "low": "低"}
-STATUS_NAMES = {"waiting": "排队中", "active": "接待中", "closed": "已结束"}
+LABELS = load_catalog().labels
+REASON_NAMES = LABELS["handoff_reasons"]
+PRIORITY_NAMES = LABELS["priorities"]
+STATUS_NAMES = LABELS["handoff_statuses"]
 
 router = APIRouter(include_in_schema=False)
 agent_only = require_role(*AGENT_ROLES)

@@ -31,6 +31,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from bot.core.catalog import load_catalog
 from bot.core.settings import Settings
 from bot.core.rasa_api import RasaClient, RasaError
 
@@ -46,11 +47,12 @@ RASA_TIMEOUT_S = 30
 HISTORY_TIMEOUT_S = 10
 INPUT_CHANNEL = "webchat"
 
-BUSY = "助手暂时忙不过来，请稍后再试，或拨打95598。"
-BAD_SENDER = "会话标识无效，请刷新页面后重试。"
-TOO_LONG = f"消息太长了（最多{MAX_MESSAGE_CHARS}字），请分几次发送。"
-EMPTY = "请输入要发送的内容。"
-BAD_REQUEST = "请求格式不正确，请刷新页面后重试。"
+
+
+def _text(key: str) -> str:
+    """What the page shows the customer (catalog `system_messages`)."""
+    return load_catalog().system_messages[key].format(max_chars=MAX_MESSAGE_CHARS)
+
 
 # The page may load only its own files and talk only to this origin.
 PAGE_HEADERS = {
@@ -230,31 +232,31 @@ async def post_message(request: Request) -> JSONResponse:
     """Forward ``{sender, message, id?}`` to Rasa; the bot's replies ``[{text, buttons}]``."""
     raw = await _read_body(request)
     if raw is None:
-        return _error(413, TOO_LONG)
+        return _error(413, _text("message_too_long"))
     try:
         body = json.loads(raw)
     except ValueError:
-        return _error(400, BAD_REQUEST)
+        return _error(400, _text("webchat_bad_request"))
     if not isinstance(body, dict):
-        return _error(400, BAD_REQUEST)
+        return _error(400, _text("webchat_bad_request"))
     sender, message, message_id = body.get("sender"), body.get("message"), body.get("id")
     if not _valid_sender(sender):
-        return _error(422, BAD_SENDER)
+        return _error(422, _text("webchat_bad_sender"))
     if message_id is not None and not (
         isinstance(message_id, str) and MESSAGE_ID_RE.fullmatch(message_id)
     ):
-        return _error(400, BAD_REQUEST)
+        return _error(400, _text("webchat_bad_request"))
     if not isinstance(message, str) or not message.strip():
-        return _error(422, EMPTY)
+        return _error(422, _text("webchat_empty"))
     if len(message) > MAX_MESSAGE_CHARS:
-        return _error(413, TOO_LONG)
+        return _error(413, _text("message_too_long"))
     try:
         replies = await run_in_threadpool(
             forward_message, _settings(request), sender, message, message_id
         )
     except RasaUnavailable as error:
         logger.warning("web chat %s: %s", sender[:12], error)
-        return _error(503, BUSY)
+        return _error(503, _text("webchat_busy"))
     return JSONResponse(replies, headers=API_HEADERS)
 
 
@@ -262,10 +264,10 @@ async def post_message(request: Request) -> JSONResponse:
 async def get_history(request: Request, sender: str = "") -> JSONResponse:
     """The conversation so far: ``[{from, text, buttons, timestamp}]``."""
     if not _valid_sender(sender):
-        return _error(422, BAD_SENDER)
+        return _error(422, _text("webchat_bad_sender"))
     try:
         events = await run_in_threadpool(fetch_events, _settings(request), sender)
     except RasaUnavailable as error:
         logger.warning("web chat history %s: %s", sender[:12], error)
-        return _error(503, BUSY)
+        return _error(503, _text("webchat_busy"))
     return JSONResponse(history_from_events(events), headers=API_HEADERS)

@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
 from bot.core.settings import get_settings
 
 CONFIRM_SLOT = "confirm_submission"
+FAQ_ACTION = "action_answer_faq"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Field:
     entities: Tuple[str, ...] = ()
     free_text: bool = True
     buttons: Tuple[str, ...] = ()
+    cues: Tuple[str, ...] = ()  # words that name this detail in a message
+    invalid: Mapping[str, str] = field(default_factory=dict)  # validator reason → what to say
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Service:
     offers_human: bool = False
     hands_over: bool = False
     keywords: Tuple[str, ...] = ()
+    visit_address: bool = False  # the address must be precise enough for a visit
 
     @property
     def form_name(self) -> str:
@@ -98,6 +102,30 @@ class Catalog:
     statuses: Mapping[str, str] = field(default_factory=dict)
     ticket_notifications: Mapping[str, str] = field(default_factory=dict)
     system_messages: Mapping[str, str] = field(default_factory=dict)
+    conversation_intents: Tuple[str, ...] = ()
+    answered_anywhere: Mapping[str, str] = field(default_factory=dict)
+    decline_words: Tuple[str, ...] = ()
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    staff_messages: Mapping[str, str] = field(default_factory=dict)
+    formats: Mapping[str, str] = field(default_factory=dict)
+    dialogue_messages: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def answers(self) -> Dict[str, str]:
+        """Intent → the action or response that answers it anywhere (FAQ first)."""
+        return {**{intent: FAQ_ACTION for intent in self.faq}, **self.answered_anywhere}
+
+    @property
+    def intents(self) -> List[str]:
+        """Every intent of the assistant, in the domain's order (services, queries, answers,
+        conversation control)."""
+        ordered = [
+            *self.service_intents,
+            *(q.intent for q in self.queries.values()),
+            *self.answers,
+            *self.conversation_intents,
+        ]
+        return list(dict.fromkeys(ordered))
 
     @property
     def requestable(self) -> List[Service]:
@@ -109,9 +137,6 @@ class Catalog:
 
     def service_for_form(self, form_name: Optional[str]) -> Optional[Service]:
         return next((s for s in self.requestable if s.form_name == form_name), None)
-
-    def query_for_form(self, form_name: Optional[str]) -> Optional[Query]:
-        return next((q for q in self.queries.values() if q.form_name == form_name), None)
 
     def business_for_text(self, text: str) -> Optional[Service]:
         """The service a customer's words name (过户 → transfer), longest keyword wins."""
@@ -152,6 +177,8 @@ def parse_catalog(raw: Mapping[str, Any]) -> Catalog:
             entities=_tuple(spec.get("entities") or ([spec["entity"]] if spec.get("entity") else [])),
             free_text=bool(spec.get("free_text", True)),
             buttons=_tuple(spec.get("buttons")),
+            cues=_tuple(spec.get("cues")),
+            invalid=spec.get("invalid") or {},
         )
         for name, spec in raw["fields"].items()
     }
@@ -172,6 +199,7 @@ def parse_catalog(raw: Mapping[str, Any]) -> Catalog:
             offers_human=bool(spec.get("offers_human", False)),
             hands_over=bool(spec.get("hands_over", False)),
             keywords=_tuple(spec.get("keywords")),
+            visit_address=bool(spec.get("visit_address", False)),
         )
         unknown = [f for f in service.all_fields + service.optional if f not in fields]
         if unknown:
@@ -205,6 +233,13 @@ def parse_catalog(raw: Mapping[str, Any]) -> Catalog:
         statuses=statuses,
         ticket_notifications=notifications,
         system_messages=raw.get("system_messages", {}),
+        conversation_intents=_tuple(raw.get("conversation_intents")),
+        answered_anywhere=raw.get("answered_anywhere") or {},
+        decline_words=_tuple(raw.get("decline_words")),
+        labels=raw.get("labels") or {},
+        staff_messages=raw.get("staff_messages") or {},
+        formats=raw.get("formats") or {},
+        dialogue_messages=raw.get("dialogue_messages") or {},
     )
 
 

@@ -9,6 +9,7 @@ them (电话… / 户号…).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from bot.core import normalize
@@ -17,10 +18,9 @@ from bot.core.catalog import load_catalog
 ENTITY_ATTRIBUTE_START, ENTITY_ATTRIBUTE_END = "start", "end"
 ENTITY_ATTRIBUTE_TYPE, ENTITY_ATTRIBUTE_VALUE, EXTRACTOR = "entity", "value", "extractor"
 
+CUE_WINDOW = 12  # characters before a number where 户号/电话 decide what it is
 STRUCTURED_ENTITIES = ("phone", "account_no", "ticket_no", "capacity_kw", "month")
 REGEX_EXTRACTOR = "RegexEntityExtractor"
-_ACCOUNT_CUES = ("户号", "户口号", "缴费号", "用户号", "用电号", "户名号", "账号", "帐号", "编号")
-_PHONE_CUES = ("电话", "手机", "联系", "号码", "致电", "打", "call", "tel")
 
 
 def _overlaps(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
@@ -31,9 +31,10 @@ def _overlaps(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
 
 def _number_role(text: str, entity: Dict[str, Any]) -> str:
     """`phone` or `account_no` for a number span, from the words just before it."""
-    before = text[max(0, entity[ENTITY_ATTRIBUTE_START] - 8) : entity[ENTITY_ATTRIBUTE_START]]
-    account_cue = max((before.rfind(c) for c in _ACCOUNT_CUES), default=-1)
-    phone_cue = max((before.rfind(c) for c in _PHONE_CUES), default=-1)
+    fields = load_catalog().fields
+    before = text[max(0, entity[ENTITY_ATTRIBUTE_START] - CUE_WINDOW) : entity[ENTITY_ATTRIBUTE_START]]
+    account_cue = max((before.rfind(c) for c in fields["account_no"].cues), default=-1)
+    phone_cue = max((before.rfind(c) for c in fields["phone"].cues), default=-1)
     if account_cue > phone_cue:
         return "account_no"
     if phone_cue > account_cue:
@@ -42,8 +43,10 @@ def _number_role(text: str, entity: Dict[str, Any]) -> str:
     try:
         normalize.parse_phone(span)
         digits = normalize.digits_of(span)
-        written_landline = digits.startswith("0") and any(c in span for c in "-()（） ")
-        landline = written_landline or normalize.looks_like_landline(digits)
+        # Written as a landline: an area code in brackets, or a Guangdong one set apart.
+        bracketed = digits.startswith("0") and any(c in span for c in "()（）")
+        set_apart = any(c in span for c in "- ") and normalize.looks_like_landline(digits)
+        landline = bracketed or set_apart or normalize.looks_like_landline(digits)
         return "phone" if digits.startswith("1") or landline else "account_no"
     except normalize.InvalidValue:
         return "account_no"
@@ -76,6 +79,17 @@ def _family(entity_type: str) -> Tuple[str, ...]:
     return ("phone", "account_no") if entity_type in ("phone", "account_no") else (entity_type,)
 
 
+_LANDMARK_AFTER = re.compile(r"^的?(?:斜对面|门口|旁边|附近|对面|楼下|后面|前面|隔壁|边上|路口|那边|这边)")
+
+
+def _with_landmark(text: str, entity: Dict[str, Any]) -> Dict[str, Any]:
+    """An address span that stops just before 门口/旁边/对面… includes it: the crew needs it."""
+    following = _LANDMARK_AFTER.match(text[entity[ENTITY_ATTRIBUTE_END]:])
+    if not following:
+        return entity
+    return {**entity, ENTITY_ATTRIBUTE_END: entity[ENTITY_ATTRIBUTE_END] + following.end()}
+
+
 def normalize_entities(
     text: str, entities: List[Dict[str, Any]], today: dt.date
 ) -> List[Dict[str, Any]]:
@@ -106,6 +120,8 @@ def normalize_entities(
             for k in kept
         ):
             continue
+        if entity_type == "address":
+            entity = _with_landmark(text, entity)
         span = text[entity[ENTITY_ATTRIBUTE_START] : entity[ENTITY_ATTRIBUTE_END]]
         value = value_for(entity_type, span, entity.get(ENTITY_ATTRIBUTE_VALUE), today)
         if value is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from bot.core.catalog import Service, load_catalog
 from bot.core.clock import local_zone, to_local, utc_now
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 CALLBACK_SERVICE = "callback"  # catalog category of call-back tickets (no intent of its own)
 NOT_PROVIDED = "-"  # an optional detail the customer chose not to give
-WEEKDAYS = "一二三四五六日"
+DECLINED_KEY = "declined"  # ticket detail: the details the customer declined to give (匿名)
 
 
 @dataclass(frozen=True)
@@ -36,40 +36,51 @@ class FiledTicket:
     created: bool
 
 
-def details_from_slots(service: Service, slots: Mapping[str, Any]) -> Dict[str, Any]:
-    """The ticket details: the catalog's fields of `service` that have a value."""
-    return {
-        name: slots[name]
-        for name in (*service.all_fields, *service.optional)
-        if slots.get(name) not in (None, "", NOT_PROVIDED)
+def details_from_slots(
+    service: Service, slots: Mapping[str, Any], declined: Sequence[str] = ()
+) -> Dict[str, Any]:
+    """The ticket details: the catalog's fields of `service` that have a value, and the
+    details the customer declined to give (``declined``: ["phone"] for an anonymous report)."""
+    fields = (*service.all_fields, *service.optional)
+    details: Dict[str, Any] = {
+        name: slots[name] for name in fields if slots.get(name) not in (None, "", NOT_PROVIDED)
     }
+    refused = [name for name in declined if name in fields and name not in details]
+    if refused:
+        details[DECLINED_KEY] = refused
+    return details
 
 
-def summary(service: Service, slots: Mapping[str, Any]) -> str:
+def summary(service: Service, slots: Mapping[str, Any], declined: Sequence[str] = ()) -> str:
     """One line per detail, with the catalog's labels, for the confirmation message."""
     catalog = load_catalog()
+    formats = catalog.formats
     lines = []
     for name in (*service.required_fields(slots), *service.optional):
         value = slots.get(name)
-        shown = "未提供" if value in (None, "", NOT_PROVIDED) else value
-        if name == "capacity_kw" and shown != "未提供":
-            shown = f"{shown} 千瓦"
+        if value in (None, "", NOT_PROVIDED):
+            shown = formats["declined"] if name in declined else formats["not_provided"]
+        elif name == "capacity_kw":
+            shown = formats["capacity_kw"].format(value=value)
+        else:
+            shown = str(value)
         lines.append(f"· {catalog.fields[name].label}：{shown}")
     return "\n".join(lines)
 
 
-def format_local_time(value: Optional[dt.datetime], with_date: bool = True) -> str:
-    """11月30日（周一）17:45 — how a due time reads to a customer."""
+def format_local_time(value: Optional[dt.datetime]) -> str:
+    """11月30日（周一）17:45 — how a due time reads to a customer (catalog `formats`)."""
     if value is None:
         return ""
+    formats = load_catalog().formats
     local = to_local(value)
     today = dt.datetime.now(local_zone()).date()
     clock = local.strftime("%H:%M")
-    if not with_date:
-        return clock
     if local.date() == today:
-        return f"今天 {clock}"
-    day = f"{local.month}月{local.day}日（周{WEEKDAYS[local.weekday()]}）"
+        return formats["today"].format(clock=clock)
+    day = formats["date"].format(
+        month=local.month, day=local.day, weekday=formats["weekdays"][local.weekday()]
+    )
     return day if clock == "23:59" else f"{day} {clock}"
 
 
@@ -88,13 +99,14 @@ def due_response(service: Service, due_at: Optional[dt.datetime]) -> Tuple[str, 
 
 
 def file_request(
-    service_code: str, details: Mapping[str, Any], conversation_id: str, channel: str
+    service_code: str, details: Mapping[str, Any], conversation_id: str, channel: str,
+    submission: Optional[str] = None,
 ) -> FiledTicket:
-    """File a ticket (idempotent per conversation and details)."""
+    """File a ticket: one per submission (a form run), or per conversation and details."""
     service = load_catalog().services[service_code]
     with session_scope() as session:
         ticket, created = TicketRepository(session).create(
-            service_code, details, conversation_id, channel
+            service_code, details, conversation_id, channel, submission=submission
         )
         filed = FiledTicket(
             ticket_no=ticket.ticket_no,
@@ -116,6 +128,22 @@ def update_request_details(ticket_no: str, details: Mapping[str, Any]) -> None:
         ticket = repository.get(ticket_no)
         merged = {**(ticket.details or {}), **details} if ticket else dict(details)
         repository.update(ticket_no, actor="bot", details=merged)
+
+
+def staff_text(key: str, reason: str = "", **values: Any) -> str:
+    """A catalog `staff_messages` text; a hand-over reason reads as its label."""
+    catalog = load_catalog()
+    label = catalog.labels.get("handoff_reasons", {}).get(reason, reason)
+    return catalog.staff_messages[key].format(reason=label, **values)
+
+
+def same_request_ticket(
+    conversation_id: str, service_code: str, details: Mapping[str, Any]
+) -> Optional[str]:
+    """The open ticket this conversation already filed with the same details, if any."""
+    with session_scope() as session:
+        ticket = TicketRepository(session).same_request(conversation_id, service_code, details)
+        return ticket.ticket_no if ticket else None
 
 
 def ticket_status(lookup: str) -> List[Dict[str, Any]]:
@@ -167,7 +195,7 @@ def request_handoff(
     if not within_duty_hours():
         callback = file_request(
             CALLBACK_SERVICE,
-            {**details, "description": f"客户在非值班时间请求人工服务（{reason}），请回电。"},
+            {**details, "description": staff_text("callback_off_duty", reason=reason)},
             conversation_id,
             channel,
         )

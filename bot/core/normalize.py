@@ -139,15 +139,23 @@ def parse_account_no(text: str) -> str:
     raise InvalidValue("account_wrong_length" if numbers else "no_number")
 
 
-TICKET_RE = re.compile(r"GD[\s-]?(20\d{2})[\s-]?(\d{4})[\s-]?(\d{6})", re.IGNORECASE)
+TICKET_DIGITS = 14
+# GD, then 14 digits as customers type them: spaces or dashes anywhere, Chinese numerals.
+TICKET_RE = re.compile(f"GD[\\s-]*({DIGIT_CLASS}(?:[\\s-]*{DIGIT_CLASS}){{{TICKET_DIGITS - 1}}})(?![0-9{CN_DIGITS}])",
+                       re.IGNORECASE)
 
 
 def parse_ticket_no(text: str) -> str:
-    """A ticket number: GD + YYYYMMDD + 6 digits, upper case."""
+    """A ticket number: GD + YYYYMMDD + 6 digits, upper case (GD 2026 1122 000 487,
+    gd20261122000487 and GD二零二六一一二二零零零四八七 are the same number)."""
     match = TICKET_RE.search(normalize_text(text))
     if not match:
         raise InvalidValue("not_a_ticket_no")
-    return "GD" + "".join(match.groups())
+    digits = digits_of(match.group(1))
+    year, month, day = int(digits[:4]), int(digits[4:6]), int(digits[6:8])
+    if not (2000 <= year <= 2099 and 1 <= month <= 12 and 1 <= day <= 31):
+        raise InvalidValue("not_a_ticket_no")
+    return "GD" + digits
 
 
 # --------------------------------------------------------------------------- capacity
@@ -179,6 +187,11 @@ def parse_month(text: str, today: Optional[dt.date] = None) -> str:
         index = today.year * 12 + today.month - 1 - months_back
         return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
+    if re.search(f"(?:前|过去)?([{CN_DIGITS}0-9十]+)个月(?:前|之前)|前([{CN_DIGITS}0-9十]+)个月", text):
+        count = re.search(f"([{CN_DIGITS}0-9十]+)个月", text)
+        return shift(int(parse_number(count.group(1)))) if count else shift(1)
+    if re.search("下个?月", text):
+        return shift(-1)
     if re.search("上上个?月", text):
         return shift(2)
     if re.search("上个?月|上月", text):

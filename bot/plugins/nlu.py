@@ -19,15 +19,18 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
+from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.core import entities, normalize
 from bot.core.entities import normalize_entities
 from bot.core.settings import get_settings
+from bot.plugins.encoder import default_encoder_config, encoder_fingerprint, encoder_for
 
 logger = logging.getLogger(__name__)
+FALLBACK_INTENT = "nlu_fallback"
 
 # The components' code is part of their cache key: Rasa's training cache does not notice
 # code changes in custom components otherwise.
@@ -115,3 +118,265 @@ class EntityNormalizer(GraphComponent):
         return messages
 
 
+
+
+# ------------------------------------------------------------------ sentence encoder + classifier
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False
+)
+class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
+    """Dense sentence features from a pretrained multilingual encoder (bot/plugins/encoder.py).
+
+    The encoder is loaded once per process; its fingerprint is part of this component's
+    config, so another encoder retrains the model instead of reusing Rasa's cache."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        config = {**DenseFeaturizer.get_default_config(), **default_encoder_config()}
+        return {**config, "encoder_fingerprint": encoder_fingerprint(config)}
+
+    def __init__(self, config: Dict[Text, Any], name: Text) -> None:
+        super().__init__(name, config)
+        self.encoder = encoder_for(self._config)
+
+    @classmethod
+    def validate_config(cls, config: Dict[Text, Any]) -> None:
+        """Nothing to check beyond what `encoder_for` refuses."""
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "SentenceEncoderFeaturizer":
+        return cls(config, execution_context.node_name)
+
+    def _featurize(self, messages: List[Message]) -> None:
+        todo = [m for m in messages if m.get(TEXT)]
+        vectors = self.encoder.embed([m.get(TEXT) for m in todo])
+        for message, vector in zip(todo, vectors):
+            self.add_features_to_message(None, vector.reshape(1, -1), TEXT, message)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        self._featurize(messages)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        self._featurize(training_data.training_examples)
+        return training_data
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
+)
+class LinearIntentClassifier(GraphComponent):
+    """Logistic regression on character n-gram TF-IDF and the encoder's sentence features.
+
+    The text is read after ChineseTextNormalizer (simplified, half-width). With
+    `ensemble_weight` > 0 and a classifier before it (DIET), the two probability rankings are
+    averaged with that weight for the earlier one.
+
+    **Domain gate.** A second, binary classifier on the same features tells power-supply
+    business from everything else (the `out_of_scope_intent` examples against all others). A
+    message it finds foreign is `out_of_scope` whatever the intent classifier says. Its
+    threshold is chosen on the training data itself: out-of-fold probabilities of the
+    in-domain examples, so that at most `gate_max_false_reject` of them would be rejected."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {
+            "C": 20.0,
+            "ngram_min": 1,
+            "ngram_max": 2,
+            "dense_weight": 2.0,
+            "ensemble_weight": 0.0,
+            "max_iter": 3000,
+            "domain_gate": True,
+            "gate_C": 10.0,
+            "gate_max_false_reject": 0.01,
+            "gate_folds": 5,
+            "out_of_scope_intent": "out_of_scope",
+            "never_gated_intents": ["unclear"],
+            "ranking_length": 10,
+            "code_fingerprint": _CODE_FINGERPRINT,
+        }
+
+    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+                 model: Optional[Dict[str, Any]] = None) -> None:
+        self.config = {**self.get_default_config(), **config}
+        self._storage = model_storage
+        self._resource = resource
+        self.model = model
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "LinearIntentClassifier":
+        return cls(config, model_storage, resource)
+
+    def _dense(self, messages: List[Message]) -> Any:
+        import numpy as np
+
+        rows = []
+        for message in messages:
+            _, sentence = message.get_dense_features(TEXT)
+            rows.append(sentence.features.reshape(-1) if sentence is not None else None)
+        width = next((len(r) for r in rows if r is not None), 0)
+        return np.vstack([r if r is not None else np.zeros(width) for r in rows]) if width else None
+
+    def _matrix(self, messages: List[Message]) -> Any:
+        from scipy.sparse import csr_matrix, hstack
+
+        assert self.model is not None
+        texts = [message.get(TEXT) or "" for message in messages]
+        sparse = self.model["vectorizer"].transform(texts)
+        dense = self._dense(messages)
+        if dense is None or not self.config["dense_weight"]:
+            return sparse
+        return hstack([sparse, csr_matrix(dense * float(self.config["dense_weight"]))]).tocsr()
+
+    def train(self, training_data: TrainingData) -> Resource:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        examples = [e for e in training_data.intent_examples if e.get(TEXT) and e.get(INTENT)]
+        vectorizer = TfidfVectorizer(
+            analyzer="char_wb", sublinear_tf=True,
+            ngram_range=(int(self.config["ngram_min"]), int(self.config["ngram_max"])),
+        )
+        vectorizer.fit([e.get(TEXT) for e in examples])
+        self.model = {"vectorizer": vectorizer}
+        classifier = LogisticRegression(
+            C=float(self.config["C"]), max_iter=int(self.config["max_iter"]),
+            class_weight="balanced", random_state=2026,
+        )
+        matrix, labels = self._matrix(examples), [e.get(INTENT) for e in examples]
+        classifier.fit(matrix, labels)
+        self.model["classifier"] = classifier
+        if self.config["domain_gate"]:
+            self.model.update(self._train_gate(matrix, labels))
+        self._persist()
+        return self._resource
+
+    def _train_gate(self, matrix: Any, labels: List[str]) -> Dict[str, Any]:
+        """The binary domain gate and its threshold (see the class docstring)."""
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold
+
+        foreign = np.array([label == self.config["out_of_scope_intent"] for label in labels])
+        if foreign.sum() < int(self.config["gate_folds"]):
+            return {}
+
+        def gate() -> Any:
+            return LogisticRegression(C=float(self.config["gate_C"]), max_iter=int(self.config["max_iter"]),
+                                      class_weight="balanced", random_state=2026)
+
+        out_of_fold = np.zeros(len(labels))
+        folds = StratifiedKFold(n_splits=int(self.config["gate_folds"]), shuffle=True, random_state=2026)
+        for train_rows, test_rows in folds.split(np.zeros(len(labels)), foreign):
+            fitted = gate().fit(matrix[train_rows], foreign[train_rows])
+            out_of_fold[test_rows] = fitted.predict_proba(matrix[test_rows])[:, 1]
+        in_domain = out_of_fold[~foreign]
+        threshold = float(np.quantile(in_domain, 1 - float(self.config["gate_max_false_reject"])))
+        threshold = min(max(threshold, 0.5), 0.99)
+        recall = float((out_of_fold[foreign] > threshold).mean())
+        logger.info("domain gate threshold %.3f (out-of-fold: %.1f%% of foreign examples caught)",
+                    threshold, 100 * recall)
+        return {"gate": gate().fit(matrix, foreign), "gate_threshold": threshold}
+
+    def _persist(self) -> None:
+        import skops.io as sio
+
+        with self._storage.write_to(self._resource) as directory:
+            sio.dump(self.model, directory / "linear_intent.skops")
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "LinearIntentClassifier":
+        import skops.io as sio
+
+        try:
+            with model_storage.read_from(resource) as directory:
+                path = directory / "linear_intent.skops"
+                model = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+        except ValueError:
+            logger.warning("no trained LinearIntentClassifier in the model: train again")
+            return cls(config, model_storage, resource)
+        return cls(config, model_storage, resource, model)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        if self.model is None or not messages:
+            return messages
+        classifier = self.model["classifier"]
+        matrix = self._matrix(messages)
+        probabilities = classifier.predict_proba(matrix)
+        gate = self.model.get("gate")
+        foreign = gate.predict_proba(matrix)[:, 1] if gate is not None else [0.0] * len(messages)
+        weight = float(self.config["ensemble_weight"])
+        for message, row, foreignness in zip(messages, probabilities, foreign):
+            scores = dict(zip(classifier.classes_, (float(p) for p in row)))
+            earlier = message.get("intent_ranking") or []
+            if weight > 0 and earlier:
+                other = {r["name"]: float(r["confidence"]) for r in earlier}
+                scores = {k: (1 - weight) * v + weight * other.get(k, 0.0) for k, v in scores.items()}
+            ranking = sorted(({"name": k, "confidence": v} for k, v in scores.items()),
+                             key=lambda r: -r["confidence"])
+            if (gate is not None and foreignness > self.model["gate_threshold"]
+                    and ranking[0]["name"] not in self.config["never_gated_intents"]):
+                out_of_scope = self.config["out_of_scope_intent"]
+                ranking = [{"name": out_of_scope, "confidence": float(foreignness)}] + [
+                    r for r in ranking if r["name"] != out_of_scope]
+            ranking = ranking[: int(self.config["ranking_length"])]
+            message.set(INTENT, ranking[0], add_to_output=True)
+            message.set("intent_ranking", ranking, add_to_output=True)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False
+)
+class NotUnderstood(GraphComponent):
+    """Filler, noise and half sentences (intent `unclear`) read as `nlu_fallback`, so the
+    dialogue has one name for "not understood" (last in the pipeline)."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"intents": ["unclear"]}
+
+    def __init__(self, config: Dict[Text, Any]) -> None:
+        self.intents = set(config["intents"])
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "NotUnderstood":
+        return cls(config)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            intent = message.get(INTENT) or {}
+            if intent.get("name") in self.intents:
+                message.set(INTENT, {**intent, "name": FALLBACK_INTENT}, add_to_output=True)
+        return messages

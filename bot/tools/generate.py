@@ -1,42 +1,60 @@
-"""Generate the catalog-driven parts of the Rasa domain and rules from bot/catalog.yml.
+"""Generate the catalog-driven parts of the assistant from bot/catalog.yml.
 
 `python -m bot catalog generate` writes:
-* domain/catalog.yml — one form per category, the detail slots with their mappings, and the
-  `utter_ask_<slot>` prompts;
+* domain/catalog.yml — every intent, one form per category, the detail slots with their
+  mappings, and the `utter_ask_<slot>` prompts;
 * data/catalog_rules.yml — for each form: activation, submission, and the digressions that
-  answer a question mid-form and resume it (FAQ, cancel, 转人工 …).
-`python -m bot catalog check` fails when either file differs from what the catalog says
-(tests/unit/test_catalog.py runs it), so domain and catalog cannot drift apart.
+  answer a question mid-form and resume it (FAQ, cancel, 转人工 …);
+* data/nlu/catalog_lookups.yml — lookup tables of the words that name a business, a kind of
+  premises or a change of capacity;
+* actions/form_validators.py — one `validate_<form>` class per form with a `validate_<slot>`
+  method per detail (rasa-sdk's convention), all delegating to actions/forms.py.
+`python -m bot catalog check` fails when any of them differs from what the catalog says
+(tests/unit/test_catalog.py runs it), so the domain and the catalog cannot drift apart.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from bot.core.catalog import CONFIRM_SLOT, Catalog, load_catalog
+from bot.core.catalog import CONFIRM_SLOT, Catalog, Query, Service, load_catalog
 from bot.core.settings import PROJECT_ROOT
 
-DOMAIN_FILE = PROJECT_ROOT / "domain" / "catalog.yml"
-RULES_FILE = PROJECT_ROOT / "data" / "catalog_rules.yml"
-LOOKUPS_FILE = PROJECT_ROOT / "data" / "nlu" / "catalog_lookups.yml"
-
 HEADER = "# GENERATED from bot/catalog.yml by `python -m bot catalog generate` — do not edit.\n"
-
-# Questions answered anywhere in the conversation; mid-form the form resumes afterwards.
-ANSWERS: Dict[str, str] = {
-    "ask_payment_methods": "action_answer_faq",
-    "ask_tariff": "action_answer_faq",
-    "ask_materials": "action_answer_materials",
-    "bot_challenge": "utter_iamabot",
-    "ask_capabilities": "utter_capabilities",
-    "out_of_scope": "utter_out_of_scope",
-    "greet": "utter_greet",
-}
-# Intents that are never an answer to a form question (the form lets rules handle them).
-NOT_AN_ANSWER = (*ANSWERS, "goodbye", "cancel", "request_human")
 EDIT_DETAIL_INTENT = "edit_detail"
+# Intents that never answer a form's question, whatever the catalog adds (rules handle them).
+CONTROL_NOT_ANSWERS = ("goodbye", "cancel", "request_human")
+
+
+@dataclass(frozen=True)
+class GeneratedPaths:
+    """Where the generated files go (a copy of the project in tests)."""
+
+    root: Path = PROJECT_ROOT
+
+    @property
+    def domain(self) -> Path:
+        return self.root / "domain" / "catalog.yml"
+
+    @property
+    def rules(self) -> Path:
+        return self.root / "data" / "catalog_rules.yml"
+
+    @property
+    def lookups(self) -> Path:
+        return self.root / "data" / "nlu" / "catalog_lookups.yml"
+
+    @property
+    def validators(self) -> Path:
+        return self.root / "actions" / "form_validators.py"
+
+
+def not_an_answer(catalog: Catalog) -> List[str]:
+    """Intents that are never the answer to a form's question."""
+    return [*catalog.answers, *CONTROL_NOT_ANSWERS]
 
 
 def _text_mapping(forms: List[str], slot: str, not_intent: List[str]) -> Dict[str, Any]:
@@ -62,7 +80,7 @@ def build_domain(catalog: Catalog) -> Dict[str, Any]:
         for name in query.required:
             forms_using[name].append(query.form_name)
 
-    never_answers = [*NOT_AN_ANSWER, *query_intents]
+    never_answers = [*not_an_answer(catalog), *query_intents]
     slots: Dict[str, Any] = {}
     responses: Dict[str, Any] = {}
     for name, field in catalog.fields.items():
@@ -111,7 +129,7 @@ def build_domain(catalog: Catalog) -> Dict[str, Any]:
     }
     return {
         "version": "3.1",
-        "intents": [EDIT_DETAIL_INTENT],
+        "intents": [*catalog.intents, EDIT_DETAIL_INTENT],
         "entities": ["detail"],
         "slots": slots,
         "actions": [f"validate_{form}" for form in forms],
@@ -120,7 +138,7 @@ def build_domain(catalog: Catalog) -> Dict[str, Any]:
     }
 
 
-def _form_digressions(form: str, own_intent: str) -> List[Dict[str, Any]]:
+def _form_digressions(catalog: Catalog, form: str, own_intent: str) -> List[Dict[str, Any]]:
     rules = [
         {
             "rule": f"{form}: answer {intent} and resume",
@@ -132,7 +150,7 @@ def _form_digressions(form: str, own_intent: str) -> List[Dict[str, Any]]:
                 {"active_loop": form},
             ],
         }
-        for intent, action in ANSWERS.items()
+        for intent, action in catalog.answers.items()
     ]
     rules.append(
         {
@@ -200,7 +218,7 @@ def build_rules(catalog: Catalog) -> Dict[str, Any]:
                 ],
             }
         )
-        rules.extend(_form_digressions(form, service.intent))
+        rules.extend(_form_digressions(catalog, form, service.intent))
     for query in catalog.queries.values():
         form = query.form_name
         rules.append(
@@ -218,8 +236,8 @@ def build_rules(catalog: Catalog) -> Dict[str, Any]:
                 ],
             }
         )
-        rules.extend(_form_digressions(form, query.intent))
-    for intent, action in ANSWERS.items():
+        rules.extend(_form_digressions(catalog, form, query.intent))
+    for intent, action in catalog.answers.items():
         rules.append({"rule": f"answer {intent}", "steps": [{"intent": intent}, {"action": action}]})
     return {"version": "3.1", "rules": rules}
 
@@ -260,20 +278,75 @@ def _dump(data: Dict[str, Any]) -> str:
     return HEADER + yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100)
 
 
-def generated_files(catalog: Catalog | None = None) -> List[Tuple[Path, str]]:
+def _class_name(form_name: str) -> str:
+    return "Validate" + "".join(part.title() for part in form_name.split("_"))
+
+
+def _validator_class(entry: Service | Query, fields: List[str], what: str) -> str:
+    methods = "".join(
+        f"""
+    async def validate_{name}(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        return self.check_detail("{name}", value, tracker)
+"""
+        for name in fields
+    )
+    return f"""
+
+class {_class_name(entry.form_name)}(CatalogFormValidator):
+    \"\"\"{what}\"\"\"
+
+    entry_code = "{entry.code}"
+    entry_kind = "{'service' if isinstance(entry, Service) else 'query'}"
+
+    def name(self) -> Text:
+        return "validate_{entry.form_name}"
+{methods}"""
+
+
+def build_validators(catalog: Catalog) -> str:
+    """Python source of actions/form_validators.py."""
+    classes = [
+        _validator_class(s, [*s.all_fields, *s.optional], f"{s.name}（{s.code}）: {', '.join([*s.all_fields, *s.optional])}.")
+        for s in catalog.requestable
+    ] + [
+        _validator_class(q, list(q.required), f"查询 {q.code}: {', '.join(q.required)}.")
+        for q in catalog.queries.values()
+    ]
+    return (
+        HEADER
+        + '"""One validator per form of the catalog: rasa-sdk calls `validate_<slot>` for each detail\n'
+        + "the latest message filled; the rules every form shares are in actions/forms.py.\n"
+        + '"""\n'
+        + "from typing import Any, Dict, Text\n\n"
+        + "from rasa_sdk import Tracker\n"
+        + "from rasa_sdk.executor import CollectingDispatcher\n"
+        + "from rasa_sdk.types import DomainDict\n\n"
+        + "from actions.forms import CatalogFormValidator\n"
+        + "".join(classes)
+    )
+
+
+def generated_files(
+    catalog: Optional[Catalog] = None, paths: GeneratedPaths = GeneratedPaths()
+) -> List[Tuple[Path, str]]:
     """(path, content) of every generated file."""
     catalog = catalog or load_catalog()
     return [
-        (DOMAIN_FILE, _dump(build_domain(catalog))),
-        (RULES_FILE, _dump(build_rules(catalog))),
-        (LOOKUPS_FILE, _dump(build_lookups(catalog))),
+        (paths.domain, _dump(build_domain(catalog))),
+        (paths.rules, _dump(build_rules(catalog))),
+        (paths.lookups, _dump(build_lookups(catalog))),
+        (paths.validators, build_validators(catalog)),
     ]
 
 
-def write_generated() -> List[Path]:
+def write_generated(
+    catalog: Optional[Catalog] = None, paths: GeneratedPaths = GeneratedPaths()
+) -> List[Path]:
     """Write the generated files; returns the ones that changed."""
     changed = []
-    for path, content in generated_files():
+    for path, content in generated_files(catalog, paths):
         if not path.exists() or path.read_text(encoding="utf-8") != content:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content, encoding="utf-8")
@@ -281,10 +354,12 @@ def write_generated() -> List[Path]:
     return changed
 
 
-def stale_generated() -> List[Path]:
+def stale_generated(
+    catalog: Optional[Catalog] = None, paths: GeneratedPaths = GeneratedPaths()
+) -> List[Path]:
     """Generated files that are missing or differ from the catalog."""
     return [
         path
-        for path, content in generated_files()
+        for path, content in generated_files(catalog, paths)
         if not path.exists() or path.read_text(encoding="utf-8") != content
     ]

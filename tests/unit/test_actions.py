@@ -30,7 +30,8 @@ from rasa_sdk.events import (
 from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 
 from actions import queries
-from actions.forms import VALIDATORS
+from actions import form_validators
+from actions.forms import CatalogFormValidator
 from actions.handoff import ActionFallback, ActionHandoff
 from actions.queries import (
     ActionAnswerBill,
@@ -87,6 +88,10 @@ def _load_domain() -> Dict[str, Any]:
 
 DOMAIN = _load_domain()
 EMPTY_SLOTS = {name: None for name in DOMAIN["slots"]}
+VALIDATORS = [
+    cls for cls in vars(form_validators).values()
+    if isinstance(cls, type) and issubclass(cls, CatalogFormValidator) and cls is not CatalogFormValidator
+]
 VALIDATOR_BY_NAME = {cls().name(): cls for cls in VALIDATORS}
 
 
@@ -351,36 +356,62 @@ async def test_a_valid_answer_clears_that_details_failure_count() -> None:
     assert messages == []
 
 
-@pytest.mark.parametrize("text", ["12345", "88881234", "1381234567", "138123456789", "我不知道"])
-async def test_an_invalid_phone_just_asked_for_is_reasked(text: str) -> None:
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        ("12345", "您给的电话 12345 是5位，手机号是11位，请再核对一下。"),
+        ("1381234567", "您给的电话 1381234567 是10位，手机号是11位，请再核对一下。"),
+        ("138123456789", "您给的电话 138123456789 是12位，手机号是11位，请再核对一下。"),
+        ("88881234", "座机号 88881234 少了区号，请加上区号（汕头是0754），例如0754-88881234。"),
+        ("我不知道", "办理需要联系电话，请提供一下；如果现在不方便，可以回复「转人工」。"),
+    ],
+)
+async def test_an_invalid_phone_just_asked_for_is_reasked_naming_what_was_wrong(
+    text: str, said: str
+) -> None:
     tracker = form_turn("complaint_form", "phone", text, {"phone": text})
     events, messages = await validate("complaint_form", tracker)
     assert events == [SlotSet("phone", None), SlotSet("validation_failures", {"phone": 1})]
-    assert messages == [{"text": REASK["phone"]}]
+    assert messages == [{"text": said}]
 
 
-@pytest.mark.parametrize(
-    "failures_before, failures_after, extra_messages",
-    [
-        ({"phone": 1}, {"phone": 2}, []),
-        ({"phone": 2}, {"phone": 3}, [{"response": "utter_validation_offer_human"}]),
-        ({"phone": 3}, {"phone": 4}, []),  # offered once, not on every later failure
-        ({"description": 2}, {"description": 2, "phone": 1}, []),  # counted per detail
-    ],
-)
-async def test_the_third_failure_on_one_detail_offers_a_person(
-    failures_before: Dict[str, int], failures_after: Dict[str, int], extra_messages: List[Dict]
-) -> None:
-    tracker = form_turn(
-        "complaint_form",
-        "phone",
-        "12345",
-        {"phone": "12345"},
-        known={"validation_failures": failures_before},
-    )
+async def test_the_second_failure_explains_once_more_and_says_a_person_comes_next() -> None:
+    tracker = form_turn("complaint_form", "phone", "12345", {"phone": "12345"},
+                        known={"validation_failures": {"phone": 1}})
     events, messages = await validate("complaint_form", tracker)
-    assert events == [SlotSet("phone", None), SlotSet("validation_failures", failures_after)]
-    assert messages == [{"text": REASK["phone"]}, *extra_messages]
+    assert events == [SlotSet("phone", None), SlotSet("validation_failures", {"phone": 2})]
+    assert messages == [{"text": "还是没能识别联系电话。" + REASK["phone"] + "再不行的话，我会为您转接人工客服。"}]
+
+
+async def test_failures_are_counted_per_detail() -> None:
+    tracker = form_turn("complaint_form", "phone", "12345", {"phone": "12345"},
+                        known={"validation_failures": {"description": 2}})
+    events, _ = await validate("complaint_form", tracker)
+    assert events[-1] == SlotSet("validation_failures", {"description": 2, "phone": 1})
+
+
+async def test_the_third_failure_on_one_detail_hands_over(database: None) -> None:
+    tracker = form_turn("complaint_form", "phone", "12345", {"phone": "12345"},
+                        known={"validation_failures": {"phone": 2}})
+    events, messages = await validate("complaint_form", tracker)
+    assert ActiveLoop(None) in events and ConversationPaused() in events
+    assert messages == [{"response": "utter_handoff_queued_first"}]
+    assert [(h["reason"], h["status"]) for h in handoffs_of("conv-1")] == [("validation", "waiting")]
+
+
+async def test_an_answer_that_gives_nothing_is_not_understood_and_twice_hands_over(
+    database: None,
+) -> None:
+    first = form_turn("complaint_form", "phone", "嗯嗯那个", {"phone": "嗯嗯那个"}, intent="nlu_fallback")
+    events, messages = await validate("complaint_form", first)
+    assert SlotSet("phone", None) in events and "validation_failures" not in {e["name"] for e in events if e["event"] == "slot"}
+    assert messages == [{"text": "抱歉，没太明白。"}]
+    stall = next(e["value"] for e in events if e.get("name") == "stall")
+    second = form_turn("complaint_form", "phone", "就那个嘛", {"phone": "就那个嘛"},
+                       intent="inform", known={"stall": {**stall, "turn": stall["turn"] - 1}})
+    events, messages = await validate("complaint_form", second)
+    assert ConversationPaused() in events
+    assert [(h["reason"], h["status"]) for h in handoffs_of("conv-1")] == [("fallback", "waiting")]
 
 
 @pytest.mark.parametrize("previous_phone", ["13900001111", None])
@@ -402,7 +433,8 @@ async def test_an_invalid_by_product_of_another_answer_keeps_the_previous_value(
         SlotSet("address", ADDRESS),
         SlotSet("phone", previous_phone),
     ]
-    assert messages == []  # no re-ask and no failure counted for a detail not asked for
+    # named (电话…) but wrong: said so, without counting a failure for a detail not asked for
+    assert messages == [{"text": "您给的电话 1381234567890 是13位，手机号是11位，请再核对一下。"}]
 
 
 @pytest.mark.parametrize(
@@ -436,19 +468,29 @@ async def test_other_details_are_normalised(
 
 
 @pytest.mark.parametrize(
-    "form, slot, text",
+    "form, slot, text, said",
     [
-        ("bill_query_form", "account_no", "12345"),
-        ("solar_pv_form", "capacity_kw", "很大"),
-        ("fault_repair_form", "address", "我家"),
-        ("fault_repair_form", "description", "我要报修"),
-        ("ticket_query_form", "ticket_lookup", "GD2026"),
+        ("bill_query_form", "account_no", "12345",
+         "您给的户号 12345 是5位，户号应为10到16位数字，请对照电费单再发一次。"),
+        ("fault_repair_form", "description", "我要报修", REASK["description"]),
+        ("ticket_query_form", "ticket_lookup", "GD2026", REASK["ticket_lookup"]),
+        ("fault_repair_form", "address", "东山路", REASK["address"]),
     ],
 )
-async def test_each_detail_has_its_own_reask(form: str, slot: str, text: str) -> None:
+async def test_each_detail_has_its_own_reask(form: str, slot: str, text: str, said: str) -> None:
     events, messages = await validate(form, form_turn(form, slot, text, {slot: text}))
     assert events == [SlotSet(slot, None), SlotSet("validation_failures", {slot: 1})]
-    assert messages == [{"text": REASK[slot]}]
+    assert messages == [{"text": said}]
+
+
+@pytest.mark.parametrize(
+    "form, slot, text", [("solar_pv_form", "capacity_kw", "很大"), ("fault_repair_form", "address", "嗯嗯")]
+)
+async def test_an_answer_that_tries_nothing_is_not_a_failed_attempt(form: str, slot: str, text: str) -> None:
+    events, messages = await validate(form, form_turn(form, slot, text, {slot: text}))
+    assert SlotSet(slot, None) in events
+    assert "validation_failures" not in {e["name"] for e in events}
+    assert messages == [{"text": "抱歉，没太明白。"}]
 
 
 # -- new connection: capacity only for 非居民
@@ -546,6 +588,8 @@ async def test_a_capacity_given_with_the_customer_type_is_validated_too() -> Non
         ("电话就不留了", "inform"),
         ("算了吧", "deny"),
         ("no", "deny"),
+        ("不方便留电话", "report_violation"),
+        ("唔使留电话喇", "cancel"),
     ],
 )
 async def test_the_optional_phone_of_a_violation_report_can_be_declined(
@@ -560,8 +604,8 @@ async def test_the_optional_phone_of_a_violation_report_can_be_declined(
         known={"description": "隔壁工厂私拉电线偷电", "address": ADDRESS},
     )
     events, messages = await validate("violation_report_form", tracker)
-    assert events == [SlotSet("phone", "-")]
-    assert messages == []
+    assert events == [SlotSet("phone", "-"), SlotSet("declined", ["phone"])]
+    assert messages == [{"text": "好的，联系电话不留也可以。"}]
 
 
 async def test_the_optional_phone_still_takes_a_number() -> None:
@@ -576,7 +620,7 @@ async def test_a_required_phone_cannot_be_declined() -> None:
     tracker = form_turn("complaint_form", "phone", "匿名", {"phone": "匿名"})
     events, messages = await validate("complaint_form", tracker)
     assert events == [SlotSet("phone", None), SlotSet("validation_failures", {"phone": 1})]
-    assert messages == [{"text": REASK["phone"]}]
+    assert messages == [{"text": "办理需要联系电话，请提供一下；如果现在不方便，可以回复「转人工」。"}]
 
 
 async def test_an_emergency_never_blocks_on_the_phone() -> None:
@@ -588,8 +632,8 @@ async def test_an_emergency_never_blocks_on_the_phone() -> None:
         known={"address": ADDRESS},
     )
     events, messages = await validate("emergency_form", tracker)
-    assert events == [SlotSet("phone", "-")]
-    assert messages == []
+    assert events == [SlotSet("phone", "-"), SlotSet("declined", ["phone"])]
+    assert messages == [{"text": "好的，联系电话先不用，抢修人员会尽快处理。"}]
 
 
 async def test_an_emergency_address_that_mentions_not_knowing_the_number_is_kept() -> None:
@@ -605,7 +649,7 @@ async def test_an_emergency_address_that_mentions_not_knowing_the_number_is_kept
 COMPLAINT_KNOWN = {"phone": PHONE, "description": "抄表员态度很差，还乱收费"}
 
 
-async def test_yes_completes_the_form() -> None:
+async def test_yes_completes_the_form(database: None) -> None:
     tracker = form_turn(
         "complaint_form",
         "confirm_submission",
@@ -619,7 +663,7 @@ async def test_yes_completes_the_form() -> None:
     assert messages == []
 
 
-async def test_yes_completes_a_form_with_conditional_details() -> None:
+async def test_yes_completes_a_form_with_conditional_details(database: None) -> None:
     known = {**NEW_CONNECTION_KNOWN, "customer_type": "居民"}
     tracker = form_turn(
         "new_connection_form",
@@ -750,10 +794,8 @@ async def test_a_number_answered_is_not_also_the_other_number(
         known=known,
     )
     events, messages = await validate("account_closure_form", tracker)
-    assert events == [
-        SlotSet(requested, answer),
-        SlotSet(echo_slot, expected_echo),
-    ]
+    by_name = {e["name"]: e["value"] for e in events}
+    assert by_name == {requested: answer, echo_slot: expected_echo}
     assert messages == []
 
 
@@ -931,6 +973,10 @@ RESET = [
     SlotSet("validation_failures", None),
     SlotSet("emergency_ticket_no", None),
     SlotSet("requested_slot", None),
+    SlotSet("declined", None),
+    SlotSet("address_partial", None),
+    SlotSet("duplicate_of", None),
+    SlotSet("stall", None),
 ]
 
 
@@ -1012,9 +1058,12 @@ async def test_a_confirmed_request_is_filed_with_its_due_time(
             "due_time": due_text(ticket) if ticket["due_at"] else "",
         }
     ]
-    assert events == [SlotSet("offer_human", False), *RESET]
-    # contact details stay for the customer's next request in this conversation
-    assert not {e["name"] for e in events} & {"phone", "customer_name", "address", "account_no"}
+    # a detail the customer declined (the praise's phone) is not carried into the next request
+    declined = [SlotSet(n, None) for n in ("phone",) if slots.get(n) == "-"]
+    assert events == [SlotSet("offer_human", False), *RESET, *declined]
+    # contact details the customer gave stay for their next request in this conversation
+    kept = {"phone", "customer_name", "address", "account_no"} - {e["name"] for e in declined}
+    assert not {e["name"] for e in events} & kept
 
 
 async def test_submitting_the_same_request_twice_files_one_ticket(database: None) -> None:
@@ -1140,6 +1189,7 @@ HANDED_OVER = [
     SlotSet("offer_human", False),
     SlotSet("emergency_ticket_no", None),
     SlotSet("validation_failures", None),
+    SlotSet("stall", None),
     ConversationPaused(),
 ]
 
@@ -1206,16 +1256,22 @@ async def test_handoff_tells_how_many_are_waiting_ahead(database: None) -> None:
 
 
 def _fallback_tracker(turns: Sequence[Sequence[str]]) -> Tracker:
-    """Earlier turns as (text, intent, action…); the last turn is the current message."""
+    """Earlier turns as (text, intent, action…); the last turn is the current message. An
+    earlier action_fallback left its `stall` slot, as the real action does."""
     events: List[Dict[str, Any]] = [ActionExecuted("action_listen")]
-    for text, intent, *actions in turns:
+    stall: Optional[Dict[str, int]] = None
+    for number, (text, intent, *actions) in enumerate(turns, start=1):
         events.append(user(text, intent))
         for name in actions:
             events.append(ActionExecuted(name))
             events.append(BotUttered(f"({name})"))
+            if name == "action_fallback":
+                chained = stall is not None and stall["turn"] == number - 1
+                stall = {"turn": number, "count": stall["count"] + 1 if chained else 1}
+                events.append(SlotSet("stall", stall))
         if actions:
             events.append(ActionExecuted("action_listen"))
-    return make_tracker(events, {"phone": PHONE})
+    return make_tracker(events, {"phone": PHONE, "stall": stall})
 
 
 @pytest.mark.parametrize(
@@ -1233,7 +1289,7 @@ def _fallback_tracker(turns: Sequence[Sequence[str]]) -> Tracker:
 )
 async def test_the_first_misunderstanding_asks_to_rephrase(database: None, turns: List) -> None:
     events, dispatcher = await run(ActionFallback(), _fallback_tracker(turns))
-    assert events == []
+    assert events == [SlotSet("stall", {"turn": len(turns), "count": 1})]
     assert sent(dispatcher) == [{"response": "utter_default"}]
     assert handoffs_of("conv-1") == []
 
@@ -1274,7 +1330,7 @@ async def test_outside_duty_hours_a_call_back_ticket_is_filed_instead(
     [ticket] = tickets_of("conv-1")
     assert (ticket["category"], ticket["details"]) == (
         "callback",
-        {"phone": PHONE, "description": "客户在非值班时间请求人工服务（fallback），请回电。"},
+        {"phone": PHONE, "description": "客户在非值班时间请求人工服务（连续未理解），请回电。"},
     )
     assert sent(dispatcher) == [
         {"response": "utter_handoff_callback", "ticket_no": ticket["ticket_no"]}

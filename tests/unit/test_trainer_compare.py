@@ -51,7 +51,7 @@ def test_compare_metrics_orders_by_largest_change() -> None:
 
     def metrics(f1: dict) -> Metrics:
         per_intent = {i: {"f1": v, "support": 4} for i, v in f1.items()}
-        return Metrics(8, 0.5, sum(f1.values()) / len(f1), 0.0, 0.5, per_intent, [], {}, 1.0)
+        return Metrics(8, 0.5, sum(f1.values()) / len(f1), 0.0, 0.5, per_intent, {}, [], {}, 1.0)
 
     result = compare_metrics(metrics({"a": 0.5, "b": 0.9}), metrics({"a": 0.8, "b": 0.7, "c": 1.0}))
     assert [(r["intent"], r["delta"]) for r in result.per_intent] == [("c", 1.0), ("a", 0.3), ("b", -0.2)]

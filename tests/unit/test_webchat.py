@@ -14,7 +14,10 @@ from fastapi.testclient import TestClient
 
 from bot.core.settings import load_settings
 from bot.console.app import create_app
-from bot.console.webchat import BUSY, history_from_events
+from bot.console.webchat import history_from_events
+from bot.core.catalog import load_catalog
+
+BUSY = load_catalog().system_messages["webchat_busy"]
 from tests.fakes.json_server import Request, json_server
 
 SENDER = "web-0123456789abcdef0123456789abcdef"

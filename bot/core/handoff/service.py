@@ -162,8 +162,9 @@ def sweep_unclaimed(settings: Settings) -> List[str]:
         details = {k: v for k, v in view.details.items() if k in load_catalog().fields}
         callback = intake.file_request(
             intake.CALLBACK_SERVICE,
-            {**details, "description": f"客户等待人工超过{claim_wait_minutes(settings):g}分钟无人接入"
-                                       f"（{view.reason}），请回电。会话：{view.conversation_id}"},
+            {**details, "description": intake.staff_text(
+                "callback_unclaimed", reason=view.reason, minutes=f"{claim_wait_minutes(settings):g}",
+                conversation_id=view.conversation_id)},
             view.conversation_id, view.channel,
         )
         with session_scope(settings.database_url) as session:

@@ -17,7 +17,7 @@ from bot.core.settings import get_settings
 from bot.core.db import Base, session_scope, sql_in
 
 OUTAGE_KINDS = ("planned", "ongoing")
-LOOKAHEAD = timedelta(days=7)
+LOOKAHEAD = timedelta(days=14)  # planned outages are announced about a week ahead, some earlier
 _MIN_QUERY_CHARS = 2  # "区" alone would match every district
 _STREET_SEPARATORS = re.compile(r"[、,，;；/\s]+")
 
@@ -89,7 +89,7 @@ class OutageService:
         self.url = url
 
     def find(self, address_or_area: str, now: Optional[datetime] = None) -> List[OutageNotice]:
-        """Outages affecting the place that are under way or start within 7 days.
+        """Outages affecting the place that are under way or start within two weeks.
 
         Street matches come first, then ones in the same district; each group by start time.
         """

@@ -46,9 +46,14 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def request_key(conversation_id: Optional[str], category: str, details: Mapping[str, Any]) -> str:
-    """Idempotency key of a confirmed request: sha256(conversation + category + details)."""
-    text = "\n".join([conversation_id or "", category, canonical_json(clean_details(details))])
+def request_key(
+    conversation_id: Optional[str], category: str, details: Mapping[str, Any],
+    submission: Optional[str] = None,
+) -> str:
+    """Idempotency key of a confirmed request: sha256(conversation + category + the
+    submission's identity), or of its details when the caller has no submission identity."""
+    what = f"submission:{submission}" if submission else canonical_json(clean_details(details))
+    text = "\n".join([conversation_id or "", category, what])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -83,18 +88,24 @@ class TicketRepository:
         conversation_id: Optional[str],
         channel: str,
         actor: str = "bot",
+        submission: Optional[str] = None,
     ) -> Tuple[Ticket, bool]:
         """File a ticket; returns (ticket, created).
 
-        The same request confirmed twice in one conversation returns the first ticket
-        (created=False) while that ticket is still open; once it is resolved, closed or
-        cancelled, the same request files a new ticket.
+        One submission (a form run, named by `submission`) is one ticket, however often it is
+        retried. Without a submission identity, the same details confirmed twice in one
+        conversation return the first ticket (created=False) while that ticket is still open;
+        once it is resolved, closed or cancelled, the same request files a new ticket.
         """
         service = self.catalog.services.get(service_code)
         if service is None:
             raise KeyError(f"unknown service category {service_code!r}")
         details = clean_details(details)
-        existing, key = self._open_ticket_for(request_key(conversation_id, service.code, details))
+        key = request_key(conversation_id, service.code, details, submission)
+        if submission:
+            existing = self._by_key(key)
+        else:
+            existing, key = self._open_ticket_for(key)
         if existing is not None:
             return existing, False
 
@@ -125,7 +136,7 @@ class TicketRepository:
                 self.session.add(ticket)
         except IntegrityError:
             # A concurrent identical request won the race (its number is simply skipped).
-            winner, _ = self._open_ticket_for(key)
+            winner = self._by_key(key)
             if winner is None:
                 raise
             return winner, False
@@ -148,6 +159,16 @@ class TicketRepository:
         raise RuntimeError("too many finished tickets for one request")
 
     # -- reading ------------------------------------------------------------------------
+
+    def same_request(
+        self, conversation_id: str, category: str, details: Mapping[str, Any]
+    ) -> Optional[Ticket]:
+        """The newest open ticket of this conversation with the same category and details."""
+        wanted = canonical_json(clean_details(details))
+        for ticket in self.list(conversation_id=conversation_id, category=category, limit=20):
+            if ticket.status not in FINAL_STATUSES and canonical_json(ticket.details) == wanted:
+                return ticket
+        return None
 
     def get(self, ticket_no: str) -> Optional[Ticket]:
         """The ticket with this number (case-insensitive), or None."""
