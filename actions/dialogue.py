@@ -8,6 +8,7 @@ notices that a conversation is not moving forward.
 * `hand_over` — queue the conversation for an agent and pause the bot (or file a call-back
   outside duty hours), recording the contract's reason.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
@@ -50,15 +51,23 @@ def collected_details(tracker: Tracker) -> Dict[str, Any]:
 
 
 def hand_over(
-    dispatcher: CollectingDispatcher, tracker: Tracker, reason: str,
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    reason: str,
     priority: Optional[str] = None,
 ) -> List[EventType]:
     """Queue the conversation for an agent and pause the bot (or file a call-back)."""
     if reason not in HANDOFF_REASONS:
         raise ValueError(f"not a contract hand-over reason: {reason}")
-    ticket_no = tracker.get_slot(EMERGENCY_TICKET_SLOT) or intake.latest_ticket_no(tracker.sender_id)
+    ticket_no = tracker.get_slot(EMERGENCY_TICKET_SLOT) or intake.latest_ticket_no(
+        tracker.sender_id
+    )
     result = intake.request_handoff(
-        tracker.sender_id, channel_of(tracker), reason, collected_details(tracker), ticket_no,
+        tracker.sender_id,
+        channel_of(tracker),
+        reason,
+        collected_details(tracker),
+        ticket_no,
         priority=priority,
     )
     events: List[EventType] = [

@@ -19,6 +19,7 @@ A turn inside a form, in order:
    conversation: then the customer is asked whether it is a new one), a named correction
    shows the corrected summary, 「修改」 asks which detail.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,10 +43,10 @@ from bot.core import intake
 from bot.core.catalog import CONFIRM_SLOT, Catalog, Query, Service, load_catalog
 from bot.core.details import (
     address_gap,
+    answer_clause,
     declined_details,
     invalid_text,
     is_attempt,
-    answer_clause,
     join_address,
     named_details,
     place_mention,
@@ -83,13 +84,16 @@ class CatalogFormValidator(FormValidationAction):
     @property
     def entry(self) -> Service | Query:
         catalog = self.catalog
-        return catalog.services[self.entry_code] if self.entry_kind == "service" else catalog.queries[self.entry_code]
+        return (
+            catalog.services[self.entry_code]
+            if self.entry_kind == "service"
+            else catalog.queries[self.entry_code]
+        )
 
     @property
     def service(self) -> Optional[Service]:
         entry = self.entry
         return entry if isinstance(entry, Service) else None
-
 
     async def required_slots(
         self,
@@ -159,7 +163,9 @@ class CatalogFormValidator(FormValidationAction):
 
         named = named_details(text, fields, self.catalog)
         declined_now = declined_details(text, fields, requested, self.catalog)
-        if latest_intent(tracker) == "cancel":  # 「不用了」 cancels a request, but not an optional detail
+        if (
+            latest_intent(tracker) == "cancel"
+        ):  # 「不用了」 cancels a request, but not an optional detail
             declined_now = {n for n in declined_now if self._may_decline(n)}
         if latest_intent(tracker) == "deny" and requested and self._may_decline(requested):
             declined_now.add(requested)  # 「不了」 to an optional detail
@@ -172,8 +178,12 @@ class CatalogFormValidator(FormValidationAction):
             value = named.get(name, value)
             if name == requested and self.catalog.fields[name].kind == "address":
                 value = answer_clause(text, str(value))
-            if (opening or name == requested or name in named
-                    or self.catalog.fields[name].kind not in DIGITS_ONLY_KINDS):
+            if (
+                opening
+                or name == requested
+                or name in named
+                or self.catalog.fields[name].kind not in DIGITS_ONLY_KINDS
+            ):
                 candidates[name] = value
             else:  # digits not asked for and not named: a guess from their shape only
                 turn.result[name] = value_before_this_turn(tracker, name)
@@ -194,8 +204,15 @@ class CatalogFormValidator(FormValidationAction):
             turn.result.update(self._confirmation(filled[CONFIRM_SLOT], turn, tracker))
         return turn.events()
 
-    def _take(self, turn: "_Turn", name: str, value: Any, declined: bool, opening: bool,
-              named: Dict[str, str]) -> None:
+    def _take(
+        self,
+        turn: "_Turn",
+        name: str,
+        value: Any,
+        declined: bool,
+        opening: bool,
+        named: Dict[str, str],
+    ) -> None:
         """Check one candidate value and record what follows from it."""
         normalised, reason = self._parse(name, value)
         if normalised is None and declined:
@@ -233,7 +250,9 @@ class CatalogFormValidator(FormValidationAction):
 
     def _visit_address(self, turn: "_Turn", address: str) -> Optional[str]:
         """The address when a crew can find it; else keep the part given and ask the rest."""
-        partial = turn.tracker.get_slot(ADDRESS_PARTIAL_SLOT) if turn.requested == "address" else None
+        partial = (
+            turn.tracker.get_slot(ADDRESS_PARTIAL_SLOT) if turn.requested == "address" else None
+        )
         full = join_address(partial, address) if partial else address
         gap = address_gap(full)
         if gap is None or (self.service and self.service.files_before_asking and partial):
@@ -248,8 +267,9 @@ class CatalogFormValidator(FormValidationAction):
             turn.handled = True
         return None
 
-    def _failed(self, turn: "_Turn", name: str, reason: str, value: str,
-                keep_partial: Optional[str] = None) -> None:
+    def _failed(
+        self, turn: "_Turn", name: str, reason: str, value: str, keep_partial: Optional[str] = None
+    ) -> None:
         """A wrong answer to the question just asked (see step 3 of the module docstring)."""
         failures = turn.failures
         failures[name] = failures.get(name, 0) + 1
@@ -294,7 +314,9 @@ class CatalogFormValidator(FormValidationAction):
         stall, limit_reached = note_stall(tracker)
         turn.result[stall["name"]] = stall["value"]
         if turn.requested:
-            turn.result[turn.requested] = None  # what the mapping took from the message is no answer
+            turn.result[turn.requested] = (
+                None  # what the mapping took from the message is no answer
+            )
         turn.handled = True
         if limit_reached:
             turn.hand_over("fallback")
@@ -313,7 +335,8 @@ class CatalogFormValidator(FormValidationAction):
         """`yes` completes the form; an edit request or a correction shows the summary again."""
         corrected = any(
             v is not None and v != value_before_this_turn(tracker, k)
-            for k, v in turn.result.items() if k in self.catalog.fields
+            for k, v in turn.result.items()
+            if k in self.catalog.fields
         )
         if value == "yes" and not corrected:
             return self._confirmed(turn, tracker)
@@ -344,8 +367,13 @@ class CatalogFormValidator(FormValidationAction):
 class _Turn:
     """What one turn of a form decides: slot values, messages, and maybe a hand-over."""
 
-    def __init__(self, form: CatalogFormValidator, dispatcher: CollectingDispatcher,
-                 tracker: Tracker, requested: Optional[str]) -> None:
+    def __init__(
+        self,
+        form: CatalogFormValidator,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        requested: Optional[str],
+    ) -> None:
         self.form = form
         self.dispatcher = dispatcher
         self.tracker = tracker

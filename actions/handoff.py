@@ -1,7 +1,8 @@
 """Hand-over to a person, and what the bot does when it does not understand."""
+
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import List, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet

@@ -1,4 +1,5 @@
 """Queries answered in the conversation: bill, outages, ticket progress, FAQs, materials."""
+
 from __future__ import annotations
 
 from typing import List, Text
@@ -25,7 +26,9 @@ class ActionAnswerFaq(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         answer = load_catalog().faq.get(latest_intent(tracker) or "")
-        dispatcher.utter_message(text=answer) if answer else dispatcher.utter_message(response="utter_default")
+        dispatcher.utter_message(text=answer) if answer else dispatcher.utter_message(
+            response="utter_default"
+        )
         return []
 
 
@@ -103,19 +106,27 @@ class ActionAnswerOutage(Action):
         area = tracker.get_slot("area")
         service = OutageService()
         # The place as the NLU cut it, else the whole message (「明天峡山东山路停电吗」).
-        notices = service.find(area) or service.find((tracker.latest_message or {}).get("text") or "")
+        notices = service.find(area) or service.find(
+            (tracker.latest_message or {}).get("text") or ""
+        )
         if not notices:
             dispatcher.utter_message(response="utter_outage_none", area=area)
         else:
             formats = load_catalog().formats
             lines = [
                 formats["outage_line"].format(
-                    district=n.district, area=n.area, reason=n.reason,
-                    start=intake.format_local_time(n.start_at), end=intake.format_local_time(n.end_at),
-                ) + (formats["outage_ongoing"] if n.ongoing else "")
+                    district=n.district,
+                    area=n.area,
+                    reason=n.reason,
+                    start=intake.format_local_time(n.start_at),
+                    end=intake.format_local_time(n.end_at),
+                )
+                + (formats["outage_ongoing"] if n.ongoing else "")
                 for n in notices
             ]
-            dispatcher.utter_message(response="utter_outage_found", area=area, outages="\n".join(lines))
+            dispatcher.utter_message(
+                response="utter_outage_found", area=area, outages="\n".join(lines)
+            )
         return [SlotSet("area", None)]
 
 
@@ -141,7 +152,10 @@ class ActionAnswerTicket(Action):
                 status=catalog.statuses.get(ticket["status"], ticket["status"]),
                 department=ticket["department"],
                 due_text=catalog.formats["due_text"].format(
-                    due_time=intake.format_local_time(intake.parse_iso(due))) if due else "",
+                    due_time=intake.format_local_time(intake.parse_iso(due))
+                )
+                if due
+                else "",
                 updated_at=intake.format_local_time(intake.parse_iso(ticket["updated_at"])),
             )
         return [SlotSet("ticket_lookup", None)]

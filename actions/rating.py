@@ -4,6 +4,7 @@ The console starts `rating_form` through Rasa's execute endpoint; the form asks
 `utter_ask_satisfaction_rating`, this validator reads the answer (1–5 or words such as
 「非常满意」「不满意」) and `action_store_rating` stores it against the agent's handoff.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Actions around a service request: confirm, submit, file an emergency at once, cancel."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text
@@ -24,9 +25,18 @@ from bot.core.details import address_gap
 # Details that belong to one request; contact details (name, phone, account, address) are
 # kept for the customer's next request in the same conversation (unless declined).
 PER_REQUEST_SLOTS = (
-    "description", "capacity_kw", "change_direction", "customer_type", CONFIRM_SLOT,
-    FAILURES_SLOT, EMERGENCY_TICKET_SLOT, "requested_slot", DECLINED_SLOT, ADDRESS_PARTIAL_SLOT,
-    DUPLICATE_SLOT, STALL_SLOT,
+    "description",
+    "capacity_kw",
+    "change_direction",
+    "customer_type",
+    CONFIRM_SLOT,
+    FAILURES_SLOT,
+    EMERGENCY_TICKET_SLOT,
+    "requested_slot",
+    DECLINED_SLOT,
+    ADDRESS_PARTIAL_SLOT,
+    DUPLICATE_SLOT,
+    STALL_SLOT,
 )
 
 
@@ -58,7 +68,10 @@ class ActionAskConfirmSubmission(Action):
         service = _service(tracker)
         if service is None:
             return []
-        if tracker.get_slot(DUPLICATE_SLOT) and value_before_this_turn(tracker, DUPLICATE_SLOT) is None:
+        if (
+            tracker.get_slot(DUPLICATE_SLOT)
+            and value_before_this_turn(tracker, DUPLICATE_SLOT) is None
+        ):
             return [SlotSet("requested_slot", CONFIRM_SLOT)]  # the validator asked about it
         confirming = value_before_this_turn(tracker, "requested_slot") == CONFIRM_SLOT
         details = (*service.required_fields(tracker.slots), *service.optional)
@@ -80,7 +93,9 @@ class ActionAskConfirmSubmission(Action):
             dispatcher.utter_message(
                 response="utter_confirm_summary",
                 service_name=service.name,
-                summary=intake.summary(service, tracker.slots, tracker.get_slot(DECLINED_SLOT) or ()),
+                summary=intake.summary(
+                    service, tracker.slots, tracker.get_slot(DECLINED_SLOT) or ()
+                ),
             )
         return [SlotSet("requested_slot", CONFIRM_SLOT)]
 
@@ -100,8 +115,9 @@ class ActionSubmitRequest(Action):
             return _reset_request(tracker)
         if tracker.get_slot(CONFIRM_SLOT) == KEEP_EXISTING:
             dispatcher.utter_message(
-                text=load_catalog().dialogue_messages["duplicate_kept"].format(
-                    ticket_no=tracker.get_slot(DUPLICATE_SLOT))
+                text=load_catalog()
+                .dialogue_messages["duplicate_kept"]
+                .format(ticket_no=tracker.get_slot(DUPLICATE_SLOT))
             )
             return [SlotSet("offer_human", False), *_reset_request(tracker)]
         details = intake.details_from_slots(
@@ -115,7 +131,10 @@ class ActionSubmitRequest(Action):
             events.append(SlotSet("offer_human", False))
         else:
             filed = intake.file_request(
-                service.code, details, tracker.sender_id, channel_of(tracker),
+                service.code,
+                details,
+                tracker.sender_id,
+                channel_of(tracker),
                 submission=_submission(tracker, service),
             )
             if filed.created:
@@ -128,13 +147,18 @@ class ActionSubmitRequest(Action):
                     due_time=due_time,
                 )
             else:
-                dispatcher.utter_message(response="utter_ticket_already_filed", ticket_no=filed.ticket_no)
+                dispatcher.utter_message(
+                    response="utter_ticket_already_filed", ticket_no=filed.ticket_no
+                )
             if service.offers_human:
                 dispatcher.utter_message(response="utter_offer_human_after_complaint")
             events.append(SlotSet("offer_human", service.offers_human))
         # An emergency keeps its ticket number for the hand-over that follows.
-        reset = [e for e in _reset_request(tracker)
-                 if not (service.hands_over and e["name"] == EMERGENCY_TICKET_SLOT)]
+        reset = [
+            e
+            for e in _reset_request(tracker)
+            if not (service.hands_over and e["name"] == EMERGENCY_TICKET_SLOT)
+        ]
         return events + reset
 
 
@@ -150,8 +174,13 @@ class ActionFileEmergency(Action):
         service = next(s for s in load_catalog().requestable if s.files_before_asking)
         details: Dict[str, Any] = intake.details_from_slots(service, tracker.slots)
         details["description"] = (tracker.latest_message or {}).get("text", "")
-        filed = intake.file_request(service.code, details, tracker.sender_id, channel_of(tracker),
-                                    submission=_submission(tracker, service))
+        filed = intake.file_request(
+            service.code,
+            details,
+            tracker.sender_id,
+            channel_of(tracker),
+            submission=_submission(tracker, service),
+        )
         dispatcher.utter_message(
             response="utter_emergency_ticket",
             ticket_no=filed.ticket_no,
@@ -171,7 +200,9 @@ class ActionCancelRequest(Action):
     ) -> List[EventType]:
         emergency_ticket = tracker.get_slot(EMERGENCY_TICKET_SLOT)
         if emergency_ticket:
-            dispatcher.utter_message(response="utter_cancelled_emergency", ticket_no=emergency_ticket)
+            dispatcher.utter_message(
+                response="utter_cancelled_emergency", ticket_no=emergency_ticket
+            )
         else:
             dispatcher.utter_message(response="utter_cancelled")
         return [ActiveLoop(None), *_reset_request(tracker)]

@@ -1,7 +1,8 @@
 """Reading the Rasa tracker: what happened in this conversation, independent of business."""
+
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from rasa_sdk import Tracker
 

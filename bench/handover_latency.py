@@ -12,6 +12,7 @@ Per run, a new web-chat customer writes 「转人工」 and an agent answers thr
   of this customer) to the notice being in the customer's chat history.
 Prints p50 / p95 / max of each (ms).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,47 +38,71 @@ def one_run(base: str, http: requests.Session) -> Tuple[float, float, float]:
     auth = {"Authorization": f"Bearer {TOKEN}"}
     seen: List[dict] = []
     started = time.perf_counter()
-    sent = threading.Thread(target=lambda: requests.post(
-        f"{base}/chat/api/messages", json={"sender": sender, "message": "转人工"}, timeout=60))
+    sent = threading.Thread(
+        target=lambda: requests.post(
+            f"{base}/chat/api/messages", json={"sender": sender, "message": "转人工"}, timeout=60
+        )
+    )
     sent.start()
     while not seen:
-        seen = http.get(f"{base}/api/v1/handoffs", params={"conversation_id": sender},
-                        headers=auth, timeout=10).json()
+        seen = http.get(
+            f"{base}/api/v1/handoffs", params={"conversation_id": sender}, headers=auth, timeout=10
+        ).json()
         if not seen:
             time.sleep(POLL_S)
     visible_ms = (time.perf_counter() - started) * 1000
     sent.join()
     handoff_id = seen[0]["id"]
-    http.post(f"{base}/api/v1/handoffs/{handoff_id}/claim", json={"agent": "bench"},
-              headers=auth, timeout=10).raise_for_status()
+    http.post(
+        f"{base}/api/v1/handoffs/{handoff_id}/claim",
+        json={"agent": "bench"},
+        headers=auth,
+        timeout=10,
+    ).raise_for_status()
     started = time.perf_counter()
-    http.post(f"{base}/api/v1/handoffs/{handoff_id}/messages",
-              json={"agent": "bench", "text": "您好"}, headers=auth, timeout=30).raise_for_status()
-    while not any(m.get("agent") == "bench" for m in http.get(
-            f"{base}/chat/api/history", params={"sender": sender}, timeout=10).json()):
+    http.post(
+        f"{base}/api/v1/handoffs/{handoff_id}/messages",
+        json={"agent": "bench", "text": "您好"},
+        headers=auth,
+        timeout=30,
+    ).raise_for_status()
+    while not any(
+        m.get("agent") == "bench"
+        for m in http.get(f"{base}/chat/api/history", params={"sender": sender}, timeout=10).json()
+    ):
         time.sleep(POLL_S)
     delivered_ms = (time.perf_counter() - started) * 1000
-    http.post(f"{base}/api/v1/handoffs/{handoff_id}/close", json={"agent": "bench"},
-              headers=auth, timeout=30).raise_for_status()
+    http.post(
+        f"{base}/api/v1/handoffs/{handoff_id}/close",
+        json={"agent": "bench"},
+        headers=auth,
+        timeout=30,
+    ).raise_for_status()
     ticket_no = intake.file_request("fault_repair", FAULT, sender, "webchat").ticket_no
     started = time.perf_counter()
-    http.patch(f"{base}/api/v1/tickets/{ticket_no}", json={"status": "resolved"},
-               headers=auth, timeout=30).raise_for_status()
-    while not any(ticket_no in m["text"] for m in http.get(
-            f"{base}/chat/api/history", params={"sender": sender}, timeout=10).json()):
+    http.patch(
+        f"{base}/api/v1/tickets/{ticket_no}", json={"status": "resolved"}, headers=auth, timeout=30
+    ).raise_for_status()
+    while not any(
+        ticket_no in m["text"]
+        for m in http.get(f"{base}/chat/api/history", params={"sender": sender}, timeout=10).json()
+    ):
         time.sleep(POLL_S)
     notified_ms = (time.perf_counter() - started) * 1000
     return visible_ms, delivered_ms, notified_ms
 
 
 def report(name: str, values: List[float]) -> None:
-    print(f"  {name}: p50 {statistics.median(values):.0f} ms   p95 {percentile(values, 95):.0f} ms"
-          f"   max {max(values):.0f} ms")
+    print(
+        f"  {name}: p50 {statistics.median(values):.0f} ms   p95 {percentile(values, 95):.0f} ms"
+        f"   max {max(values):.0f} ms"
+    )
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="models/intake.tar.gz")
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args(argv)

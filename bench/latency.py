@@ -10,6 +10,7 @@ Every request goes to 127.0.0.1 only; loops are bounded in count and time.
 
     python -m bench.latency --model models/intake.tar.gz [--customers 20] [--seconds 40] [--train]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,12 +75,31 @@ def concurrent_customers(url: str, customers: int, seconds: float) -> Tuple[List
 
 def time_training() -> float:
     out = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "RASA_CACHE_DIRECTORY": str(out / "cache")}
+    env = {
+        **os.environ,
+        "RASA_TELEMETRY_ENABLED": "false",
+        "RASA_CACHE_DIRECTORY": str(out / "cache"),
+    }
     started = time.monotonic()
     subprocess.run(
-        [str(Path(sys.executable).parent / "rasa"), "train", "--domain", "domain", "--data", "data",
-         "--config", "config.yml", "--out", str(out), "--force"],
-        cwd=PROJECT_ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(Path(sys.executable).parent / "rasa"),
+            "train",
+            "--domain",
+            "domain",
+            "--data",
+            "data",
+            "--config",
+            "config.yml",
+            "--out",
+            str(out),
+            "--force",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     elapsed = time.monotonic() - started
     shutil.rmtree(out, ignore_errors=True)
@@ -87,7 +107,9 @@ def time_training() -> float:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="models/intake.tar.gz")
     parser.add_argument("--conversations", type=int, default=30)
     parser.add_argument("--customers", type=int, default=20)
@@ -98,14 +120,22 @@ def main(argv: Optional[List[str]] = None) -> None:
     with throwaway_stack(args.model, "bench-var-") as stack:
         url = f"http://127.0.0.1:{stack.settings.rasa_port}/webhooks/rest/webhook"
         single = single_customer(url, args.conversations)
-        print(f"One customer at a time: {len(single)} messages "
-              f"({args.conversations} fault-repair conversations of {len(CONVERSATION)} messages)")
-        print(f"  p50 {statistics.median(single):.0f} ms   p95 {percentile(single, 95):.0f} ms   "
-              f"max {max(single):.0f} ms")
+        print(
+            f"One customer at a time: {len(single)} messages "
+            f"({args.conversations} fault-repair conversations of {len(CONVERSATION)} messages)"
+        )
+        print(
+            f"  p50 {statistics.median(single):.0f} ms   p95 {percentile(single, 95):.0f} ms   "
+            f"max {max(single):.0f} ms"
+        )
         loaded, elapsed = concurrent_customers(url, args.customers, args.seconds)
-        print(f"{args.customers} concurrent customers, full conversations without pauses, {elapsed:.0f} s:")
-        print(f"  {len(loaded) / elapsed:.1f} messages/s   p50 {statistics.median(loaded):.0f} ms   "
-              f"p95 {percentile(loaded, 95):.0f} ms")
+        print(
+            f"{args.customers} concurrent customers, full conversations without pauses, {elapsed:.0f} s:"
+        )
+        print(
+            f"  {len(loaded) / elapsed:.1f} messages/s   p50 {statistics.median(loaded):.0f} ms   "
+            f"p95 {percentile(loaded, 95):.0f} ms"
+        )
     if args.train:
         print(f"Full training from scratch (no cache): {time_training():.0f} s")
 

@@ -10,6 +10,7 @@ hand-overs and their reasons, and the bot's words.
     python -m bench.scenarios --fast              # the quick subset `make test` runs
     python -m bench.scenarios --only fault-town-only-rambling-02 -v
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,15 @@ TICKET_RE = re.compile(r"GD\d{14}")
 MAX_TURNS = 20
 DEFAULT_DECLINE = "不知道"
 DEFAULT_CONFIRMATION = "确认"
-SERVICE_BUCKETS_WITHOUT_TICKET = {"query_bill", "query_outage", "query_ticket", "faq", "handover",
-                                  "control", "out_of_scope"}
+SERVICE_BUCKETS_WITHOUT_TICKET = {
+    "query_bill",
+    "query_outage",
+    "query_ticket",
+    "faq",
+    "handover",
+    "control",
+    "out_of_scope",
+}
 
 
 @dataclass
@@ -99,8 +107,14 @@ class Outcome:
 class StackClient:
     """The customer's REST channel, the tracker (what the bot asks) and the JSON API."""
 
-    def __init__(self, rasa_url: str, console_url: str, api_token: str, rasa_token: str = "",
-                 timeout: float = 60) -> None:
+    def __init__(
+        self,
+        rasa_url: str,
+        console_url: str,
+        api_token: str,
+        rasa_token: str = "",
+        timeout: float = 60,
+    ) -> None:
         self.rasa_url, self.console_url = rasa_url.rstrip("/"), console_url.rstrip("/")
         self.api = {"Authorization": f"Bearer {api_token}"}
         self.rasa_params = {"token": rasa_token} if rasa_token else {}
@@ -108,29 +122,45 @@ class StackClient:
         self.http = requests.Session()
 
     def say(self, sender: str, text: str) -> List[str]:
-        response = self.http.post(f"{self.rasa_url}/webhooks/rest/webhook",
-                                  json={"sender": sender, "message": text}, timeout=self.timeout)
+        response = self.http.post(
+            f"{self.rasa_url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": text},
+            timeout=self.timeout,
+        )
         response.raise_for_status()
         return [m.get("text") or "" for m in response.json()]
 
     def state(self, sender: str) -> Dict[str, Any]:
-        response = self.http.get(f"{self.rasa_url}/conversations/{sender}/tracker",
-                                 params=self.rasa_params, timeout=self.timeout)
+        response = self.http.get(
+            f"{self.rasa_url}/conversations/{sender}/tracker",
+            params=self.rasa_params,
+            timeout=self.timeout,
+        )
         response.raise_for_status()
         tracker = response.json()
-        return {"requested": (tracker.get("slots") or {}).get("requested_slot"),
-                "active_loop": (tracker.get("active_loop") or {}).get("name"),
-                "paused": bool(tracker.get("paused"))}
+        return {
+            "requested": (tracker.get("slots") or {}).get("requested_slot"),
+            "active_loop": (tracker.get("active_loop") or {}).get("name"),
+            "paused": bool(tracker.get("paused")),
+        }
 
     def tickets(self, sender: str) -> List[Dict[str, Any]]:
-        response = self.http.get(f"{self.console_url}/api/v1/tickets", headers=self.api,
-                                 params={"conversation_id": sender}, timeout=self.timeout)
+        response = self.http.get(
+            f"{self.console_url}/api/v1/tickets",
+            headers=self.api,
+            params={"conversation_id": sender},
+            timeout=self.timeout,
+        )
         response.raise_for_status()
         return response.json()
 
     def handoffs(self, sender: str) -> List[Dict[str, Any]]:
-        response = self.http.get(f"{self.console_url}/api/v1/handoffs", headers=self.api,
-                                 params={"conversation_id": sender}, timeout=self.timeout)
+        response = self.http.get(
+            f"{self.console_url}/api/v1/handoffs",
+            headers=self.api,
+            params={"conversation_id": sender},
+            timeout=self.timeout,
+        )
         response.raise_for_status()
         return response.json()
 
@@ -186,15 +216,22 @@ def play(scenario: Scenario, client: StackClient) -> Outcome:
     return Outcome(scenario, turns, failures, turns_to_ticket, time.monotonic() - started)
 
 
-def check(scenario: Scenario, client: StackClient, sender: str, turns: List[Turn],
-          turns_to_ticket: Optional[int]) -> List[str]:
+def check(
+    scenario: Scenario,
+    client: StackClient,
+    sender: str,
+    turns: List[Turn],
+    turns_to_ticket: Optional[int],
+) -> List[str]:
     """What went against the scenario's expectations (and the rules every conversation keeps)."""
     failures: List[str] = []
     expect = scenario.expect
     tickets = client.tickets(sender)
     if len(tickets) != scenario.expected_tickets:
-        failures.append(f"{len(tickets)} tickets, expected {scenario.expected_tickets}: "
-                        f"{[(t['ticket_no'], t['category']) for t in tickets]}")
+        failures.append(
+            f"{len(tickets)} tickets, expected {scenario.expected_tickets}: "
+            f"{[(t['ticket_no'], t['category']) for t in tickets]}"
+        )
     wanted = expect.get("ticket") or {}
     if wanted and tickets:
         ticket = next((t for t in tickets if t["category"] == wanted.get("category")), tickets[0])
@@ -202,7 +239,9 @@ def check(scenario: Scenario, client: StackClient, sender: str, turns: List[Turn
             if key == "details":
                 for name, detail in (value or {}).items():
                     if not _same(detail, ticket["details"].get(name)):
-                        failures.append(f"details.{name} = {ticket['details'].get(name)!r}, expected {detail!r}")
+                        failures.append(
+                            f"details.{name} = {ticket['details'].get(name)!r}, expected {detail!r}"
+                        )
             elif not _same(value, ticket.get(key)):
                 failures.append(f"ticket {key} = {ticket.get(key)!r}, expected {value!r}")
     reason = expect.get("handoff")
@@ -231,7 +270,11 @@ def general_rules(turns: List[Turn]) -> List[str]:
     for index, turn in enumerate(turns):
         if not any(r.strip() for r in turn.replies):
             failures.append(f"no answer to {turn.said!r}")
-        if index >= 2 and turn.replies and turns[index - 1].replies == turn.replies == turns[index - 2].replies:
+        if (
+            index >= 2
+            and turn.replies
+            and turns[index - 1].replies == turn.replies == turns[index - 2].replies
+        ):
             failures.append(f"the same reply three times in a row: {turn.replies[-1][:40]!r}")
     return failures
 
@@ -248,11 +291,15 @@ def report(outcomes: List[Outcome], verbose: bool = False) -> Dict[str, Any]:
     passed = sum(o.passed for o in outcomes)
     to_ticket = [o.turns_to_ticket for o in outcomes if o.turns_to_ticket]
     median = statistics.median(to_ticket) if to_ticket else None
-    print(f"\nscenarios {len(outcomes)}, passed {passed} ({passed / max(len(outcomes), 1):.3f}); "
-          f"median customer turns to a ticket {median}")
+    print(
+        f"\nscenarios {len(outcomes)}, passed {passed} ({passed / max(len(outcomes), 1):.3f}); "
+        f"median customer turns to a ticket {median}"
+    )
     for outcome in outcomes:
         if outcome.failures or verbose:
-            print(f"\n{'FAIL' if outcome.failures else 'ok  '} {outcome.scenario.id} ({outcome.scenario.file})")
+            print(
+                f"\n{'FAIL' if outcome.failures else 'ok  '} {outcome.scenario.id} ({outcome.scenario.file})"
+            )
             for failure in outcome.failures:
                 print(f"   ✗ {failure}")
             if verbose or outcome.failures:
@@ -261,10 +308,13 @@ def report(outcomes: List[Outcome], verbose: bool = False) -> Dict[str, Any]:
                     for reply in turn.replies:
                         print(f"   助手: {reply.replace(chr(10), ' / ')[:160]}")
     return {
-        "scenarios": len(outcomes), "passed": passed,
+        "scenarios": len(outcomes),
+        "passed": passed,
         "pass_rate": passed / max(len(outcomes), 1),
         "median_turns_to_ticket": median,
-        "per_category": {c: sum(o.passed for o in items) / len(items) for c, items in by_category.items()},
+        "per_category": {
+            c: sum(o.passed for o in items) / len(items) for c, items in by_category.items()
+        },
         "failures": {o.scenario.id: o.failures for o in outcomes if o.failures},
     }
 
@@ -274,7 +324,9 @@ def run_all(scenarios: Iterable[Scenario], client: StackClient) -> List[Outcome]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="models/intake.tar.gz")
     parser.add_argument("--fast", action="store_true", help="only the scenarios marked fast")
     parser.add_argument("--only", nargs="*", help="scenario ids")
@@ -283,11 +335,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     from bench.stack import throwaway_stack
 
-    scenarios = [s for s in load_scenarios() if (not args.fast or s.fast) and (not args.only or s.id in args.only)]
-    with throwaway_stack(args.model, "intake-scenarios-", {"INTAKE_RATE_LIMITS": "off"}, seed=True) as stack:
+    scenarios = [
+        s
+        for s in load_scenarios()
+        if (not args.fast or s.fast) and (not args.only or s.id in args.only)
+    ]
+    with throwaway_stack(
+        args.model, "intake-scenarios-", {"INTAKE_RATE_LIMITS": "off"}, seed=True
+    ) as stack:
         settings = stack.settings
-        client = StackClient(f"http://127.0.0.1:{settings.rasa_port}", f"http://127.0.0.1:{settings.console_port}",
-                             settings.api_token(), settings.rasa_token)
+        client = StackClient(
+            f"http://127.0.0.1:{settings.rasa_port}",
+            f"http://127.0.0.1:{settings.console_port}",
+            settings.api_token(),
+            settings.rasa_token,
+        )
         outcomes = run_all(scenarios, client)
     summary = report(outcomes, args.verbose)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
 """A throw-away assistant for the benchmarks: the real stack on free ports, fresh SQLite."""
+
 from __future__ import annotations
 
 import os

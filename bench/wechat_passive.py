@@ -9,6 +9,7 @@ on "success" the customer waits for the customer-service message before going on
 
     python -m bench.wechat_passive --model models/intake.tar.gz [--customers 20] [--seconds 60]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,9 @@ next_id = threading.Lock()
 class Tally:
     passive_ms: List[float] = field(default_factory=list)  # reply within 5 s, by try
     passive_try: List[int] = field(default_factory=list)
-    async_ms: List[float] = field(default_factory=list)  # until the customer-service message arrived
+    async_ms: List[float] = field(
+        default_factory=list
+    )  # until the customer-service message arrived
     lost: int = 0  # three tries without an answer, or "success" and no message within 30 s
     errors: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -46,8 +49,15 @@ def _msg_id() -> int:
         return next(msg_ids)
 
 
-def deliver(session: requests.Session, url: str, pushes: WeChatPushes, api: FakeWeChatApi,
-            openid: str, text: str, tally: Tally) -> bool:
+def deliver(
+    session: requests.Session,
+    url: str,
+    pushes: WeChatPushes,
+    api: FakeWeChatApi,
+    openid: str,
+    text: str,
+    tally: Tally,
+) -> bool:
     """One message as WeChat sends it: up to three tries, each abandoned after 5 s."""
     xml = pushes.text(openid, text, _msg_id())
     already = len(api.messages_to(openid))
@@ -83,7 +93,9 @@ def deliver(session: requests.Session, url: str, pushes: WeChatPushes, api: Fake
     return False
 
 
-def customer(url: str, pushes: WeChatPushes, api: FakeWeChatApi, deadline: float, tally: Tally) -> None:
+def customer(
+    url: str, pushes: WeChatPushes, api: FakeWeChatApi, deadline: float, tally: Tally
+) -> None:
     """Full conversations until the deadline, one message at a time, as a person would."""
     with requests.Session() as session:
         while time.monotonic() < deadline:
@@ -94,14 +106,18 @@ def customer(url: str, pushes: WeChatPushes, api: FakeWeChatApi, deadline: float
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="models/intake.tar.gz")
     parser.add_argument("--customers", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args(argv)
 
     api = FakeWeChatApi().start()
-    pushes = WeChatPushes("bench-token", "wxbench00000000000", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+    pushes = WeChatPushes(
+        "bench-token", "wxbench00000000000", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+    )
     wechat_env = {
         "WECHAT_TOKEN": pushes.token,
         "WECHAT_APP_ID": pushes.app_id,
@@ -116,8 +132,10 @@ def main(argv: Optional[List[str]] = None) -> None:
             tally = Tally()
             deadline = time.monotonic() + args.seconds
             started = time.monotonic()
-            threads = [threading.Thread(target=customer, args=(url, pushes, api, deadline, tally))
-                       for _ in range(args.customers)]
+            threads = [
+                threading.Thread(target=customer, args=(url, pushes, api, deadline, tally))
+                for _ in range(args.customers)
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -128,17 +146,30 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     answered = len(tally.passive_ms) + len(tally.async_ms)
     total = answered + tally.lost
-    print(f"{args.customers} concurrent WeChat customers (safe mode), {elapsed:.0f} s, {total} messages "
-          f"({total / elapsed:.1f}/s), {tally.errors} errors")
+    print(
+        f"{args.customers} concurrent WeChat customers (safe mode), {elapsed:.0f} s, {total} messages "
+        f"({total / elapsed:.1f}/s), {tally.errors} errors"
+    )
     if not total:
         return
     first_try = sum(1 for t in tally.passive_try if t == 1)
-    print(f"  passive (within 5 s of a try): {len(tally.passive_ms)} ({100 * len(tally.passive_ms) / total:.1f} %), "
-          f"{first_try} on WeChat's first try"
-          + (f"   p50 {statistics.median(tally.passive_ms):.0f} ms   p95 {percentile(tally.passive_ms, 95):.0f} ms"
-             if tally.passive_ms else ""))
-    print(f"  via customer-service API: {len(tally.async_ms)} ({100 * len(tally.async_ms) / total:.1f} %)"
-          + (f"   p50 {statistics.median(tally.async_ms):.0f} ms until delivered" if tally.async_ms else ""))
+    print(
+        f"  passive (within 5 s of a try): {len(tally.passive_ms)} ({100 * len(tally.passive_ms) / total:.1f} %), "
+        f"{first_try} on WeChat's first try"
+        + (
+            f"   p50 {statistics.median(tally.passive_ms):.0f} ms   p95 {percentile(tally.passive_ms, 95):.0f} ms"
+            if tally.passive_ms
+            else ""
+        )
+    )
+    print(
+        f"  via customer-service API: {len(tally.async_ms)} ({100 * len(tally.async_ms) / total:.1f} %)"
+        + (
+            f"   p50 {statistics.median(tally.async_ms):.0f} ms until delivered"
+            if tally.async_ms
+            else ""
+        )
+    )
     print(f"  not delivered: {tally.lost}")
 
 

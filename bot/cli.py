@@ -1,18 +1,19 @@
 """Command line of the application: `python -m bot <command>`.
 
-    python -m bot run                 start Rasa, the action server and the console (make run)
-    python -m bot catalog generate    write domain/catalog.yml and data/catalog_rules.yml
-    python -m bot catalog check       fail if those files are out of date with bot/catalog.yml
-    python -m bot db upgrade          apply database migrations (DATABASE_URL)
-    python -m bot db seed             add the demo billing accounts and outages
-    python -m bot console             serve the console / JSON API only
-    python -m bot trainer …           inbox, labelling, NLU lint, model comparison (bot/trainer)
-    python -m bot users add NAME --role agent [--display-name 张三]
-                                      add a console user (password from stdin or a prompt)
-    python -m bot users list          console users and their roles
-    python -m bot telegram poll       Telegram by long polling (no public HTTPS address needed)
-    python -m bot telegram set-webhook URL   register the public Telegram webhook
+python -m bot run                 start Rasa, the action server and the console (make run)
+python -m bot catalog generate    write domain/catalog.yml and data/catalog_rules.yml
+python -m bot catalog check       fail if those files are out of date with bot/catalog.yml
+python -m bot db upgrade          apply database migrations (DATABASE_URL)
+python -m bot db seed             add the demo billing accounts and outages
+python -m bot console             serve the console / JSON API only
+python -m bot trainer …           inbox, labelling, NLU lint, model comparison (bot/trainer)
+python -m bot users add NAME --role agent [--display-name 张三]
+                                  add a console user (password from stdin or a prompt)
+python -m bot users list          console users and their roles
+python -m bot telegram poll       Telegram by long polling (no public HTTPS address needed)
+python -m bot telegram set-webhook URL   register the public Telegram webhook
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,9 +62,9 @@ def _console(args: argparse.Namespace) -> int:
 def _telegram(args: argparse.Namespace) -> int:
     import asyncio
 
+    from bot.core.settings import get_settings
     from bot.plugins.channels.telegram import TelegramSettings
     from bot.plugins.channels.telegram_poll import WEBHOOK_PATH, ForwardRefused, poll, set_webhook
-    from bot.core.settings import get_settings
 
     settings = TelegramSettings.from_settings()
     if settings.missing:
@@ -107,9 +108,13 @@ def _users(args: argparse.Namespace) -> int:
         from sqlalchemy import select
 
         with session_scope() as session:
-            for user in session.execute(select(ConsoleUser).order_by(ConsoleUser.username)).scalars():
-                print(f"{user.username}\t{user.role}\t{user.display_name}\t"
-                      f"{'active' if user.active else 'disabled'}")
+            for user in session.execute(
+                select(ConsoleUser).order_by(ConsoleUser.username)
+            ).scalars():
+                print(
+                    f"{user.username}\t{user.role}\t{user.display_name}\t"
+                    f"{'active' if user.active else 'disabled'}"
+                )
         return 0
     if not args.name:
         print("usage: python -m bot users add NAME --role ROLE", file=sys.stderr)
@@ -126,8 +131,11 @@ def _users(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Parse the command line and run one command."""
-    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     catalog = commands.add_parser("catalog", help="generated domain and rules")
@@ -158,7 +166,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     users = commands.add_parser("users", help="console users (agents, supervisors, …)")
     users.add_argument("action", choices=["add", "list"])
     users.add_argument("name", nargs="?")
-    users.add_argument("--role", default="agent", choices=["agent", "supervisor", "trainer", "admin"])
+    users.add_argument(
+        "--role", default="agent", choices=["agent", "supervisor", "trainer", "admin"]
+    )
     users.add_argument("--display-name", default=None)
     users.set_defaults(handler=_users)
 

@@ -2,6 +2,7 @@
 
 Buttons are shown numbered; type the number to press one. Ctrl-D or /quit ends.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,9 @@ def main() -> None:
         if text.isdigit() and 0 < int(text) <= len(buttons):
             text = buttons[int(text) - 1]["payload"]
         try:
-            replies = requests.post(URL, json={"sender": sender, "message": text}, timeout=60).json()
+            replies = requests.post(
+                URL, json={"sender": sender, "message": text}, timeout=60
+            ).json()
         except requests.RequestException as error:
             print(f"（连接不上助手：{error}。先在另一个终端运行 make run）", file=sys.stderr)
             continue

@@ -12,9 +12,9 @@ from typing import List, Optional
 
 import uvicorn
 
-from bot.core.settings import get_settings
 from bot.console.app import create_app
 from bot.core.db import upgrade_database
+from bot.core.settings import get_settings
 
 logger = logging.getLogger("bot.console")
 

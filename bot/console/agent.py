@@ -23,14 +23,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from bot.core.catalog import load_catalog
-from bot.core.clock import iso_local, to_utc_naive, utc_now
-from bot.core.handoff import service as handover
 from bot.console.api import require_token
 from bot.console.auth import ROLES, Principal, list_agents, require_role
-from bot.core.rasa_api import RasaClient, RasaError
 from bot.console.templating import render
+from bot.core.catalog import load_catalog
+from bot.core.clock import iso_local, to_utc_naive, utc_now
 from bot.core.db import session_scope
+from bot.core.handoff import service as handover
+from bot.core.rasa_api import RasaClient, RasaError
 
 AGENT_ROLES = ("agent", "supervisor")
 LABELS = load_catalog().labels
@@ -53,21 +53,41 @@ def transcript_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]
         when = dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat() if at else None
         if kind == "user" and event.get("text") is not None:
             intent = (event.get("parse_data") or {}).get("intent") or {}
-            rows.append({"from": "customer", "text": str(event["text"]), "at": when,
-                         "intent": intent.get("name"), "confidence": intent.get("confidence")})
+            rows.append(
+                {
+                    "from": "customer",
+                    "text": str(event["text"]),
+                    "at": when,
+                    "intent": intent.get("name"),
+                    "confidence": intent.get("confidence"),
+                }
+            )
         elif kind == "bot" and event.get("text"):
             agent = (event.get("metadata") or {}).get("agent")
-            rows.append({"from": "agent" if agent else "bot", "agent": agent,
-                         "text": str(event["text"]), "at": when})
+            rows.append(
+                {
+                    "from": "agent" if agent else "bot",
+                    "agent": agent,
+                    "text": str(event["text"]),
+                    "at": when,
+                }
+            )
         elif kind in ("pause", "resume"):
-            rows.append({"from": "system", "text": "转人工（机器人暂停）" if kind == "pause"
-                         else "交还机器人", "at": when})
+            rows.append(
+                {
+                    "from": "system",
+                    "text": "转人工（机器人暂停）" if kind == "pause" else "交还机器人",
+                    "at": when,
+                }
+            )
     return rows
 
 
 def labelled_details(details: Dict[str, Any]) -> List[Dict[str, Any]]:
     fields = load_catalog().fields
-    return [{"label": fields[k].label if k in fields else k, "value": v} for k, v in details.items()]
+    return [
+        {"label": fields[k].label if k in fields else k, "value": v} for k, v in details.items()
+    ]
 
 
 def waiting_minutes(view: handover.HandoffView) -> float:
@@ -76,12 +96,18 @@ def waiting_minutes(view: handover.HandoffView) -> float:
 
 def handoff_json(view: handover.HandoffView) -> Dict[str, Any]:
     return {
-        "id": view.id, "conversation_id": view.conversation_id, "channel": view.channel,
-        "reason": view.reason, "reason_name": REASON_NAMES.get(view.reason, view.reason),
-        "status": view.status, "priority": view.priority,
+        "id": view.id,
+        "conversation_id": view.conversation_id,
+        "channel": view.channel,
+        "reason": view.reason,
+        "reason_name": REASON_NAMES.get(view.reason, view.reason),
+        "status": view.status,
+        "priority": view.priority,
         "priority_name": PRIORITY_NAMES.get(view.priority, view.priority),
-        "queue_position": view.queue_position, "agent": view.agent,
-        "created_at": iso_local(view.created_at), "waiting_minutes": round(waiting_minutes(view), 1),
+        "queue_position": view.queue_position,
+        "agent": view.agent,
+        "created_at": iso_local(view.created_at),
+        "waiting_minutes": round(waiting_minutes(view), 1),
         "ticket_no": view.ticket_no,
     }
 
@@ -111,10 +137,16 @@ def console_home(user: Principal = Depends(require_role(*ROLES))) -> Response:
 @router.get("/console/queue", response_class=HTMLResponse)
 def queue_page(request: Request, user: Principal = Depends(agent_only)) -> HTMLResponse:
     views = handover.queue(_settings(request), include_closed=20)
-    return render(request, "queue.html", {
-        "user": user, "handoffs": [handoff_json(v) for v in views],
-        "reasons": REASON_NAMES, "statuses": STATUS_NAMES,
-    })
+    return render(
+        request,
+        "queue.html",
+        {
+            "user": user,
+            "handoffs": [handoff_json(v) for v in views],
+            "reasons": REASON_NAMES,
+            "statuses": STATUS_NAMES,
+        },
+    )
 
 
 @router.get("/console/api/queue")
@@ -128,19 +160,33 @@ async def conversation_page(
 ) -> HTMLResponse:
     view = _get_or_404(request, handoff_id)
     try:
-        events = await run_in_threadpool(RasaClient(_settings(request)).events, view.conversation_id)
+        events = await run_in_threadpool(
+            RasaClient(_settings(request)).events, view.conversation_id
+        )
         transcript, rasa_error = transcript_from_events(events), None
     except RasaError:
         transcript, rasa_error = [], "暂时无法读取对话记录（Rasa 无响应）"
     with session_scope(_settings(request).database_url) as session:
-        colleagues = [(u.username, u.display_name) for u in list_agents(session)
-                      if u.username != user.username]
-    return render(request, "conversation.html", {
-        "user": user, "handoff": handoff_json(view), "details": labelled_details(view.details),
-        "transcript": transcript, "rasa_error": rasa_error, "error": error[:200],
-        "mine": view.status == "active" and view.agent == user.username,
-        "colleagues": colleagues, "statuses": STATUS_NAMES,
-    })
+        colleagues = [
+            (u.username, u.display_name)
+            for u in list_agents(session)
+            if u.username != user.username
+        ]
+    return render(
+        request,
+        "conversation.html",
+        {
+            "user": user,
+            "handoff": handoff_json(view),
+            "details": labelled_details(view.details),
+            "transcript": transcript,
+            "rasa_error": rasa_error,
+            "error": error[:200],
+            "mine": view.status == "active" and view.agent == user.username,
+            "colleagues": colleagues,
+            "statuses": STATUS_NAMES,
+        },
+    )
 
 
 @router.get("/console/api/handoffs/{handoff_id}/transcript")
@@ -149,7 +195,9 @@ async def transcript_json(
 ) -> Dict[str, Any]:
     view = _get_or_404(request, handoff_id)
     try:
-        events = await run_in_threadpool(RasaClient(_settings(request)).events, view.conversation_id)
+        events = await run_in_threadpool(
+            RasaClient(_settings(request)).events, view.conversation_id
+        )
     except RasaError:
         raise HTTPException(status_code=503, detail="暂时无法读取对话记录") from None
     return {"handoff": handoff_json(view), "transcript": transcript_from_events(events)}
@@ -169,7 +217,9 @@ async def _do(handoff_id: int, action: Callable[[], Any]) -> RedirectResponse:
     except handover.HandoffNotFound:
         raise HTTPException(status_code=404, detail="会话不存在") from None
     except (handover.HandoffStateError, handover.HandoverError) as error:
-        message = str(error) if isinstance(error, handover.HandoverError) else "该会话已被接入或已结束"
+        message = (
+            str(error) if isinstance(error, handover.HandoverError) else "该会话已被接入或已结束"
+        )
         return _back(handoff_id, message)
     except RasaError:
         return _back(handoff_id, "消息没有发出：Rasa 暂时无响应，请重试")
@@ -181,42 +231,72 @@ def _override(user: Principal) -> bool:
 
 
 @router.post("/console/handoffs/{handoff_id}/claim")
-async def claim_form(request: Request, handoff_id: int, user: Principal = Depends(agent_only)) -> Response:
-    return await _do(handoff_id, lambda: handover.claim(_settings(request), handoff_id, user.username))
+async def claim_form(
+    request: Request, handoff_id: int, user: Principal = Depends(agent_only)
+) -> Response:
+    return await _do(
+        handoff_id, lambda: handover.claim(_settings(request), handoff_id, user.username)
+    )
 
 
 @router.post("/console/handoffs/{handoff_id}/reply")
 async def reply_form(
     request: Request, handoff_id: int, text: str = Form(""), user: Principal = Depends(agent_only)
 ) -> Response:
-    return await _do(handoff_id, lambda: handover.reply(
-        _settings(request), handoff_id, user.username, user.display_name, text, _override(user)))
+    return await _do(
+        handoff_id,
+        lambda: handover.reply(
+            _settings(request), handoff_id, user.username, user.display_name, text, _override(user)
+        ),
+    )
 
 
 @router.post("/console/handoffs/{handoff_id}/transfer")
 async def transfer_form(
-    request: Request, handoff_id: int, to_agent: str = Form(...),
+    request: Request,
+    handoff_id: int,
+    to_agent: str = Form(...),
     user: Principal = Depends(agent_only),
 ) -> Response:
     with session_scope(_settings(request).database_url) as session:
         known = {u.username for u in list_agents(session)}
     if to_agent not in known:
         return _back(handoff_id, "没有这个坐席")
-    await _do(handoff_id, lambda: handover.transfer(
-        _settings(request), handoff_id, user.username, to_agent, _override(user)))
+    await _do(
+        handoff_id,
+        lambda: handover.transfer(
+            _settings(request), handoff_id, user.username, to_agent, _override(user)
+        ),
+    )
     return RedirectResponse("/console/queue", status_code=303)
 
 
 @router.post("/console/handoffs/{handoff_id}/handback")
-async def handback_form(request: Request, handoff_id: int, user: Principal = Depends(agent_only)) -> Response:
-    return await _do(handoff_id, lambda: handover.finish(
-        _settings(request), handoff_id, user.username, ask_rating=True, override=_override(user)))
+async def handback_form(
+    request: Request, handoff_id: int, user: Principal = Depends(agent_only)
+) -> Response:
+    return await _do(
+        handoff_id,
+        lambda: handover.finish(
+            _settings(request), handoff_id, user.username, ask_rating=True, override=_override(user)
+        ),
+    )
 
 
 @router.post("/console/handoffs/{handoff_id}/close")
-async def close_form(request: Request, handoff_id: int, user: Principal = Depends(agent_only)) -> Response:
-    return await _do(handoff_id, lambda: handover.finish(
-        _settings(request), handoff_id, user.username, ask_rating=False, override=_override(user)))
+async def close_form(
+    request: Request, handoff_id: int, user: Principal = Depends(agent_only)
+) -> Response:
+    return await _do(
+        handoff_id,
+        lambda: handover.finish(
+            _settings(request),
+            handoff_id,
+            user.username,
+            ask_rating=False,
+            override=_override(user),
+        ),
+    )
 
 
 # ---------------------------------------------------------------- JSON API (bearer token)
@@ -251,8 +331,11 @@ def api_claim(request: Request, handoff_id: int, body: AgentAction) -> JSONRespo
 
 @api_router.post("/handoffs/{handoff_id}/messages")
 def api_reply(request: Request, handoff_id: int, body: AgentAction) -> JSONResponse:
-    return _api_call(lambda: handover.reply(
-        _settings(request), handoff_id, body.agent, body.agent, body.text or ""))
+    return _api_call(
+        lambda: handover.reply(
+            _settings(request), handoff_id, body.agent, body.agent, body.text or ""
+        )
+    )
 
 
 @api_router.post("/handoffs/{handoff_id}/handback")

@@ -105,8 +105,10 @@ def get_ticket(request: Request, ticket_no: str) -> Dict[str, Any]:
 def _with_notifications(session: Session, ticket: Ticket) -> Dict[str, Any]:
     """The ticket with its history and the notices its customer was (or is to be) sent."""
     notices = list_notices(session, ticket_id=ticket.id)
-    return {**TicketRepository.to_dict(ticket, with_history=True),
-            "notifications": [notice_dict(notice) for notice in reversed(notices)]}
+    return {
+        **TicketRepository.to_dict(ticket, with_history=True),
+        "notifications": [notice_dict(notice) for notice in reversed(notices)],
+    }
 
 
 @router.patch("/tickets/{ticket_no}")

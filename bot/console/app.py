@@ -2,15 +2,15 @@
 staff console under /console (sign-in at /login; agents, supervisors, trainers, admins).
 
 Run it with ``python -m bot.console`` (migrates, then serves on BIND_HOST:CONSOLE_PORT), or
-``uvicorn bot.console.app:app`` / ``uvicorn --factory bot.console.app:create_app``.
+``uvicorn --factory bot.console.app:create_app``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 import contextlib
 import logging
+from pathlib import Path
 from typing import AsyncIterator, Optional
 
 from fastapi import FastAPI
@@ -18,12 +18,12 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from bot.core.settings import Settings, get_settings
 from bot.console import agent, auth, supervisor, tickets_views, trainer_views
 from bot.console.api import router as api_router
 from bot.console.sweeper import background_tasks
 from bot.console.webchat import router as webchat_router
 from bot.core.db import ping
+from bot.core.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 CONSOLE_STATIC = Path(__file__).resolve().parent / "static" / "console"
@@ -45,8 +45,11 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app = FastAPI(title="供电业务受理助手 console", version="1", lifespan=lifespan)
     app.state.settings = settings
     app.add_middleware(
-        SessionMiddleware, secret_key=auth.secret_key(settings), session_cookie="console_session",
-        max_age=auth.SESSION_MAX_AGE_S, same_site="strict",
+        SessionMiddleware,
+        secret_key=auth.secret_key(settings),
+        session_cookie="console_session",
+        max_age=auth.SESSION_MAX_AGE_S,
+        same_site="strict",
         https_only=settings.console_https_only,
     )
     app.add_exception_handler(*auth.login_redirect_pair())
@@ -71,6 +74,3 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.include_router(trainer_views.router)
     app.mount("/console/static", StaticFiles(directory=str(CONSOLE_STATIC)), name="console-static")
     return app
-
-
-app = create_app()

@@ -24,8 +24,8 @@ from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, Integer, Stri
 from sqlalchemy.orm import Session
 
 from bot.core.clock import to_utc_naive, utc_now
-from bot.core.settings import Settings
 from bot.core.db import Base, session_scope, sql_in
+from bot.core.settings import Settings
 
 ROLES = ("agent", "supervisor", "trainer", "admin")
 ROLE_NAMES = {"agent": "坐席", "supervisor": "班长", "trainer": "训练师", "admin": "管理员"}
@@ -120,11 +120,15 @@ def _principal(user: ConsoleUser) -> Principal:
 
 def list_agents(session: Session) -> list:
     """Active users who can take conversations (for transfers)."""
-    return list(session.execute(
-        select(ConsoleUser).where(ConsoleUser.active.is_(True),
-                                  ConsoleUser.role.in_(("agent", "supervisor", "admin")))
-        .order_by(ConsoleUser.username)
-    ).scalars())
+    return list(
+        session.execute(
+            select(ConsoleUser)
+            .where(
+                ConsoleUser.active.is_(True), ConsoleUser.role.in_(("agent", "supervisor", "admin"))
+            )
+            .order_by(ConsoleUser.username)
+        ).scalars()
+    )
 
 
 # ---------------------------------------------------------------- sessions and CSRF
@@ -133,6 +137,7 @@ def list_agents(session: Session) -> list:
 def secret_key(settings: Settings) -> str:
     """The session-signing key: CONSOLE_SECRET_KEY, else var/console_secret."""
     return settings.console_session_key()
+
 
 def csrf_token(request: Request) -> str:
     """This session's CSRF token (created on first use)."""
@@ -232,8 +237,12 @@ async def login(
     with session_scope(request.app.state.settings.database_url) as session:
         user = authenticate(session, username.strip(), password)
     if user is None:
-        return render(request, "login.html", {"next": _safe_next(next), "error": "用户名或密码错误"},
-                      status_code=401)
+        return render(
+            request,
+            "login.html",
+            {"next": _safe_next(next), "error": "用户名或密码错误"},
+            status_code=401,
+        )
     request.session.clear()
     request.session[SESSION_USER] = user.id
     csrf_token(request)

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
-from bot.core.clock import to_utc_naive, utc_now
 from bot.console.auth import Principal, require_role
 from bot.console.templating import render
+from bot.core.clock import to_utc_naive, utc_now
 from bot.core.db import session_scope
 from bot.core.handoff.models import Handoff
 from bot.core.tickets.models import FINAL_STATUSES, Ticket
@@ -42,10 +42,22 @@ def _minutes(start: Optional[datetime], end: Optional[datetime]) -> Optional[flo
     return (end - start).total_seconds() / 60
 
 
+def first_contact_overdue(ticket: Ticket, now: datetime) -> bool:
+    """A first contact was promised (complaints: 24 h), its time has passed, nobody acted yet."""
+    return (
+        ticket.first_contact_due_at is not None
+        and ticket.first_contacted_at is None
+        and ticket.first_contact_due_at < now
+        and ticket.status not in FINAL_STATUSES
+    )
+
+
 def department_stats(session: Any, now: Optional[datetime] = None) -> List[Dict[str, Any]]:
-    """Per department: open tickets, overdue ones, all tickets."""
+    """Per department: open tickets, overdue ones, first contacts overdue, all tickets."""
     now = now or to_utc_naive(utc_now())
-    rows: Dict[str, Dict[str, Any]] = defaultdict(lambda: {"open": 0, "overdue": 0, "total": 0})
+    rows: Dict[str, Dict[str, Any]] = defaultdict(
+        lambda: {"open": 0, "overdue": 0, "first_contact_overdue": 0, "total": 0}
+    )
     for ticket in session.execute(select(Ticket)).scalars():
         row = rows[ticket.department]
         row["total"] += 1
@@ -53,6 +65,8 @@ def department_stats(session: Any, now: Optional[datetime] = None) -> List[Dict[
             row["open"] += 1
             if ticket.due_at is not None and ticket.due_at < now:
                 row["overdue"] += 1
+            if first_contact_overdue(ticket, now):
+                row["first_contact_overdue"] += 1
     return [{"department": name, **values} for name, values in sorted(rows.items())]
 
 
@@ -72,16 +86,18 @@ def agent_stats(session: Any, now: Optional[datetime] = None) -> List[Dict[str, 
         handling = [m for m in (_minutes(h.claimed_at, h.closed_at) for h in own) if m is not None]
         ratings = [h.rating for h in own if h.rating is not None]
         open_tickets = [t for t in tickets[agent] if t.status not in FINAL_STATUSES]
-        rows.append({
-            "agent": agent,
-            "handoffs": len(own),
-            "median_first_response_min": _median(first),
-            "median_handling_min": _median(handling),
-            "ratings": len(ratings),
-            "average_rating": round(sum(ratings) / len(ratings), 2) if ratings else None,
-            "open_tickets": len(open_tickets),
-            "overdue_tickets": sum(1 for t in open_tickets if t.due_at and t.due_at < now),
-        })
+        rows.append(
+            {
+                "agent": agent,
+                "handoffs": len(own),
+                "median_first_response_min": _median(first),
+                "median_handling_min": _median(handling),
+                "ratings": len(ratings),
+                "average_rating": round(sum(ratings) / len(ratings), 2) if ratings else None,
+                "open_tickets": len(open_tickets),
+                "overdue_tickets": sum(1 for t in open_tickets if t.due_at and t.due_at < now),
+            }
+        )
     return rows
 
 
@@ -106,23 +122,44 @@ def chart_svg(name: str, departments: List[Dict[str, Any]], agents: List[Dict[st
     if name == "department_tickets":
         labels = [row["department"] for row in departments]
         positions = range(len(labels))
-        axes.bar([p - 0.2 for p in positions], [r["open"] for r in departments], 0.4, label="未办结")
-        axes.bar([p + 0.2 for p in positions], [r["overdue"] for r in departments], 0.4,
-                 label="已超时", color="#c0392b")
+        axes.bar(
+            [p - 0.2 for p in positions], [r["open"] for r in departments], 0.4, label="未办结"
+        )
+        axes.bar(
+            [p + 0.2 for p in positions],
+            [r["overdue"] for r in departments],
+            0.4,
+            label="已超时",
+            color="#c0392b",
+        )
         axes.set_title("各部门未办结 / 超时工单")
     elif name == "agent_times":
         labels = [row["agent"] for row in agents]
         positions = range(len(labels))
-        axes.bar([p - 0.2 for p in positions],
-                 [r["median_first_response_min"] or 0 for r in agents], 0.4, label="首次响应（中位，分钟）")
-        axes.bar([p + 0.2 for p in positions], [r["median_handling_min"] or 0 for r in agents],
-                 0.4, label="处理时长（中位，分钟）", color="#e67e22")
+        axes.bar(
+            [p - 0.2 for p in positions],
+            [r["median_first_response_min"] or 0 for r in agents],
+            0.4,
+            label="首次响应（中位，分钟）",
+        )
+        axes.bar(
+            [p + 0.2 for p in positions],
+            [r["median_handling_min"] or 0 for r in agents],
+            0.4,
+            label="处理时长（中位，分钟）",
+            color="#e67e22",
+        )
         axes.set_title("坐席响应与处理时长")
     else:
         labels = [row["agent"] for row in agents]
         positions = range(len(labels))
-        axes.bar(list(positions), [r["average_rating"] or 0 for r in agents], 0.5, color="#27ae60",
-                 label="平均评分")
+        axes.bar(
+            list(positions),
+            [r["average_rating"] or 0 for r in agents],
+            0.5,
+            color="#27ae60",
+            label="平均评分",
+        )
         axes.set_ylim(0, 5)
         axes.set_title("坐席平均满意度（1–5）")
     axes.set_xticks(list(positions))
@@ -148,31 +185,72 @@ def chart(request: Request, name: str, user: Principal = Depends(SUPERVISOR)) ->
         raise HTTPException(status_code=404, detail="没有这个图表")
     stats = _stats(request)
     svg = chart_svg(name, stats["departments"], stats["agents"])
-    return Response(svg, media_type="image/svg+xml",
-                    headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+    return Response(
+        svg,
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 def to_csv(stats: Dict[str, List[Dict[str, Any]]]) -> str:
     """Both tables in one CSV (a `scope` column tells department rows from agent rows)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["scope", "name", "open_tickets", "overdue_tickets", "total_tickets",
-                     "handoffs", "median_first_response_min", "median_handling_min",
-                     "ratings", "average_rating"])
+    writer.writerow(
+        [
+            "scope",
+            "name",
+            "open_tickets",
+            "overdue_tickets",
+            "total_tickets",
+            "handoffs",
+            "median_first_response_min",
+            "median_handling_min",
+            "ratings",
+            "average_rating",
+        ]
+    )
     for row in stats["departments"]:
-        writer.writerow(["department", row["department"], row["open"], row["overdue"], row["total"],
-                         "", "", "", "", ""])
+        writer.writerow(
+            [
+                "department",
+                row["department"],
+                row["open"],
+                row["overdue"],
+                row["total"],
+                "",
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
     for row in stats["agents"]:
-        writer.writerow(["agent", row["agent"], row["open_tickets"], row["overdue_tickets"], "",
-                         row["handoffs"], row["median_first_response_min"] or "",
-                         row["median_handling_min"] or "", row["ratings"],
-                         row["average_rating"] or ""])
+        writer.writerow(
+            [
+                "agent",
+                row["agent"],
+                row["open_tickets"],
+                row["overdue_tickets"],
+                "",
+                row["handoffs"],
+                row["median_first_response_min"] or "",
+                row["median_handling_min"] or "",
+                row["ratings"],
+                row["average_rating"] or "",
+            ]
+        )
     return buffer.getvalue()
 
 
 @router.get("/console/supervisor/export.csv")
 def export_csv(request: Request, user: Principal = Depends(SUPERVISOR)) -> Response:
     # BOM so Excel opens the Chinese names as UTF-8.
-    return Response("\ufeff" + to_csv(_stats(request)), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="supervisor-stats.csv"',
-                             "Cache-Control": "no-store"})
+    return Response(
+        "\ufeff" + to_csv(_stats(request)),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="supervisor-stats.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -14,9 +14,9 @@ from typing import Any, Awaitable, Callable, List
 
 from starlette.concurrency import run_in_threadpool
 
-from bot.core.settings import Settings
 from bot.core.handoff.service import sweep_unclaimed
 from bot.core.notifications.delivery import NoticeDelivery, RetryPolicy
+from bot.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ def background_tasks(settings: Settings) -> List[Awaitable[None]]:
         return []
     return [
         repeat_forever("handover sweep", lambda: sweep_handovers(settings), interval),
-        repeat_forever("notice delivery", lambda: deliver_notices(settings),
-                       RetryPolicy.from_settings(settings).check_every_s),
+        repeat_forever(
+            "notice delivery",
+            lambda: deliver_notices(settings),
+            RetryPolicy.from_settings(settings).check_every_s,
+        ),
     ]

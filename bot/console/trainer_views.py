@@ -11,6 +11,7 @@
 Signed-in users with the ``trainer`` role (or admin) only; POSTs carry the CSRF header.
 Labels are written to data/nlu (INTAKE_NLU_DIR to point at a scratch copy).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -23,8 +24,14 @@ from starlette.concurrency import run_in_threadpool
 from bot.console.auth import Principal, require_role
 from bot.console.templating import render
 from bot.core.db import session_scope
-from bot.tools.trainer.compare import CONFUSION_IMAGE, load_comparison
-from bot.core.training.inbox import collect_candidates, item_as_dict, open_items, sync_inbox, tracker_url
+from bot.core.training.comparison import CONFUSION_IMAGE, load_comparison
+from bot.core.training.inbox import (
+    collect_candidates,
+    item_as_dict,
+    open_items,
+    sync_inbox,
+    tracker_url,
+)
 from bot.core.training.intents import choice_list, entity_list, nlu_dir
 from bot.core.training.labelling import LabelError, discard_item, label_item
 
@@ -58,13 +65,17 @@ def _url(request: Request) -> str:
 @router.get("", response_class=HTMLResponse)
 def page(request: Request, user: Principal = Depends(trainer_user)) -> HTMLResponse:
     """The inbox page (the list is loaded by static/console/trainer.js)."""
-    return render(request, "trainer.html", {"user": user, "comparison": load_comparison(),
-                                            "has_image": CONFUSION_IMAGE.exists()})
+    return render(
+        request,
+        "trainer.html",
+        {"user": user, "comparison": load_comparison(), "has_image": CONFUSION_IMAGE.exists()},
+    )
 
 
 @router.get("/api/inbox")
-async def inbox(request: Request, refresh: bool = False,
-                user: Principal = Depends(trainer_user)) -> Dict[str, Any]:
+async def inbox(
+    request: Request, refresh: bool = False, user: Principal = Depends(trainer_user)
+) -> Dict[str, Any]:
     """Open inbox items (after collecting from the tracker store when `refresh`)."""
 
     def load() -> List[Dict[str, Any]]:
@@ -76,34 +87,48 @@ async def inbox(request: Request, refresh: bool = False,
     try:
         items = await run_in_threadpool(load)
     except Exception as error:  # e.g. no tracker store yet: say so, don't 500
-        raise HTTPException(status_code=503, detail=f"无法读取对话记录：{type(error).__name__}")
+        raise HTTPException(
+            status_code=503, detail=f"无法读取对话记录：{type(error).__name__}"
+        ) from error
     return {"items": items, "intents": choice_list(), "entities": entity_list()}
 
 
 @router.post("/api/label")
-def label(body: LabelRequest, request: Request,
-          user: Principal = Depends(trainer_user)) -> Dict[str, Any]:
+def label(
+    body: LabelRequest, request: Request, user: Principal = Depends(trainer_user)
+) -> Dict[str, Any]:
     """Label one item: pseudonymise, write to its area file (or return the patch)."""
     try:
         with session_scope(_url(request)) as session:
-            result = label_item(session, body.item_id, body.intent,
-                                [e.dict() for e in body.entities], user.username,
-                                nlu_dir(), patch_only=body.patch)
+            result = label_item(
+                session,
+                body.item_id,
+                body.intent,
+                [e.dict() for e in body.entities],
+                user.username,
+                nlu_dir(),
+                patch_only=body.patch,
+            )
     except LabelError as error:
-        raise HTTPException(status_code=422, detail=str(error))
-    return {"item_id": result.item_id, "example": result.example,
-            "data_file": result.data_file, "patch": result.patch}
+        raise HTTPException(status_code=422, detail=str(error)) from error
+    return {
+        "item_id": result.item_id,
+        "example": result.example,
+        "data_file": result.data_file,
+        "patch": result.patch,
+    }
 
 
 @router.post("/api/discard")
-def discard(body: DiscardRequest, request: Request,
-            user: Principal = Depends(trainer_user)) -> Dict[str, Any]:
+def discard(
+    body: DiscardRequest, request: Request, user: Principal = Depends(trainer_user)
+) -> Dict[str, Any]:
     """Drop one item from the inbox (noise, personal data, duplicate)."""
     try:
         with session_scope(_url(request)) as session:
             discard_item(session, body.item_id, body.reason, user.username)
     except LabelError as error:
-        raise HTTPException(status_code=422, detail=str(error))
+        raise HTTPException(status_code=422, detail=str(error)) from error
     return {"item_id": body.item_id, "status": "discarded"}
 
 
@@ -112,7 +137,9 @@ def compare(user: Principal = Depends(trainer_user)) -> Dict[str, Any]:
     """The last model comparison, or 404 when none was run."""
     comparison = load_comparison()
     if comparison is None:
-        raise HTTPException(status_code=404, detail="还没有模型对比结果：python -m bot trainer compare")
+        raise HTTPException(
+            status_code=404, detail="还没有模型对比结果：python -m bot trainer compare"
+        )
     return comparison
 
 

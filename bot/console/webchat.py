@@ -32,8 +32,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from bot.core.catalog import load_catalog
-from bot.core.settings import Settings
 from bot.core.rasa_api import RasaClient, RasaError
+from bot.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ MAX_BODY_BYTES = 64 * 1024  # 2000 CJK characters are ~6 KB of JSON, escaped ~12
 RASA_TIMEOUT_S = 30
 HISTORY_TIMEOUT_S = 10
 INPUT_CHANNEL = "webchat"
-
 
 
 def _text(key: str) -> str:
@@ -187,8 +186,12 @@ def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             if text is None:
                 continue
             text = str(text)
-            message = {"from": "customer", "text": offered.get(text, text), "buttons": [],
-                       "timestamp": event.get("timestamp")}
+            message = {
+                "from": "customer",
+                "text": offered.get(text, text),
+                "buttons": [],
+                "timestamp": event.get("timestamp"),
+            }
             metadata = event.get("metadata")
             if isinstance(metadata, dict) and isinstance(metadata.get("webchat_id"), str):
                 message["id"] = metadata["webchat_id"]
@@ -202,8 +205,12 @@ def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
                 continue
             for button in buttons:
                 offered.setdefault(button["payload"], button["title"])
-            message = {"from": "bot", "text": "" if text is None else str(text), "buttons": buttons,
-                       "timestamp": event.get("timestamp")}
+            message = {
+                "from": "bot",
+                "text": "" if text is None else str(text),
+                "buttons": buttons,
+                "timestamp": event.get("timestamp"),
+            }
             metadata = event.get("metadata")
             if isinstance(metadata, dict) and isinstance(metadata.get("agent"), str):
                 message["agent"] = metadata["agent"]  # a human agent's reply, by name

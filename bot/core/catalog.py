@@ -3,6 +3,7 @@
 Everything that differs between businesses — required details, department, priority, time
 limit, prompts, documents — is read from here; no other module hard-codes a category.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -152,7 +153,7 @@ class Catalog:
 
     @property
     def service_intents(self) -> List[str]:
-        return [s.intent for s in self.requestable]
+        return [s.intent for s in self.requestable if s.intent]
 
     @property
     def forms(self) -> List[str]:
@@ -174,7 +175,9 @@ def parse_catalog(raw: Mapping[str, Any]) -> Catalog:
             kind=spec["kind"],
             ask=spec["ask"],
             reask=spec["reask"],
-            entities=_tuple(spec.get("entities") or ([spec["entity"]] if spec.get("entity") else [])),
+            entities=_tuple(
+                spec.get("entities") or ([spec["entity"]] if spec.get("entity") else [])
+            ),
             free_text=bool(spec.get("free_text", True)),
             buttons=_tuple(spec.get("buttons")),
             cues=_tuple(spec.get("cues")),

@@ -11,6 +11,7 @@
 
 The words come from the catalog (fields' `cues`, `decline_words`).
 """
+
 from __future__ import annotations
 
 import re
@@ -31,10 +32,16 @@ _CLAUSE_END = re.compile(r"[。；;!！?？\n,，]")
 
 # Parts of an address (bot/core/normalize.py keeps what is an address at all).
 _ROAD = re.compile(r"(?:路|大道|大街|街(?!道)|巷|弄|胡同|马路|公路|国道|省道)")
-_HOUSE_NUMBER = re.compile(f"[0-9{CN_DIGITS}十百]+\\s*(?:号|號|栋|幢|座|单元|室|楼|层|房|巷|弄|组|排|铺|档)")
+_HOUSE_NUMBER = re.compile(
+    f"[0-9{CN_DIGITS}十百]+\\s*(?:号|號|栋|幢|座|单元|室|楼|层|房|巷|弄|组|排|铺|档)"
+)
 _VILLAGE = re.compile(r"(?:村|社区|寨|围|厝|乡|屯|农场|渔港)")
-_VILLAGE_DETAIL = re.compile(f"(?:[0-9{CN_DIGITS}十]+\\s*(?:巷|组|队|号|排|座)|村民小组|片区|[东西南北中]片)")
-_ESTATE = re.compile(r"(?:小区|花园|大厦|公寓|苑|广场|新村|山庄|楼盘|宿舍|工业区|工业园|园区|市场|商场)")
+_VILLAGE_DETAIL = re.compile(
+    f"(?:[0-9{CN_DIGITS}十]+\\s*(?:巷|组|队|号|排|座)|村民小组|片区|[东西南北中]片)"
+)
+_ESTATE = re.compile(
+    r"(?:小区|花园|大厦|公寓|苑|广场|新村|山庄|楼盘|宿舍|工业区|工业园|园区|市场|商场)"
+)
 _PLACE = re.compile(
     r"(?:加油站|学校|小学|中学|幼儿园|医院|卫生院|祠堂|宗祠|市场|菜市场|银行|超市|公园|车站|桥|庙|"
     r"政府|派出所|工厂|厂|仓库|码头|球场|广场|酒店|祠|变压器|电房|配电房)"
@@ -63,7 +70,9 @@ def _cue_positions(text: str, catalog: Catalog, names: Iterable[str]) -> Dict[st
     return found
 
 
-def named_details(text: str, names: Iterable[str], catalog: Optional[Catalog] = None) -> Dict[str, str]:
+def named_details(
+    text: str, names: Iterable[str], catalog: Optional[Catalog] = None
+) -> Dict[str, str]:
     """Details among `names` that the message names with a cue, with the text that follows.
 
     Only a value that comes after its cue counts (「电话不方便」 names nothing). Numbers are
@@ -83,15 +92,22 @@ def named_details(text: str, names: Iterable[str], catalog: Optional[Catalog] = 
         if kind in NUMBER_KINDS:
             number = _NUMBER.search(rest[:24])
             if number and (kind == "capacity_kw" or len(digits_of(number.group())) >= 3):
-                values[name] = (number.group() + rest[number.end():number.end() + 4]).strip() \
-                    if kind == "capacity_kw" else number.group()
+                values[name] = (
+                    (number.group() + rest[number.end() : number.end() + 4]).strip()
+                    if kind == "capacity_kw"
+                    else number.group()
+                )
         elif rest:
             values[name] = rest
     return values
 
 
-def declined_details(text: str, names: Iterable[str], requested: Optional[str] = None,
-                     catalog: Optional[Catalog] = None) -> Set[str]:
+def declined_details(
+    text: str,
+    names: Iterable[str],
+    requested: Optional[str] = None,
+    catalog: Optional[Catalog] = None,
+) -> Set[str]:
     """Details among `names` the customer declines: a decline word with the detail's cue, or
     as the answer to the detail just asked; 「匿名」 declines the phone and the name."""
     catalog = catalog or load_catalog()
@@ -134,9 +150,9 @@ def address_gap(address: str) -> Optional[str]:
 
 def join_address(partial: str, answer: str) -> str:
     """The partial address completed by the customer's answer (「两英镇」 + 「古溪村三巷12号」);
-    an answer that repeats the partial part, or is a whole address itself, stands alone."""
+    an answer that names its own district or town is a whole address and stands alone."""
     partial, answer = partial.strip(), answer.strip(" ,，。")
-    if not partial or partial in answer or address_gap(answer) is None and len(answer) > len(partial):
+    if not partial or partial in answer or place_mention(answer):
         return answer
     return partial + answer
 
@@ -148,14 +164,20 @@ def is_attempt(kind: str, text: str) -> bool:
     if kind in NUMBER_KINDS or kind in ("month",):
         return bool(_NUMBER.search(folded)) or "十" in folded
     if kind in ("address", "area"):
-        return bool(_ROAD.search(folded) or _VILLAGE.search(folded) or _ESTATE.search(folded)
-                    or re.search(r"[区县镇市街道号栋楼]", folded))
+        return bool(
+            _ROAD.search(folded)
+            or _VILLAGE.search(folded)
+            or _ESTATE.search(folded)
+            or re.search(r"[区县镇市街道号栋楼]", folded)
+        )
     if kind == "name":
         return bool(re.search(r"[\u4e00-\u9fa5A-Za-z]{2,}", folded)) and len(folded) <= 20
     return len(re.sub(r"\W", "", folded)) >= 2
 
 
-def invalid_text(field_name: str, reason: str, value: str, catalog: Optional[Catalog] = None) -> str:
+def invalid_text(
+    field_name: str, reason: str, value: str, catalog: Optional[Catalog] = None
+) -> str:
     """What to say about a value of `field_name` that failed with `reason`, naming it."""
     catalog = catalog or load_catalog()
     field = catalog.fields[field_name]

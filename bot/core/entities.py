@@ -6,6 +6,7 @@ from RegexEntityExtractor; a statistical guess for them is kept only when no reg
 it and it parses. Phone and account number on the same span are told apart by the words before
 them (电话… / 户号…).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -24,15 +25,18 @@ REGEX_EXTRACTOR = "RegexEntityExtractor"
 
 
 def _overlaps(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
-    return a[ENTITY_ATTRIBUTE_START] < b[ENTITY_ATTRIBUTE_END] and b[
-        ENTITY_ATTRIBUTE_START
-    ] < a[ENTITY_ATTRIBUTE_END]
+    return (
+        a[ENTITY_ATTRIBUTE_START] < b[ENTITY_ATTRIBUTE_END]
+        and b[ENTITY_ATTRIBUTE_START] < a[ENTITY_ATTRIBUTE_END]
+    )
 
 
 def _number_role(text: str, entity: Dict[str, Any]) -> str:
     """`phone` or `account_no` for a number span, from the words just before it."""
     fields = load_catalog().fields
-    before = text[max(0, entity[ENTITY_ATTRIBUTE_START] - CUE_WINDOW) : entity[ENTITY_ATTRIBUTE_START]]
+    before = text[
+        max(0, entity[ENTITY_ATTRIBUTE_START] - CUE_WINDOW) : entity[ENTITY_ATTRIBUTE_START]
+    ]
     account_cue = max((before.rfind(c) for c in fields["account_no"].cues), default=-1)
     phone_cue = max((before.rfind(c) for c in fields["phone"].cues), default=-1)
     if account_cue > phone_cue:
@@ -52,9 +56,7 @@ def _number_role(text: str, entity: Dict[str, Any]) -> str:
         return "account_no"
 
 
-def value_for(
-    entity_type: str, span: str, value: Any, today: dt.date
-) -> Optional[Any]:
+def value_for(entity_type: str, span: str, value: Any, today: dt.date) -> Optional[Any]:
     """The contract value of one entity, or None when it does not parse."""
     try:
         if entity_type == "month":
@@ -79,12 +81,14 @@ def _family(entity_type: str) -> Tuple[str, ...]:
     return ("phone", "account_no") if entity_type in ("phone", "account_no") else (entity_type,)
 
 
-_LANDMARK_AFTER = re.compile(r"^的?(?:斜对面|门口|旁边|附近|对面|楼下|后面|前面|隔壁|边上|路口|那边|这边)")
+_LANDMARK_AFTER = re.compile(
+    r"^的?(?:斜对面|门口|旁边|附近|对面|楼下|后面|前面|隔壁|边上|路口|那边|这边)"
+)
 
 
 def _with_landmark(text: str, entity: Dict[str, Any]) -> Dict[str, Any]:
     """An address span that stops just before 门口/旁边/对面… includes it: the crew needs it."""
-    following = _LANDMARK_AFTER.match(text[entity[ENTITY_ATTRIBUTE_END]:])
+    following = _LANDMARK_AFTER.match(text[entity[ENTITY_ATTRIBUTE_END] :])
     if not following:
         return entity
     return {**entity, ENTITY_ATTRIBUTE_END: entity[ENTITY_ATTRIBUTE_END] + following.end()}
@@ -95,7 +99,8 @@ def normalize_entities(
 ) -> List[Dict[str, Any]]:
     """Resolve overlaps between extractors and normalise every value (see module doc)."""
     regex_spans = [
-        e for e in entities
+        e
+        for e in entities
         if e.get(EXTRACTOR) == REGEX_EXTRACTOR and e[ENTITY_ATTRIBUTE_TYPE] in STRUCTURED_ENTITIES
     ]
     # Regex matches first, so that a DIET guess on the same span is the one dropped.
@@ -116,8 +121,7 @@ def normalize_entities(
         if from_regex and entity_type in ("phone", "account_no"):
             entity_type = _number_role(text, entity)
         if any(
-            _overlaps(k, entity) and k[ENTITY_ATTRIBUTE_TYPE] in _family(entity_type)
-            for k in kept
+            _overlaps(k, entity) and k[ENTITY_ATTRIBUTE_TYPE] in _family(entity_type) for k in kept
         ):
             continue
         if entity_type == "address":

@@ -4,6 +4,7 @@ Each function opens its own database session, so an action is one short transact
 Texts customers see come from the domain responses and the catalog; this module returns
 values to fill them with.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,10 +14,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from bot.core.catalog import Service, load_catalog
 from bot.core.clock import local_zone, to_local, utc_now
-from bot.core.settings import get_settings
 from bot.core.db import session_scope
 from bot.core.handoff.repository import HandoffRepository
 from bot.core.normalize import mask_personal_data
+from bot.core.settings import get_settings
 from bot.core.tickets.repository import TicketRepository
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,10 @@ def due_response(service: Service, due_at: Optional[dt.datetime]) -> Tuple[str, 
 
 
 def file_request(
-    service_code: str, details: Mapping[str, Any], conversation_id: str, channel: str,
+    service_code: str,
+    details: Mapping[str, Any],
+    conversation_id: str,
+    channel: str,
     submission: Optional[str] = None,
 ) -> FiledTicket:
     """File a ticket: one per submission (a form run), or per conversation and details."""
@@ -115,8 +119,11 @@ def file_request(
             created=created,
         )
     logger.info(
-        "ticket %s %s for %s (%s)", filed.ticket_no, "filed" if created else "reused",
-        conversation_id, service_code,
+        "ticket %s %s for %s (%s)",
+        filed.ticket_no,
+        "filed" if created else "reused",
+        conversation_id,
+        service_code,
     )
     return filed
 
@@ -167,8 +174,8 @@ def latest_ticket_no(conversation_id: str) -> Optional[str]:
 
 @dataclass(frozen=True)
 class HandoffResult:
-    queued: bool           # False: outside duty hours, a call-back ticket was filed instead
-    ahead: int             # customers waiting before this one
+    queued: bool  # False: outside duty hours, a call-back ticket was filed instead
+    ahead: int  # customers waiting before this one
     ticket_no: Optional[str]
 
 
@@ -212,7 +219,11 @@ def request_handoff(
         position = repository.queue_position(handoff) or 1
     logger.info(
         "handoff %s for %s (%s, %s): %s",
-        reason, conversation_id, priority, position, mask_personal_data(str(details)),
+        reason,
+        conversation_id,
+        priority,
+        position,
+        mask_personal_data(str(details)),
     )
     return HandoffResult(queued=True, ahead=max(position - 1, 0), ticket_no=ticket_no)
 

@@ -10,6 +10,7 @@ Two layers, both used by the NLU pipeline (bot/plugins/nlu.py) and by the form v
 
 Chinese numerals are parsed with cn2an; Traditional characters converted with OpenCC.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -59,9 +60,7 @@ def normalize_text(text: str) -> str:
     if len(simplified) == len(folded):
         return simplified
     # A phrase-level conversion changed the length: convert character by character instead.
-    return "".join(
-        converted if len(converted := _t2s().convert(c)) == 1 else c for c in folded
-    )
+    return "".join(converted if len(converted := _t2s().convert(c)) == 1 else c for c in folded)
 
 
 def digits_of(text: str) -> str:
@@ -141,8 +140,10 @@ def parse_account_no(text: str) -> str:
 
 TICKET_DIGITS = 14
 # GD, then 14 digits as customers type them: spaces or dashes anywhere, Chinese numerals.
-TICKET_RE = re.compile(f"GD[\\s-]*({DIGIT_CLASS}(?:[\\s-]*{DIGIT_CLASS}){{{TICKET_DIGITS - 1}}})(?![0-9{CN_DIGITS}])",
-                       re.IGNORECASE)
+TICKET_RE = re.compile(
+    f"GD[\\s-]*({DIGIT_CLASS}(?:[\\s-]*{DIGIT_CLASS}){{{TICKET_DIGITS - 1}}})(?![0-9{CN_DIGITS}])",
+    re.IGNORECASE,
+)
 
 
 def parse_ticket_no(text: str) -> str:
@@ -187,7 +188,9 @@ def parse_month(text: str, today: Optional[dt.date] = None) -> str:
         index = today.year * 12 + today.month - 1 - months_back
         return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
-    if re.search(f"(?:前|过去)?([{CN_DIGITS}0-9十]+)个月(?:前|之前)|前([{CN_DIGITS}0-9十]+)个月", text):
+    if re.search(
+        f"(?:前|过去)?([{CN_DIGITS}0-9十]+)个月(?:前|之前)|前([{CN_DIGITS}0-9十]+)个月", text
+    ):
         count = re.search(f"([{CN_DIGITS}0-9十]+)个月", text)
         return shift(int(parse_number(count.group(1)))) if count else shift(1)
     if re.search("下个?月", text):
@@ -198,7 +201,10 @@ def parse_month(text: str, today: Optional[dt.date] = None) -> str:
         return shift(1)
     if re.search("(这|今|本|呢)个?月", text):
         return shift(0)
-    match = re.search(f"(?:((?:20)?\\d{{2}}|[{CN_DIGITS}]{{4}}|去|旧|前|今)年)?\\s*([0-9{CN_DIGITS}十]{{1,3}})\\s*月", text)
+    match = re.search(
+        f"(?:((?:20)?\\d{{2}}|[{CN_DIGITS}]{{4}}|去|旧|前|今)年)?\\s*([0-9{CN_DIGITS}十]{{1,3}})\\s*月",
+        text,
+    )
     if not match:
         raise InvalidValue("not_a_month")
     year_text, month_text = match.groups()
@@ -222,11 +228,53 @@ def parse_month(text: str, today: Optional[dt.date] = None) -> str:
 # Words that say what the premises are; checked 非居民 first (「非居民」 contains 「居民」).
 CUSTOMER_TYPE_WORDS = {
     "非居民": (
-        "非居民", "商铺", "商业", "店铺", "铺头", "铺面", "门面", "档口", "工厂", "厂房", "公司",
-        "企业", "办公", "写字楼", "仓库", "酒店", "餐厅", "饭店", "学校", "医院", "工业", "养殖",
-        "农业", "生产", "经营", "超市", "作坊", "车间", "店", "铺", "厂",
+        "非居民",
+        "商铺",
+        "商业",
+        "店铺",
+        "铺头",
+        "铺面",
+        "门面",
+        "档口",
+        "工厂",
+        "厂房",
+        "公司",
+        "企业",
+        "办公",
+        "写字楼",
+        "仓库",
+        "酒店",
+        "餐厅",
+        "饭店",
+        "学校",
+        "医院",
+        "工业",
+        "养殖",
+        "农业",
+        "生产",
+        "经营",
+        "超市",
+        "作坊",
+        "车间",
+        "店",
+        "铺",
+        "厂",
     ),
-    "居民": ("居民", "住宅", "家用", "家里", "自住", "住房", "民用", "屋企", "楼房", "公寓", "套房", "家", "住"),
+    "居民": (
+        "居民",
+        "住宅",
+        "家用",
+        "家里",
+        "自住",
+        "住房",
+        "民用",
+        "屋企",
+        "楼房",
+        "公寓",
+        "套房",
+        "家",
+        "住",
+    ),
 }
 
 # Words that name the premises only sometimes (「家里停电了」): a detail when answering the
@@ -264,11 +312,53 @@ def parse_change_direction(text: str) -> str:
 # --------------------------------------------------------------------------- free text
 
 _ADDRESS_MARKERS = (
-    "路", "街", "道", "巷", "号", "村", "镇", "区", "县", "市", "乡", "栋", "幢", "楼", "座",
-    "单元", "室", "小区", "花园", "大厦", "广场", "社区", "里", "厝", "围", "园", "苑", "城",
-    "湾", "坊", "弄", "寨", "埔", "坑", "洋", "场", "厂", "铺", "店", "门口", "旁", "附近", "对面",
+    "路",
+    "街",
+    "道",
+    "巷",
+    "号",
+    "村",
+    "镇",
+    "区",
+    "县",
+    "市",
+    "乡",
+    "栋",
+    "幢",
+    "楼",
+    "座",
+    "单元",
+    "室",
+    "小区",
+    "花园",
+    "大厦",
+    "广场",
+    "社区",
+    "里",
+    "厝",
+    "围",
+    "园",
+    "苑",
+    "城",
+    "湾",
+    "坊",
+    "弄",
+    "寨",
+    "埔",
+    "坑",
+    "洋",
+    "场",
+    "厂",
+    "铺",
+    "店",
+    "门口",
+    "旁",
+    "附近",
+    "对面",
 )
-_ADDRESS_PREFIX = re.compile(r"^(我的|我家|我们|新的|新)?(地址|住址|位置|地点)?(是|在|系|喺|:|：)\s*")
+_ADDRESS_PREFIX = re.compile(
+    r"^(我的|我家|我们|新的|新)?(地址|住址|位置|地点)?(是|在|系|喺|:|：)\s*"
+)
 MIN_ADDRESS_CHARS = 5
 
 
@@ -385,16 +475,6 @@ def mask_phone(phone: str) -> str:
     if len(digits) < 7:
         return "*" * len(digits)
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
-
-
-def mask_account_no(account_no: str) -> str:
-    digits = digits_of(account_no)
-    return digits[:4] + "*" * max(len(digits) - 7, 0) + digits[-3:] if len(digits) > 7 else "****"
-
-
-def mask_address(address: str) -> str:
-    """Keep the district/street part, hide house numbers."""
-    return re.sub(r"\d", "*", address)
 
 
 _PHONE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)[\s-]?\d{4}[\s-]?(\d{4})(?!\d)")

@@ -82,8 +82,12 @@ class RasaClient:
 
     def say(self, conversation_id: str, text: str, output_channel: str, agent: str) -> None:
         """Send an agent's message to the customer (a bot event with metadata.agent)."""
-        event = {"event": "bot", "text": text, "timestamp": time.time(),
-                 "metadata": {"agent": agent}}
+        event = {
+            "event": "bot",
+            "text": text,
+            "timestamp": time.time(),
+            "metadata": {"agent": agent},
+        }
         self.append(conversation_id, [event], output_channel)
 
     def execute(self, conversation_id: str, action: str, output_channel: str) -> Dict[str, Any]:
@@ -102,4 +106,6 @@ def _rasa_message(response: requests.Response) -> str:
         body = response.json()
     except ValueError:
         return response.text[:200]
-    return str(body.get("message") or body.get("reason") or "")[:200] if isinstance(body, dict) else ""
+    return (
+        str(body.get("message") or body.get("reason") or "")[:200] if isinstance(body, dict) else ""
+    )

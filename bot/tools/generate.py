@@ -12,6 +12,7 @@
 `python -m bot catalog check` fails when any of them differs from what the catalog says
 (tests/unit/test_catalog.py runs it), so the domain and the catalog cannot drift apart.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -71,7 +72,11 @@ def build_domain(catalog: Catalog) -> Dict[str, Any]:
     forms_using: Dict[str, List[str]] = {name: [] for name in catalog.fields}
     forms: Dict[str, Any] = {}
     for service in catalog.requestable:
-        slots = [*service.all_fields, *service.optional, *([CONFIRM_SLOT] if service.confirms else [])]
+        slots = [
+            *service.all_fields,
+            *service.optional,
+            *([CONFIRM_SLOT] if service.confirms else []),
+        ]
         forms[service.form_name] = {"required_slots": slots}
         for name in service.all_fields + service.optional:
             forms_using[name].append(service.form_name)
@@ -104,13 +109,13 @@ def build_domain(catalog: Catalog) -> Dict[str, Any]:
             if blocking:
                 mappings.append(_text_mapping(blocking, name, not_intent))
             if lenient:
-                mappings.append(_text_mapping(lenient, name, [i for i in not_intent if i != "cancel"]))
+                mappings.append(
+                    _text_mapping(lenient, name, [i for i in not_intent if i != "cancel"])
+                )
         slots[name] = {"type": "text", "influence_conversation": False, "mappings": mappings}
         response: Dict[str, Any] = {"text": field.ask}
         if field.buttons:
-            response["buttons"] = [
-                {"title": title, "payload": title} for title in field.buttons
-            ]
+            response["buttons"] = [{"title": title, "payload": title} for title in field.buttons]
         responses[f"utter_ask_{name}"] = [response]
 
     service_forms = [s.form_name for s in catalog.requestable if s.confirms]
@@ -121,9 +126,24 @@ def build_domain(catalog: Catalog) -> Dict[str, Any]:
         "type": "text",
         "influence_conversation": False,
         "mappings": [
-            {"type": "from_intent", "intent": "affirm", "value": "yes", "conditions": confirm_conditions},
-            {"type": "from_intent", "intent": "deny", "value": "edit", "conditions": confirm_conditions},
-            {"type": "from_intent", "intent": EDIT_DETAIL_INTENT, "value": "edit", "conditions": confirm_conditions},
+            {
+                "type": "from_intent",
+                "intent": "affirm",
+                "value": "yes",
+                "conditions": confirm_conditions,
+            },
+            {
+                "type": "from_intent",
+                "intent": "deny",
+                "value": "edit",
+                "conditions": confirm_conditions,
+            },
+            {
+                "type": "from_intent",
+                "intent": EDIT_DETAIL_INTENT,
+                "value": "edit",
+                "conditions": confirm_conditions,
+            },
             {"type": "from_text", "not_intent": never_answers, "conditions": confirm_conditions},
         ],
     }
@@ -198,7 +218,10 @@ def build_rules(catalog: Catalog) -> Dict[str, Any]:
         if service.files_before_asking:
             start += [{"action": "utter_emergency_safety"}, {"action": "action_file_emergency"}]
         rules.append(
-            {"rule": f"{service.code}: start", "steps": [*start, {"action": form}, {"active_loop": form}]}
+            {
+                "rule": f"{service.code}: start",
+                "steps": [*start, {"action": form}, {"active_loop": form}],
+            }
         )
         submit: List[Dict[str, Any]] = [
             {"action": "action_submit_request"},
@@ -222,7 +245,10 @@ def build_rules(catalog: Catalog) -> Dict[str, Any]:
     for query in catalog.queries.values():
         form = query.form_name
         rules.append(
-            {"rule": f"{query.code} query: start", "steps": [{"intent": query.intent}, {"action": form}, {"active_loop": form}]}
+            {
+                "rule": f"{query.code} query: start",
+                "steps": [{"intent": query.intent}, {"action": form}, {"active_loop": form}],
+            }
         )
         rules.append(
             {
@@ -238,7 +264,9 @@ def build_rules(catalog: Catalog) -> Dict[str, Any]:
         )
         rules.extend(_form_digressions(catalog, form, query.intent))
     for intent, action in catalog.answers.items():
-        rules.append({"rule": f"answer {intent}", "steps": [{"intent": intent}, {"action": action}]})
+        rules.append(
+            {"rule": f"answer {intent}", "steps": [{"intent": intent}, {"action": action}]}
+        )
     return {"version": "3.1", "rules": rules}
 
 
@@ -247,9 +275,12 @@ def build_lookups(catalog: Catalog) -> Dict[str, Any]:
     the catalog's business keywords and the words bot/core/normalize.py maps to codes."""
     from bot.core.normalize import AMBIGUOUS_PREMISES_WORDS, CUSTOMER_TYPE_WORDS, DIRECTION_WORDS
 
-    business = sorted({w for s in catalog.requestable for w in s.keywords}, key=lambda w: (-len(w), w))
+    business = sorted(
+        {w for s in catalog.requestable for w in s.keywords}, key=lambda w: (-len(w), w)
+    )
     customer_type = sorted(
-        {w for words in CUSTOMER_TYPE_WORDS.values() for w in words if len(w) > 1} - AMBIGUOUS_PREMISES_WORDS
+        {w for words in CUSTOMER_TYPE_WORDS.values() for w in words if len(w) > 1}
+        - AMBIGUOUS_PREMISES_WORDS
     )
     direction = sorted({w for _, words in DIRECTION_WORDS for w in words if len(w) > 1})
     return {
@@ -298,7 +329,7 @@ class {_class_name(entry.form_name)}(CatalogFormValidator):
     \"\"\"{what}\"\"\"
 
     entry_code = "{entry.code}"
-    entry_kind = "{'service' if isinstance(entry, Service) else 'query'}"
+    entry_kind = "{"service" if isinstance(entry, Service) else "query"}"
 
     def name(self) -> Text:
         return "validate_{entry.form_name}"
@@ -308,7 +339,11 @@ class {_class_name(entry.form_name)}(CatalogFormValidator):
 def build_validators(catalog: Catalog) -> str:
     """Python source of actions/form_validators.py."""
     classes = [
-        _validator_class(s, [*s.all_fields, *s.optional], f"{s.name}（{s.code}）: {', '.join([*s.all_fields, *s.optional])}.")
+        _validator_class(
+            s,
+            [*s.all_fields, *s.optional],
+            f"{s.name}（{s.code}）: {', '.join([*s.all_fields, *s.optional])}.",
+        )
         for s in catalog.requestable
     ] + [
         _validator_class(q, list(q.required), f"查询 {q.code}: {', '.join(q.required)}.")

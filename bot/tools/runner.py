@@ -4,6 +4,7 @@
 which stops all of them. The end-to-end tests use the same `Stack` on free ports, so what
 is tested is what runs.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,15 +56,27 @@ class Stack:
         s = self.settings
         rasa = [str(VENV_BIN / "rasa")]
         server = rasa + [
-            "run", "--enable-api", "--model", self.model,
-            "--interface", s.bind_host, "--port", str(s.rasa_port),
-            "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
-            "--cors", f"http://127.0.0.1:{s.console_port}", f"http://localhost:{s.console_port}",
+            "run",
+            "--enable-api",
+            "--model",
+            self.model,
+            "--interface",
+            s.bind_host,
+            "--port",
+            str(s.rasa_port),
+            "--endpoints",
+            "endpoints.yml",
+            "--credentials",
+            "credentials.yml",
+            "--cors",
+            f"http://127.0.0.1:{s.console_port}",
+            f"http://localhost:{s.console_port}",
         ]
         if s.rasa_token:
             server += ["--auth-token", s.rasa_token]
         return {
-            "actions": rasa + ["run", "actions", "--actions", "actions", "--port", str(s.action_port)],
+            "actions": rasa
+            + ["run", "actions", "--actions", "actions", "--port", str(s.action_port)],
             "rasa": server,
             "console": [sys.executable, "-m", "bot", "console"],
         }
@@ -78,7 +91,11 @@ class Stack:
                 output = open(self.log_dir / f"{name}.log", "ab")
                 self._logs.append(output)
             self.processes[name] = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT if output else None,
+                command,
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
                 start_new_session=True,
             )
 
@@ -127,8 +144,12 @@ class Stack:
         env = stack_environment(self.settings)
         output = self._logs[list(self.commands()).index(name)] if self._logs else None
         self.processes[name] = subprocess.Popen(
-            self.commands()[name], cwd=PROJECT_ROOT, env=env, stdout=output,
-            stderr=subprocess.STDOUT if output else None, start_new_session=True,
+            self.commands()[name],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            start_new_session=True,
         )
 
     def stop(self) -> None:
@@ -161,7 +182,10 @@ def run_stack(model: str = "models") -> int:
     signal.signal(signal.SIGTERM, _stop)
     stack.start()
     try:
-        print("Starting Rasa server, action server and console (the model takes 30–60 s to load)…", flush=True)
+        print(
+            "Starting Rasa server, action server and console (the model takes 30–60 s to load)…",
+            flush=True,
+        )
         stack.wait_ready()
         host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
         print(

@@ -6,6 +6,7 @@ under their bare names, so a counter defined in a test module and imported elsew
 exist twice — and two WeChat MsgId counters started in the same second hand out the same ids,
 which the channel rightly drops as replays.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -19,10 +20,10 @@ import requests
 
 from bot.core.catalog import load_catalog
 from bot.plugins.channels.telegram import SECRET_HEADER
-from tests.fakes.wechat_simulator import WeChatPushes
 from bot.tools.runner import Stack
 from tests.e2e.conftest import TELEGRAM_SECRET, WECHAT
 from tests.fakes.fake_telegram import FakeBotApi, callback_update, contact_update, text_update
+from tests.fakes.wechat_simulator import WeChatPushes
 
 UPDATE_IDS = itertools.count(random.randrange(10**8, 9 * 10**8))
 
@@ -43,7 +44,9 @@ class TelegramCustomer:
     def sender_id(self) -> str:
         return f"tg-{self.chat_id}"
 
-    def send(self, update: Dict[str, Any], secret: Optional[str] = TELEGRAM_SECRET) -> requests.Response:
+    def send(
+        self, update: Dict[str, Any], secret: Optional[str] = TELEGRAM_SECRET
+    ) -> requests.Response:
         """POST an update as Telegram does; returns the webhook's answer."""
         headers = {SECRET_HEADER: secret} if secret is not None else {}
         return requests.post(webhook_url(self.stack), json=update, headers=headers, timeout=60)
@@ -60,10 +63,17 @@ class TelegramCustomer:
 
     def press(self, replies: List[Dict[str, Any]], title: str) -> List[Dict[str, Any]]:
         """Press the inline button `title` of the last replies."""
-        buttons = [b for r in replies for row in r.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
+        buttons = [
+            b
+            for r in replies
+            for row in r.get("reply_markup", {}).get("inline_keyboard", [])
+            for b in row
+        ]
         data = next((b["callback_data"] for b in buttons if b["text"] == title), None)
         assert data is not None, f"no inline button {title!r} in {replies}"
-        return self.replies_to(callback_update(next(UPDATE_IDS), self.chat_id, data, query_id=f"q{self.chat_id}"))
+        return self.replies_to(
+            callback_update(next(UPDATE_IDS), self.chat_id, data, query_id=f"q{self.chat_id}")
+        )
 
     def share_contact(self, phone_number: str) -> List[Dict[str, Any]]:
         return self.replies_to(contact_update(next(UPDATE_IDS), self.chat_id, phone_number))

@@ -3,6 +3,7 @@
 One stack per test session (loading the model takes 30–60 s); every test talks to it as a
 customer would, through Rasa's REST channel, and checks tickets through the JSON API.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,12 +18,12 @@ import pytest
 import requests
 import yaml
 
-from tests.fakes.wechat_simulator import FakeWeChatApi
 from bench.stack import isolated_env
 from bot.core.settings import PROJECT_ROOT, load_settings
 from bot.tools.runner import Stack
 from tests.fakes.fake_telegram import TOKEN as TELEGRAM_TOKEN
 from tests.fakes.fake_telegram import FakeBotApi
+from tests.fakes.wechat_simulator import FakeWeChatApi
 
 # INTAKE_MODEL lets a developer test a model trained elsewhere (default: what make trains).
 MODEL = Path(os.environ.get("INTAKE_MODEL") or PROJECT_ROOT / "models" / "intake.tar.gz")
@@ -32,8 +33,11 @@ NOTICE_RETRY_AFTER_S = (1, 1)
 # The Telegram channel is on in the stack; its Bot API calls go to the `fake_telegram` fake.
 TELEGRAM_SECRET = "e2e-telegram-secret"
 # The WeChat channel is on in the stack; its API calls go to the `wechat_api` fake.
-WECHAT = {"token": "e2e-wechat-token", "app_id": "wxe2e0000000000000",
-          "aes_key": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}
+WECHAT = {
+    "token": "e2e-wechat-token",
+    "app_id": "wxe2e0000000000000",
+    "aes_key": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+}
 
 
 @pytest.fixture(scope="session")
@@ -56,16 +60,19 @@ def fake_telegram() -> Iterator[FakeBotApi]:
 def fast_service_config(var_dir: Path) -> Path:
     """config/service.yml with notice retries after 1 s (instead of minutes)."""
     config = yaml.safe_load((PROJECT_ROOT / "config" / "service.yml").read_text(encoding="utf-8"))
-    config["notifications"] = {"retry_after_seconds": list(NOTICE_RETRY_AFTER_S),
-                               "check_every_seconds": 0.5}
+    config["notifications"] = {
+        "retry_after_seconds": list(NOTICE_RETRY_AFTER_S),
+        "check_every_seconds": 0.5,
+    }
     path = var_dir / "service.yml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return path
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, wechat_api: FakeWeChatApi,
-          fake_telegram: FakeBotApi) -> Iterator[Stack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, wechat_api: FakeWeChatApi, fake_telegram: FakeBotApi
+) -> Iterator[Stack]:
     if not MODEL.exists():
         pytest.fail(f"no trained model at {MODEL}: run `make train` (make test does)")
     var_dir = tmp_path_factory.mktemp("var")
@@ -119,7 +126,9 @@ class Customer:
 
     def say(self, text: str) -> List[Dict[str, Any]]:
         """Send one message; returns the bot's replies (text and buttons)."""
-        response = requests.post(self.url, json={"sender": self.sender, "message": text}, timeout=60)
+        response = requests.post(
+            self.url, json={"sender": self.sender, "message": text}, timeout=60
+        )
         response.raise_for_status()
         replies = response.json()
         self.transcript.append({"customer": text, "bot": replies})
@@ -144,7 +153,9 @@ class Api:
     def get(self, path: str, **params: Any) -> Any:
         response = requests.get(
             f"http://127.0.0.1:{self.stack.settings.console_port}/api/v1{path}",
-            params=params, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10,
+            params=params,
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+            timeout=10,
         )
         response.raise_for_status()
         return response.json()
@@ -158,7 +169,9 @@ class Api:
     def patch_ticket(self, ticket_no: str, **changes: Any) -> Dict[str, Any]:
         response = requests.patch(
             f"http://127.0.0.1:{self.stack.settings.console_port}/api/v1/tickets/{ticket_no}",
-            json=changes, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10,
+            json=changes,
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+            timeout=10,
         )
         response.raise_for_status()
         return response.json()
@@ -167,8 +180,13 @@ class Api:
 # ---------------------------------------------------------------- browser (Debian's Chromium)
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 SCREENSHOTS = PROJECT_ROOT / "reports" / "screenshots"
 
@@ -181,7 +199,9 @@ def browser() -> Iterator[Any]:
     from playwright import sync_api
 
     if not CHROMIUM.exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: run `make browser` (make test does)", pytrace=False)
+        pytest.fail(
+            f"no Chromium at {CHROMIUM}: run `make browser` (make test does)", pytrace=False
+        )
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

@@ -2,6 +2,7 @@
 sign-in, a conversation appearing in the queue, claiming, replying, handing back, a ticket
 status change and the supervisor page — with a screenshot of each main page saved under
 reports/screenshots/."""
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,8 @@ from playwright import sync_api
 
 from bot.console.auth import add_user
 from bot.core.db import session_scope
-from bot.tools.runner import Stack
 from bot.core.tickets.repository import TicketRepository
+from bot.tools.runner import Stack
 from tests.e2e.conftest import SCREENSHOTS, Api, open_page
 from tests.e2e.test_handover import WebCustomer, wait_for
 
@@ -69,8 +70,10 @@ def test_agent_claims_replies_and_hands_back(page: "sync_api.Page", stack: Stack
     page.fill("#reply-text", "您好，我是张丽，过户需要带房产证和身份证。")
     page.click("#send")
     expect(page.locator("#transcript")).to_contain_text("人工客服 · 张丽")
-    wait_for(lambda: [m for m in customer.history() if m.get("agent") == "张丽"],
-             what="the reply in the customer's chat")
+    wait_for(
+        lambda: [m for m in customer.history() if m.get("agent") == "张丽"],
+        what="the reply in the customer's chat",
+    )
     customer.say("好的，<b>谢谢</b>")  # shown live, as text
     expect(page.locator("#transcript")).to_contain_text("<b>谢谢</b>")
     page.screenshot(path=str(SCREENSHOTS / "console-conversation.png"), full_page=True)
@@ -82,8 +85,11 @@ def test_agent_claims_replies_and_hands_back(page: "sync_api.Page", stack: Stack
 def test_ticket_status_change(page: "sync_api.Page", stack: Stack) -> None:
     with session_scope(stack.settings.database_url) as session:
         ticket, _ = TicketRepository(session).create(
-            "fault_repair", {"address": "龙湖区长平路88号", "phone": "13812345678",
-                             "description": "整栋楼停电"}, "browser-ticket", "rest")
+            "fault_repair",
+            {"address": "龙湖区长平路88号", "phone": "13812345678", "description": "整栋楼停电"},
+            "browser-ticket",
+            "rest",
+        )
         number = ticket.ticket_no
     sign_in(page, stack, "zhangli")
     page.goto(console(stack, "/console/tickets"))

@@ -1,4 +1,5 @@
 """Dialogue behaviour end to end: emergency, digressions, hand-over, queries, bad input."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,7 +12,9 @@ from tests.e2e.test_service_requests import asked_field, fill_form
 CATALOG = load_catalog()
 
 
-def test_emergency_safety_first_then_urgent_ticket_then_person(customer: Customer, api: Api) -> None:
+def test_emergency_safety_first_then_urgent_ticket_then_person(
+    customer: Customer, api: Api
+) -> None:
     replies = customer.say("快来人！路边的电线断了掉在地上，还在冒火花")
     first = replies[0]["text"]
     assert "8米" in first and "120" in first and "119" in first, replies
@@ -118,7 +121,9 @@ def test_bad_input_gets_polite_answers(customer: Customer, message: str) -> None
     assert asked_field(customer.say("我要报修，家里停电了")) in ("address", "phone")
 
 
-def test_malformed_request_is_rejected_not_crashing(stack) -> None:  # noqa: ANN001
+def test_malformed_request_is_rejected_not_crashing(stack) -> None:
     url = f"http://127.0.0.1:{stack.settings.rasa_port}/webhooks/rest/webhook"
     assert requests.post(url, data="not json", timeout=10).status_code in (400, 422, 500)
-    assert requests.get(f"http://127.0.0.1:{stack.settings.rasa_port}/", timeout=10).status_code == 200
+    assert (
+        requests.get(f"http://127.0.0.1:{stack.settings.rasa_port}/", timeout=10).status_code == 200
+    )

@@ -5,6 +5,7 @@ twice) → the handoff is in /api/v1/handoffs → an agent claims it and replies
 API → the reply is in the customer's chat and in Rasa's tracker → hand back → the bot asks
 for a rating → the rating is stored against the agent.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -47,14 +48,18 @@ class WebCustomer:
         return f"http://127.0.0.1:{self.stack.settings.console_port}"
 
     def say(self, text: str) -> List[Dict[str, Any]]:
-        response = requests.post(f"{self.base}/chat/api/messages",
-                                 json={"sender": self.sender, "message": text}, timeout=60)
+        response = requests.post(
+            f"{self.base}/chat/api/messages",
+            json={"sender": self.sender, "message": text},
+            timeout=60,
+        )
         response.raise_for_status()
         return response.json()
 
     def history(self) -> List[Dict[str, Any]]:
-        response = requests.get(f"{self.base}/chat/api/history", params={"sender": self.sender},
-                                timeout=10)
+        response = requests.get(
+            f"{self.base}/chat/api/history", params={"sender": self.sender}, timeout=10
+        )
         response.raise_for_status()
         return response.json()
 
@@ -67,8 +72,12 @@ class Agent:
         self.name = name
 
     def act(self, handoff_id: int, action: str, **body: Any) -> Dict[str, Any]:
-        response = requests.post(f"{self.base}/{handoff_id}/{action}",
-                                 json={"agent": self.name, **body}, headers=AUTH, timeout=30)
+        response = requests.post(
+            f"{self.base}/{handoff_id}/{action}",
+            json={"agent": self.name, **body},
+            headers=AUTH,
+            timeout=30,
+        )
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -84,29 +93,43 @@ def stored_rating(stack: Stack, handoff_id: int) -> Any:
         return handoff.rating, handoff.agent
 
 
-def serve_and_rate(stack: Stack, customer: WebCustomer, handoff: Dict[str, Any], agent_name: str,
-                   answer: str, expected: int) -> None:
+def serve_and_rate(
+    stack: Stack,
+    customer: WebCustomer,
+    handoff: Dict[str, Any],
+    agent_name: str,
+    answer: str,
+    expected: int,
+) -> None:
     """Claim, reply, check delivery, hand back, rate; the rating is stored on the handoff."""
     agent = Agent(stack, agent_name)
     assert agent.act(handoff["id"], "claim")["status"] == "active"
     agent.act(handoff["id"], "messages", text="您好，我是人工客服，请问有什么可以帮您？")
-    shown = wait_for(lambda: [m for m in customer.history() if m.get("agent") == agent_name],
-                     what="the agent's reply in the web chat")
+    shown = wait_for(
+        lambda: [m for m in customer.history() if m.get("agent") == agent_name],
+        what="the agent's reply in the web chat",
+    )
     assert shown[0]["text"].startswith("您好，我是人工客服")
     bot_events = [e for e in tracker_events(stack, customer.sender) if e["event"] == "bot"]
     assert bot_events[-1]["metadata"]["agent"] == agent_name
 
     # While the agent has it, the customer's messages are recorded, and the bot stays quiet.
     assert customer.say("好的，我家户号是0301234567") == []
-    assert any(e["event"] == "user" and "0301234567" in e.get("text", "")
-               for e in tracker_events(stack, customer.sender))
+    assert any(
+        e["event"] == "user" and "0301234567" in e.get("text", "")
+        for e in tracker_events(stack, customer.sender)
+    )
 
     agent.act(handoff["id"], "handback")
-    question = wait_for(lambda: [m for m in customer.history() if "1～5" in m["text"]],
-                        what="the rating question")
+    question = wait_for(
+        lambda: [m for m in customer.history() if "1～5" in m["text"]], what="the rating question"
+    )
     assert [b["payload"] for b in question[-1]["buttons"]] == ["5", "4", "3", "2", "1"]
     thanks = customer.say(answer)
-    assert f"{expected} 分" in texts(thanks), "\n".join(str((e["event"], e.get("name") or e.get("text"), e.get("value"))) for e in tracker_events(stack, customer.sender)[-25:])
+    assert f"{expected} 分" in texts(thanks), "\n".join(
+        str((e["event"], e.get("name") or e.get("text"), e.get("value")))
+        for e in tracker_events(stack, customer.sender)[-25:]
+    )
     assert stored_rating(stack, handoff["id"]) == (expected, agent_name)
 
 
@@ -117,7 +140,10 @@ def test_request_human_mid_form_agent_replies_and_gets_rated(stack: Stack, api: 
     assert "人工客服" in texts(replies)
     handoff = wait_for(lambda: api.handoffs(customer.sender), what="the handoff")[0]
     assert (handoff["reason"], handoff["status"], handoff["channel"]) == (
-        "request_human", "waiting", "webchat")
+        "request_human",
+        "waiting",
+        "webchat",
+    )
     again = customer.say("还要等多久？")
     assert "前面还有" in texts(again), again  # queue position, not silence
     serve_and_rate(stack, customer, handoff, "王芳", "非常满意", 5)
@@ -160,7 +186,11 @@ def test_rest_customer_reply_is_in_the_tracker(stack: Stack, customer: Customer,
     agent.act(handoff["id"], "claim")
     agent.act(handoff["id"], "messages", text="REST 客户您好")
     events = tracker_events(stack, customer.sender)
-    assert any(e["event"] == "bot" and e.get("text") == "REST 客户您好"
-               and e["metadata"].get("agent") == "王芳" for e in events)
+    assert any(
+        e["event"] == "bot"
+        and e.get("text") == "REST 客户您好"
+        and e["metadata"].get("agent") == "王芳"
+        for e in events
+    )
     agent.act(handoff["id"], "close")
     assert "电费" in texts(customer.say("查电费")) or customer.transcript[-1]["bot"]

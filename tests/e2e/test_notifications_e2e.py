@@ -4,6 +4,7 @@ fake WeChat customer-service API, or the web chat page's history — and records
 
 The stack retries a failed notice after 1 s, twice (tests/e2e/conftest.py NOTICE_RETRY_AFTER_S).
 """
+
 from __future__ import annotations
 
 import re
@@ -14,26 +15,32 @@ from typing import Any, Callable, Dict, List, Tuple
 import requests
 
 from bot.core import intake
-from tests.fakes.wechat_simulator import FakeWeChatApi
 from bot.tools.runner import Stack
-from tests.e2e.conftest import NOTICE_RETRY_AFTER_S, Api
 from tests.e2e.channel_customers import ASK, PUSHES, TelegramCustomer, msg_ids, openid, push
+from tests.e2e.conftest import NOTICE_RETRY_AFTER_S, Api
 from tests.fakes.fake_telegram import FakeBotApi
+from tests.fakes.wechat_simulator import FakeWeChatApi
 
 FAULT = {"address": "金平区东墩路22号", "phone": "13812345678", "description": "家里整屋没电"}
-WECHAT_ANSWERS = {"address": "金平区东墩路22号5栋301", "phone": "13812345678",
-                  "description": "家里整屋没电，邻居有电"}
+WECHAT_ANSWERS = {
+    "address": "金平区东墩路22号5栋301",
+    "phone": "13812345678",
+    "description": "家里整屋没电，邻居有电",
+}
 
 
-def wait_for_notices(api: Api, ticket_no: str, done: Callable[[List[Dict[str, Any]]], bool],
-                     timeout: float = 30) -> Dict[str, Any]:
+def wait_for_notices(
+    api: Api, ticket_no: str, done: Callable[[List[Dict[str, Any]]], bool], timeout: float = 30
+) -> Dict[str, Any]:
     """The ticket (with notifications) once `done(notifications)` holds."""
     deadline = time.monotonic() + timeout
     while True:
         ticket = api.get(f"/tickets/{ticket_no}")
         if done(ticket["notifications"]):
             return ticket
-        assert time.monotonic() < deadline, f"notifications never settled: {ticket['notifications']}"
+        assert time.monotonic() < deadline, (
+            f"notifications never settled: {ticket['notifications']}"
+        )
         time.sleep(0.2)
 
 
@@ -42,20 +49,27 @@ def all_sent(count: int) -> Callable[[List[Dict[str, Any]]], bool]:
 
 
 def bot_texts(stack: Stack, conversation_id: str) -> List[str]:
-    tracker = requests.get(f"http://127.0.0.1:{stack.settings.rasa_port}/conversations/"
-                           f"{conversation_id}/tracker", timeout=10).json()
+    tracker = requests.get(
+        f"http://127.0.0.1:{stack.settings.rasa_port}/conversations/{conversation_id}/tracker",
+        timeout=10,
+    ).json()
     return [e.get("text") for e in tracker["events"] if e["event"] == "bot"]
 
 
-def telegram_customer_with_ticket(stack: Stack, fake_telegram: FakeBotApi) -> Tuple[TelegramCustomer, str]:
+def telegram_customer_with_ticket(
+    stack: Stack, fake_telegram: FakeBotApi
+) -> Tuple[TelegramCustomer, str]:
     """A Telegram customer who has chatted (the tracker knows the channel) and their fault ticket."""
     customer = TelegramCustomer(stack, fake_telegram)
     assert customer.say("你好")
-    return customer, intake.file_request("fault_repair", FAULT, customer.sender_id, "telegram").ticket_no
+    return customer, intake.file_request(
+        "fault_repair", FAULT, customer.sender_id, "telegram"
+    ).ticket_no
 
 
-def test_a_telegram_customer_hears_each_announced_status(stack: Stack, fake_telegram: FakeBotApi,
-                                                         api: Api) -> None:
+def test_a_telegram_customer_hears_each_announced_status(
+    stack: Stack, fake_telegram: FakeBotApi, api: Api
+) -> None:
     customer, ticket_no = telegram_customer_with_ticket(stack, fake_telegram)
     before = len(fake_telegram.sent(chat_id=customer.chat_id))
 
@@ -70,11 +84,14 @@ def test_a_telegram_customer_hears_each_announced_status(stack: Stack, fake_tele
     ]
     ticket = wait_for_notices(api, ticket_no, all_sent(2))
     assert [h["action"] for h in ticket["history"]].count("notified") == 2
-    assert [m["text"] for m in pushed] == bot_texts(stack, customer.sender_id)[-2:]  # in the transcript
+    assert [m["text"] for m in pushed] == bot_texts(stack, customer.sender_id)[
+        -2:
+    ]  # in the transcript
 
 
-def test_a_wechat_customer_files_a_fault_and_hears_it_is_resolved(stack: Stack, wechat_api: FakeWeChatApi,
-                                                                  api: Api) -> None:
+def test_a_wechat_customer_files_a_fault_and_hears_it_is_resolved(
+    stack: Stack, wechat_api: FakeWeChatApi, api: Api
+) -> None:
     customer = openid()
     content = converse(stack, wechat_api, customer, "停电了，整屋都没电")
     for _ in range(6):
@@ -92,7 +109,9 @@ def test_a_wechat_customer_files_a_fault_and_hears_it_is_resolved(stack: Stack, 
     api.patch_ticket(ticket["ticket_no"], status="resolved")
 
     pushed = wechat_api.wait_for(customer, before + 1)[before:]
-    assert pushed == [f"您的故障报修工单{ticket['ticket_no']}已处理完毕。如还有问题，直接回复这里就行。"]
+    assert pushed == [
+        f"您的故障报修工单{ticket['ticket_no']}已处理完毕。如还有问题，直接回复这里就行。"
+    ]
     wait_for_notices(api, ticket["ticket_no"], all_sent(1))
 
 
@@ -107,8 +126,9 @@ def converse(stack: Stack, wechat_api: FakeWeChatApi, customer: str, text: str) 
     return wechat_api.wait_for(customer, before + 1)[before]
 
 
-def test_a_failed_telegram_send_is_recorded_and_retried(stack: Stack, fake_telegram: FakeBotApi,
-                                                        api: Api) -> None:
+def test_a_failed_telegram_send_is_recorded_and_retried(
+    stack: Stack, fake_telegram: FakeBotApi, api: Api
+) -> None:
     customer, ticket_no = telegram_customer_with_ticket(stack, fake_telegram)
     before = len(fake_telegram.sent(chat_id=customer.chat_id))
     fake_telegram.fail_next("sendMessage", 1)
@@ -141,7 +161,9 @@ def test_a_notice_wechat_keeps_refusing_ends_failed_and_listed_for_staff(
     assert ticket["history"][-1]["action"] == "notify_failed"
     assert ticket_no in [n["ticket_no"] for n in api.get("/notifications", state="failed")]
     assert wechat_api.messages_to(customer)[before:] == []
-    assert notice["text"] not in bot_texts(stack, f"wx-{customer}")  # a failed send is not in the transcript
+    assert notice["text"] not in bot_texts(
+        stack, f"wx-{customer}"
+    )  # a failed send is not in the transcript
 
 
 def test_a_web_chat_customer_sees_the_notice_in_the_page_history(stack: Stack, api: Api) -> None:
@@ -151,7 +173,11 @@ def test_a_web_chat_customer_sees_the_notice_in_the_page_history(stack: Stack, a
     api.patch_ticket(ticket_no, status="resolved")
 
     wait_for_notices(api, ticket_no, all_sent(1))
-    history = requests.get(f"http://127.0.0.1:{stack.settings.console_port}/chat/api/history",
-                           params={"sender": sender}, timeout=10).json()
+    history = requests.get(
+        f"http://127.0.0.1:{stack.settings.console_port}/chat/api/history",
+        params={"sender": sender},
+        timeout=10,
+    ).json()
     assert [(m["from"], m["text"]) for m in history] == [
-        ("bot", f"您的故障报修工单{ticket_no}已处理完毕。如还有问题，直接回复这里就行。")]
+        ("bot", f"您的故障报修工单{ticket_no}已处理完毕。如还有问题，直接回复这里就行。")
+    ]

@@ -1,4 +1,5 @@
 """What a customer sees when parts of the assistant fail, and that nothing is lost."""
+
 from __future__ import annotations
 
 from tests.e2e.conftest import Api, Customer, texts
@@ -14,7 +15,9 @@ def test_a_restarted_rasa_server_continues_the_form(customer: Customer, api: Api
     assert asked_field(replies) == "customer_name", customer.transcript
 
 
-def test_a_crashed_action_server_gets_an_apology_and_loses_nothing(customer: Customer, api: Api) -> None:
+def test_a_crashed_action_server_gets_an_apology_and_loses_nothing(
+    customer: Customer, api: Api
+) -> None:
     assert asked_field(customer.say("家里冇电啊，龙湖区长平路88号3栋502")) == "phone"
     customer.stack.stop_process("actions")
     try:
@@ -29,7 +32,9 @@ def test_a_crashed_action_server_gets_an_apology_and_loses_nothing(customer: Cus
     assert api.tickets(customer.sender)[0]["details"]["phone"] == "13812345678"
 
 
-def test_a_waiting_customer_who_writes_again_gets_the_queue_position(customer: Customer, api: Api) -> None:
+def test_a_waiting_customer_who_writes_again_gets_the_queue_position(
+    customer: Customer, api: Api
+) -> None:
     assert "人工客服" in texts(customer.say("转人工"))
     replies = customer.say("还要等多久啊")
     assert "前面还有" in texts(replies), customer.transcript

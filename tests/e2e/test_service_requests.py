@@ -5,6 +5,7 @@ answers whatever the bot asks (recognised by the catalog's own prompts), confirm
 「确认提交」 button, and gets a ticket whose category, details, department, priority and due
 time the JSON API confirms.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -66,7 +67,9 @@ def asked_field(replies: List[Dict[str, Any]]) -> str | None:
     return None
 
 
-def fill_form(customer: Customer, replies: List[Dict[str, Any]], max_turns: int = 10) -> List[Dict[str, Any]]:
+def fill_form(
+    customer: Customer, replies: List[Dict[str, Any]], max_turns: int = 10
+) -> List[Dict[str, Any]]:
     """Answer every question until the confirmation summary appears."""
     asked: List[str] = []
     for _ in range(max_turns):
@@ -131,7 +134,9 @@ def test_phone_and_address_in_one_message_fill_both(customer: Customer, api: Api
     replies = customer.say("报修，灯一闪一闪的")
     assert asked_field(replies) in ("address", "phone")
     summary = customer.say("地址是金平区金新路25号，电话 139-2233-4455")
-    assert "确认提交" in [b["title"] for r in summary for b in r.get("buttons", [])], customer.transcript
+    assert "确认提交" in [b["title"] for r in summary for b in r.get("buttons", [])], (
+        customer.transcript
+    )
     customer.click(summary, "确认提交")
     details = api.tickets(customer.sender)[0]["details"]
     assert details["phone"] == "13922334455"
@@ -180,6 +185,8 @@ def test_invalid_phone_then_valid(customer: Customer, api: Api) -> None:
 
 def test_same_request_confirmed_twice_files_one_ticket(customer: Customer, api: Api) -> None:
     for _ in range(2):
-        summary = fill_form(customer, customer.say("我要报修，家里没电了，地址龙湖区长平路88号3栋502"))
+        summary = fill_form(
+            customer, customer.say("我要报修，家里没电了，地址龙湖区长平路88号3栋502")
+        )
         customer.click(summary, "确认提交")
     assert len(api.tickets(customer.sender)) == 1

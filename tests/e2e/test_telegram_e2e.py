@@ -4,6 +4,7 @@ Telegram's side is played by tests/fake_telegram.py: updates (real Update JSON) 
 to the Rasa server's Telegram webhook with the secret header — or served to the long-polling
 runner — and the bot's answers are read from the sendMessage calls the fake server records.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,8 +40,10 @@ def test_a_customer_files_a_request_in_telegram(tg_customer: TelegramCustomer, a
     replies = tg_customer.say("你好，我新买的房子要装个电表，想报装用电")
     saw_phone_keyboard = False
     for _ in range(8):
-        if any("inline_keyboard" in r.get("reply_markup", {}) and "确认提交" in str(r["reply_markup"])
-               for r in replies):
+        if any(
+            "inline_keyboard" in r.get("reply_markup", {}) and "确认提交" in str(r["reply_markup"])
+            for r in replies
+        ):
             break
         asked = asked_field(replies)
         assert asked is not None, f"bot asked nothing recognisable: {replies}"
@@ -86,8 +89,10 @@ def test_messages_pushed_by_rasa_reach_the_telegram_chat(tg_customer: TelegramCu
     before = len(tg_customer.fake.sent(chat_id=tg_customer.chat_id))
     answer = requests.post(
         f"http://127.0.0.1:{tg_customer.stack.settings.rasa_port}/conversations/"
-        f"{tg_customer.sender_id}/execute", params={"output_channel": "latest"},
-        json={"name": "utter_goodbye"}, timeout=30,
+        f"{tg_customer.sender_id}/execute",
+        params={"output_channel": "latest"},
+        json={"name": "utter_goodbye"},
+        timeout=30,
     )
     assert answer.status_code == 200, answer.text
     pushed = tg_customer.fake.sent(chat_id=tg_customer.chat_id)[before:]

@@ -2,6 +2,7 @@
 mark an entity by selecting text, save — and the example lands, pseudonymised, in the area
 file. The console runs in this process on a free port (no Rasa needed); labels go to a
 scratch copy of data/nlu (INTAKE_NLU_DIR)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -15,13 +16,13 @@ import pytest
 import uvicorn
 from playwright import sync_api
 
-from bot.core.settings import load_settings
+from bench.stack import free_port
 from bot.console.app import create_app
 from bot.console.auth import add_user
 from bot.core.db import dispose_engines, session_scope, upgrade_database
+from bot.core.settings import load_settings
 from bot.core.training.intents import NLU_DIR
 from bot.core.training.models import InboxItem
-from bench.stack import free_port
 from tests.e2e.conftest import SCREENSHOTS, open_page
 
 expect = sync_api.expect
@@ -34,8 +35,12 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("trainer-console")
     nlu = root / "data" / "nlu"
     shutil.copytree(NLU_DIR, nlu)
-    env = {"INTAKE_VAR_DIR": str(root / "var"), "DATABASE_URL": f"sqlite:///{root / 'console.db'}",
-           "INTAKE_NLU_DIR": str(nlu), "CONSOLE_SWEEP_SECONDS": "0"}
+    env = {
+        "INTAKE_VAR_DIR": str(root / "var"),
+        "DATABASE_URL": f"sqlite:///{root / 'console.db'}",
+        "INTAKE_NLU_DIR": str(nlu),
+        "CONSOLE_SWEEP_SECONDS": "0",
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     settings = load_settings()
@@ -43,12 +48,24 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     now = dt.datetime(2026, 11, 27, 2, 0)
     with session_scope(settings.database_url) as session:
         add_user(session, "xunlian", PASSWORD, "trainer", "王训练")
-        session.add(InboxItem(text_key="x", text=TEXT, count=4, reasons=["fallback", "corrected"],
-                              predicted_intent="nlu_fallback", confidence=0.16, status="open",
-                              context={"previous_bot": "您好，请问办理什么业务？", "next_user": "不是这个意思"},
-                              first_seen=now, last_seen=now))
+        session.add(
+            InboxItem(
+                text_key="x",
+                text=TEXT,
+                count=4,
+                reasons=["fallback", "corrected"],
+                predicted_intent="nlu_fallback",
+                confidence=0.16,
+                status="open",
+                context={"previous_bot": "您好，请问办理什么业务？", "next_user": "不是这个意思"},
+                first_seen=now,
+                last_seen=now,
+            )
+        )
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -91,7 +108,8 @@ def test_trainer_labels_an_inbox_item_in_the_browser(page: "sync_api.Page", cons
     item.locator(".text").evaluate(
         """(el, [s, e]) => { const r = document.createRange(); r.setStart(el.firstChild, s);
              r.setEnd(el.firstChild, e); getSelection().removeAllRanges(); getSelection().addRange(r); }""",
-        [start, start + 11])
+        [start, start + 11],
+    )
     item.locator("select[name=entity]").select_option("phone")
     item.locator("button.mark").click()
     expect(item.locator(".spans")).to_contain_text("13812345678 → phone")

@@ -3,6 +3,7 @@
 Customers talk to the real Rasa server; the inbox then reads the events Rasa's SQLTrackerStore
 wrote (RASA_TRACKER_DB of the stack), and the console's trainer API shows and labels them.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,9 +17,9 @@ from bot.core.training.inbox import collect_candidates, text_key, tracker_url
 from tests.e2e.conftest import Customer
 
 # Messages the model shipped with this repository misreads (tests/nlu/trainer_batch.yml).
-UNKNOWN = "电表半夜自己在转"                            # → nlu_fallback
-UNSURE = "鱼塘那边想拉根线过去接电，以前从来没有电的"      # → a guess below the margin
-CANCELLED = "我要办理过户"                                # followed by 算了
+UNKNOWN = "电表半夜自己在转"  # → nlu_fallback
+UNSURE = "鱼塘那边想拉根线过去接电，以前从来没有电的"  # → a guess below the margin
+CANCELLED = "我要办理过户"  # followed by 算了
 
 
 def _conversations(stack) -> dict:
@@ -50,18 +51,28 @@ def test_console_trainer_api_refreshes_from_the_tracker_store_and_labels(stack) 
         add_user(session, "e2e-trainer", "e2e password 42", "trainer")
     console = f"http://127.0.0.1:{stack.settings.console_port}"
     browser = requests.Session()
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', browser.get(f"{console}/login").text).group(1)
-    signed_in = browser.post(f"{console}/login", data={"username": "e2e-trainer", "password": "e2e password 42",
-                                                        "csrf_token": csrf}, allow_redirects=False)
+    csrf = re.search(
+        r'name="csrf_token" value="([^"]+)"', browser.get(f"{console}/login").text
+    ).group(1)
+    signed_in = browser.post(
+        f"{console}/login",
+        data={"username": "e2e-trainer", "password": "e2e password 42", "csrf_token": csrf},
+        allow_redirects=False,
+    )
     assert signed_in.status_code == 303
     Customer(stack).say(UNKNOWN)
-    items = browser.get(f"{console}/console/trainer/api/inbox", params={"refresh": 1}, timeout=30).json()["items"]
+    items = browser.get(
+        f"{console}/console/trainer/api/inbox", params={"refresh": 1}, timeout=30
+    ).json()["items"]
     item = next(i for i in items if i["text"].startswith(UNKNOWN))
     assert item["predicted_intent"] == "nlu_fallback" and item["count"] >= 1
     page = browser.get(f"{console}/console/trainer", headers={"Accept": "text/html"})
     csrf = re.search(r'data-csrf="([^"]+)"', page.text).group(1)
     # A patch for review: the running stack must not write into the repository's data/nlu.
-    response = browser.post(f"{console}/console/trainer/api/label", headers={"X-CSRF-Token": csrf},
-                            json={"item_id": item["id"], "intent": "dispute_meter", "patch": True})
+    response = browser.post(
+        f"{console}/console/trainer/api/label",
+        headers={"X-CSRF-Token": csrf},
+        json={"item_id": item["id"], "intent": "dispute_meter", "patch": True},
+    )
     assert response.status_code == 200, response.text
     assert f"+    - {item['text']}" in response.json()["patch"]

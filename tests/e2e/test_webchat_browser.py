@@ -4,6 +4,7 @@ Playwright drives Debian's Chromium (/usr/bin/chromium, `make browser` installs 
 font); Playwright's own browser download is never used. The page talks to the console, the
 console to Rasa's REST channel and tracker — the same path a customer's phone takes.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,8 +32,12 @@ def page(browser: "sync_api.Browser") -> Iterator["sync_api.Page"]:
     """A phone-sized page with its own storage (a new customer)."""
     expect.set_options(timeout=REPLY_TIMEOUT_MS)
     with open_page(
-        browser, REPLY_TIMEOUT_MS, viewport={"width": 390, "height": 844},
-        device_scale_factor=2, is_mobile=True, has_touch=True,
+        browser,
+        REPLY_TIMEOUT_MS,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
     ) as opened:
         yield opened
 
@@ -85,7 +90,9 @@ def test_customer_reports_a_fault_and_gets_a_ticket(stack: Stack, api: Api, page
 
     with showing_the_page(page):
         say(page, "家里停电了，龙湖区长平路88号3栋502")
-        expect(page.locator(".row.customer .bubble").first).to_have_text("家里停电了，龙湖区长平路88号3栋502")
+        expect(page.locator(".row.customer .bubble").first).to_have_text(
+            "家里停电了，龙湖区长平路88号3栋502"
+        )
         expect(bot_bubbles(page).filter(has_text=PHONE_QUESTION)).to_have_count(1)
 
         say(page, "13812345678")
@@ -172,8 +179,11 @@ def test_failed_send_is_retried_then_offered_again(stack: Stack, page) -> None:
     def flaky(route) -> None:
         if failures["left"] > 0:
             failures["left"] -= 1
-            route.fulfill(status=503, content_type="application/json",
-                          body='{"error": "助手暂时忙不过来，请稍后再试，或拨打95598。"}')
+            route.fulfill(
+                status=503,
+                content_type="application/json",
+                body='{"error": "助手暂时忙不过来，请稍后再试，或拨打95598。"}',
+            )
         else:
             route.continue_()
 
@@ -190,7 +200,9 @@ def test_failed_send_is_retried_then_offered_again(stack: Stack, page) -> None:
         # every try fails: a polite system line, 「重发」, and the text back in the input
         failures["left"] = 100
         say(page, "0301234567890")
-        expect(page.get_by_text("助手暂时忙不过来，请稍后再试，或拨打95598。")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("助手暂时忙不过来，请稍后再试，或拨打95598。")).to_be_visible(
+            timeout=30_000
+        )
         expect(page.locator("#input")).to_have_value("0301234567890")
         retry = page.locator(".row.customer .chip.retry", has_text="重发")
         expect(retry).to_have_count(1)
@@ -198,7 +210,9 @@ def test_failed_send_is_retried_then_offered_again(stack: Stack, page) -> None:
         page.unroute("**/chat/api/messages")
         retry.click()
         expect(page.locator("#input")).to_have_value("")
-        expect(page.locator("#history .row.customer .bubble")).to_have_text(["查电费", "0301234567890"])
+        expect(page.locator("#history .row.customer .bubble")).to_have_text(
+            ["查电费", "0301234567890"]
+        )
         settled(page)
         expect(page.get_by_text("助手暂时忙不过来")).to_have_count(0)
 
@@ -213,14 +227,19 @@ def test_messages_written_into_the_tracker_later_appear(stack: Stack, page) -> N
         rasa = f"http://127.0.0.1:{stack.settings.rasa_port}"
         response = requests.post(
             f"{rasa}/conversations/{sender}/tracker/events",
-            json={"event": "bot", "text": "您好，我是人工客服小林，\n请问还有什么可以帮您？",
-                  "metadata": {"agent": "小林"}},
+            json={
+                "event": "bot",
+                "text": "您好，我是人工客服小林，\n请问还有什么可以帮您？",
+                "metadata": {"agent": "小林"},
+            },
             timeout=30,
         )
         response.raise_for_status()
         reply = page.locator("#history .row.bot", has_text="我是人工客服小林")
         expect(reply).to_have_count(1, timeout=15_000)
         expect(reply.locator(".agent")).to_have_text("人工客服 · 小林")
-        expect(reply.locator(".bubble")).to_have_text("您好，我是人工客服小林，\n请问还有什么可以帮您？")
+        expect(reply.locator(".bubble")).to_have_text(
+            "您好，我是人工客服小林，\n请问还有什么可以帮您？"
+        )
         page.wait_for_timeout(3500)  # one more poll: appended once, not again
         expect(reply).to_have_count(1)

@@ -5,6 +5,7 @@ python-telegram-bot talks to it through its base URL setting
 uses, records every call with its parameters, serves queued updates to getUpdates (long
 polling, bounded wait) and can answer one call with "429 retry after N s".
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,12 @@ from typing import Any, Dict, List, Optional
 from urllib.parse import parse_qsl
 
 TOKEN = "123456789:AAE-fake-token-for-tests"
-BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "供电业务受理助手", "username": "intake_test_bot"}
+BOT_USER = {
+    "id": 123456789,
+    "is_bot": True,
+    "first_name": "供电业务受理助手",
+    "username": "intake_test_bot",
+}
 JSON_PARAMETERS = {"reply_markup", "allowed_updates", "chat_id", "offset", "timeout", "limit"}
 MAX_POLL_WAIT_S = 2.0
 
@@ -48,7 +54,7 @@ class FakeBotApi:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status, answer = fake.answer(self.path, self.headers.get("Content-Type", ""), body)
                 data = json.dumps(answer, ensure_ascii=False).encode("utf-8")
@@ -58,7 +64,7 @@ class FakeBotApi:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST  # noqa: N815
+            do_GET = do_POST
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -89,22 +95,30 @@ class FakeBotApi:
         with self._changed:
             self._failing[method] = times
 
-    def sent(self, method: str = "sendMessage", chat_id: Optional[int] = None) -> List[Dict[str, Any]]:
+    def sent(
+        self, method: str = "sendMessage", chat_id: Optional[int] = None
+    ) -> List[Dict[str, Any]]:
         """Parameters of the recorded calls of `method` (to one chat if given)."""
         with self._changed:
-            return [c.params for c in self.calls if c.method == method
-                    and (chat_id is None or c.params.get("chat_id") == chat_id)]
+            return [
+                c.params
+                for c in self.calls
+                if c.method == method and (chat_id is None or c.params.get("chat_id") == chat_id)
+            ]
 
-    def wait_for(self, method: str, count: int = 1, chat_id: Optional[int] = None,
-                 timeout: float = 30) -> List[Dict[str, Any]]:
+    def wait_for(
+        self, method: str, count: int = 1, chat_id: Optional[int] = None, timeout: float = 30
+    ) -> List[Dict[str, Any]]:
         """Wait until `count` calls of `method` were recorded; returns them."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while len(self.sent(method, chat_id)) < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"{method} called {len(self.sent(method, chat_id))} times, "
-                                         f"expected {count}: {self.calls}")
+                    raise AssertionError(
+                        f"{method} called {len(self.sent(method, chat_id))} times, "
+                        f"expected {count}: {self.calls}"
+                    )
                 self._changed.wait(remaining)
             return self.sent(method, chat_id)
 
@@ -113,7 +127,7 @@ class FakeBotApi:
         prefix = f"/bot{self.token}/"
         if not path.startswith(prefix):
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
-        method = path[len(prefix):]
+        method = path[len(prefix) :]
         params = decode_params(content_type, body)
         with self._changed:
             if self._failing.get(method, 0) > 0:
@@ -123,9 +137,12 @@ class FakeBotApi:
             self._changed.notify_all()
             retry_after = self._rate_limited.pop(method, None)
         if retry_after is not None:
-            return 429, {"ok": False, "error_code": 429,
-                         "description": f"Too Many Requests: retry after {retry_after}",
-                         "parameters": {"retry_after": retry_after}}
+            return 429, {
+                "ok": False,
+                "error_code": 429,
+                "description": f"Too Many Requests: retry after {retry_after}",
+                "parameters": {"retry_after": retry_after},
+            }
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._updates(params)}
         if method == "getMe":
@@ -150,11 +167,18 @@ class FakeBotApi:
         with self._changed:
             self._next_message_id += 1
             message_id = self._next_message_id
-        message = {"message_id": message_id, "from": BOT_USER, "date": int(time.time()),
-                   "chat": {"id": int(params["chat_id"]), "type": "private"}}
+        message = {
+            "message_id": message_id,
+            "from": BOT_USER,
+            "date": int(time.time()),
+            "chat": {"id": int(params["chat_id"]), "type": "private"},
+        }
         if "text" in params:
             message["text"] = params["text"]
-        if isinstance(params.get("reply_markup"), dict) and "inline_keyboard" in params["reply_markup"]:
+        if (
+            isinstance(params.get("reply_markup"), dict)
+            and "inline_keyboard" in params["reply_markup"]
+        ):
             message["reply_markup"] = params["reply_markup"]
         return message
 
@@ -171,9 +195,15 @@ def decode_params(content_type: str, body: bytes) -> Dict[str, Any]:
 
 # ---------------------------------------------------------------------- real Update shapes
 
+
 def _user(chat_id: int) -> Dict[str, Any]:
-    return {"id": chat_id, "is_bot": False, "first_name": "伟明", "last_name": "陈",
-            "language_code": "zh-hans"}
+    return {
+        "id": chat_id,
+        "is_bot": False,
+        "first_name": "伟明",
+        "last_name": "陈",
+        "language_code": "zh-hans",
+    }
 
 
 def _chat(chat_id: int) -> Dict[str, Any]:
@@ -182,29 +212,69 @@ def _chat(chat_id: int) -> Dict[str, Any]:
 
 def text_update(update_id: int, chat_id: int, text: str) -> Dict[str, Any]:
     """A customer's text message, as Telegram delivers it."""
-    return {"update_id": update_id,
-            "message": {"message_id": update_id % 100000, "from": _user(chat_id), "chat": _chat(chat_id),
-                        "date": 1764206400, "text": text}}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id % 100000,
+            "from": _user(chat_id),
+            "chat": _chat(chat_id),
+            "date": 1764206400,
+            "text": text,
+        },
+    }
 
 
-def contact_update(update_id: int, chat_id: int, phone_number: str = "8613812345678") -> Dict[str, Any]:
+def contact_update(
+    update_id: int, chat_id: int, phone_number: str = "8613812345678"
+) -> Dict[str, Any]:
     """The customer pressed 「分享手机号」: Telegram sends their own contact."""
-    return {"update_id": update_id,
-            "message": {"message_id": update_id % 100000, "from": _user(chat_id), "chat": _chat(chat_id),
-                        "date": 1764206460,
-                        "reply_to_message": {"message_id": 1, "from": BOT_USER, "chat": _chat(chat_id),
-                                             "date": 1764206450, "text": "请留一个联系电话"},
-                        "contact": {"phone_number": phone_number, "first_name": "伟明", "last_name": "陈",
-                                    "user_id": chat_id}}}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id % 100000,
+            "from": _user(chat_id),
+            "chat": _chat(chat_id),
+            "date": 1764206460,
+            "reply_to_message": {
+                "message_id": 1,
+                "from": BOT_USER,
+                "chat": _chat(chat_id),
+                "date": 1764206450,
+                "text": "请留一个联系电话",
+            },
+            "contact": {
+                "phone_number": phone_number,
+                "first_name": "伟明",
+                "last_name": "陈",
+                "user_id": chat_id,
+            },
+        },
+    }
 
 
-def callback_update(update_id: int, chat_id: int, data: str, query_id: str = "4382bfdwdsb323b2d9") -> Dict[str, Any]:
+def callback_update(
+    update_id: int, chat_id: int, data: str, query_id: str = "4382bfdwdsb323b2d9"
+) -> Dict[str, Any]:
     """The customer pressed an inline button whose callback data is `data`."""
-    return {"update_id": update_id,
-            "callback_query": {
-                "id": query_id, "from": _user(chat_id), "chat_instance": "-7832740175219283591",
-                "data": data,
-                "message": {"message_id": 1001, "from": BOT_USER, "chat": _chat(chat_id), "date": 1764206500,
-                            "text": "请核对报装用电的信息",
-                            "reply_markup": {"inline_keyboard": [[{"text": "确认提交", "callback_data": "/affirm"}],
-                                                                 [{"text": "修改", "callback_data": "/deny"}]]}}}}
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": query_id,
+            "from": _user(chat_id),
+            "chat_instance": "-7832740175219283591",
+            "data": data,
+            "message": {
+                "message_id": 1001,
+                "from": BOT_USER,
+                "chat": _chat(chat_id),
+                "date": 1764206500,
+                "text": "请核对报装用电的信息",
+                "reply_markup": {
+                    "inline_keyboard": [
+                        [{"text": "确认提交", "callback_data": "/affirm"}],
+                        [{"text": "修改", "callback_data": "/deny"}],
+                    ]
+                },
+            },
+        },
+    }

@@ -1,10 +1,11 @@
 """A tiny JSON HTTP server on 127.0.0.1 for fakes of other systems (Rasa's API, billing).
 
-    def handle(request: Request) -> Tuple[int, Any]:   # (status, JSON body or raw str)
-        ...
-    with json_server(handle) as base_url:
-        ...
+def handle(request: Request) -> Tuple[int, Any]:   # (status, JSON body or raw str)
+    ...
+with json_server(handle) as base_url:
+    ...
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,8 +37,9 @@ def json_server(handle: Handle) -> Iterator[str]:
         def _serve(self) -> None:
             url = urlparse(self.path)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, answer = handle(Request(self.command, url.path, parse_qs(url.query),
-                                            dict(self.headers), body))
+            status, answer = handle(
+                Request(self.command, url.path, parse_qs(url.query), dict(self.headers), body)
+            )
             data = (answer if isinstance(answer, str) else json.dumps(answer)).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -45,13 +47,15 @@ def json_server(handle: Handle) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PATCH = _serve  # noqa: N815 (http.server's names)
+        do_GET = do_POST = do_PATCH = _serve
 
         def log_message(self, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:

@@ -6,6 +6,7 @@
   `POST /cgi-bin/message/custom/send` — and records the customer-service messages.
   Point the channel at it with WECHAT_API_BASE_URL=`api.base_url`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,12 +44,21 @@ class WeChatPushes:
 
     def verification(self, echostr: str = "echo-123") -> Dict[str, str]:
         timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
-        return {"signature": self.signature(timestamp, nonce), "timestamp": timestamp,
-                "nonce": nonce, "echostr": echostr}
+        return {
+            "signature": self.signature(timestamp, nonce),
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "echostr": echostr,
+        }
 
     def xml(self, openid: str, msg_type: str, msg_id: Optional[int] = None, **fields: str) -> str:
-        body = {"ToUserName": self.account, "FromUserName": openid, "CreateTime": str(int(time.time())),
-                "MsgType": msg_type, **fields}
+        body = {
+            "ToUserName": self.account,
+            "FromUserName": openid,
+            "CreateTime": str(int(time.time())),
+            "MsgType": msg_type,
+            **fields,
+        }
         if msg_id is not None:
             body["MsgId"] = str(msg_id)
         return xmltodict.unparse({"xml": body}, full_document=False)
@@ -57,7 +67,9 @@ class WeChatPushes:
         return self.xml(openid, "text", msg_id, Content=content)
 
     def voice(self, openid: str, recognition: str, msg_id: int) -> str:
-        return self.xml(openid, "voice", msg_id, MediaId="media-1", Format="amr", Recognition=recognition)
+        return self.xml(
+            openid, "voice", msg_id, MediaId="media-1", Format="amr", Recognition=recognition
+        )
 
     def subscribe(self, openid: str) -> str:
         return self.xml(openid, "event", Event="subscribe")
@@ -65,15 +77,21 @@ class WeChatPushes:
     def push(self, xml: str) -> Tuple[Dict[str, str], bytes]:
         """The query string and body of WeChat's POST for `xml` (encrypted in safe mode)."""
         timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
-        query = {"signature": self.signature(timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
-                 "openid": "ignored"}
+        query = {
+            "signature": self.signature(timestamp, nonce),
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "openid": "ignored",
+        }
         crypto = self.crypto
         if crypto is None:
             return query, xml.encode("utf-8")
         envelope = xmltodict.parse(crypto.encrypt_message(xml, nonce, timestamp))["xml"]
         query.update(encrypt_type="aes", msg_signature=envelope["MsgSignature"])
-        body = xmltodict.unparse({"xml": {"ToUserName": self.account, "Encrypt": envelope["Encrypt"]}},
-                                 full_document=False)
+        body = xmltodict.unparse(
+            {"xml": {"ToUserName": self.account, "Encrypt": envelope["Encrypt"]}},
+            full_document=False,
+        )
         return query, body.encode("utf-8")
 
     def read_reply(self, body: str) -> Dict[str, Any]:
@@ -82,7 +100,9 @@ class WeChatPushes:
         crypto = self.crypto
         if crypto is None or "Encrypt" not in fields:
             return fields
-        inner = crypto.decrypt_message(body, fields["MsgSignature"], fields["TimeStamp"], fields["Nonce"])
+        inner = crypto.decrypt_message(
+            body, fields["MsgSignature"], fields["TimeStamp"], fields["Nonce"]
+        )
         return xmltodict.parse(inner)["xml"]
 
 
@@ -97,8 +117,12 @@ class FakeWeChatApi:
     # The next `failures` customer-service sends are refused with this error (45015: the
     # customer last wrote more than 48 hours ago, so WeChat no longer lets us write to them).
     failures: int = 0
-    failure: Dict[str, Any] = field(default_factory=lambda: {
-        "errcode": 45015, "errmsg": "response out of time limit or subscription is canceled"})
+    failure: Dict[str, Any] = field(
+        default_factory=lambda: {
+            "errcode": 45015,
+            "errmsg": "response out of time limit or subscription is canceled",
+        }
+    )
     _server: Optional[ThreadingHTTPServer] = None
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -148,7 +172,9 @@ class FakeWeChatApi:
                 self._json({"errcode": 0, "errmsg": "ok"})
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:

@@ -3,17 +3,17 @@
 The floors (tests/nlu/floors.yml) sit just under what was measured; `make evaluate` prints
 the full report. Raise them when the model improves — never lower them silently.
 """
+
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 
 import pytest
 import yaml
 
-from bot.tools.evaluation import Metrics, evaluate
 from bot.core.settings import PROJECT_ROOT
+from bot.tools.evaluation import Metrics, evaluate
 
 # INTAKE_MODEL lets a developer test a model trained elsewhere (default: what make trains).
 MODEL = Path(os.environ.get("INTAKE_MODEL") or PROJECT_ROOT / "models" / "intake.tar.gz")
@@ -42,5 +42,9 @@ def test_structured_entity_recall(metrics: Metrics) -> None:
 
 
 def test_every_intent_is_recognised(metrics: Metrics) -> None:
-    weak = {i: round(v["f1"], 3) for i, v in metrics.per_intent.items() if v["f1"] < FLOORS["per_intent_f1"]}
+    weak = {
+        i: round(v["f1"], 3)
+        for i, v in metrics.per_intent.items()
+        if v["f1"] < FLOORS["per_intent_f1"]
+    }
     assert not weak, weak

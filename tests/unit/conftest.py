@@ -34,10 +34,21 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     # Rasa is nowhere unless a test starts a fake of it: not even the end-to-end tests' stack,
     # which is still running (and in os.environ) when the whole suite runs in one session.
     monkeypatch.setenv("RASA_URL", "http://127.0.0.1:9")
-    for name in ("INTAKE_TIMEZONE", "BILLING_API_URL", "BILLING_API_TOKEN", "RASA_TOKEN",
-                 "INTAKE_SERVICE_CONFIG", "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET",
-                 "TELEGRAM_API_BASE_URL", "WECHAT_TOKEN", "WECHAT_APP_ID", "WECHAT_APP_SECRET",
-                 "WECHAT_ENCODING_AES_KEY", "WECHAT_API_BASE_URL"):
+    for name in (
+        "INTAKE_TIMEZONE",
+        "BILLING_API_URL",
+        "BILLING_API_TOKEN",
+        "RASA_TOKEN",
+        "INTAKE_SERVICE_CONFIG",
+        "TELEGRAM_BOT_TOKEN",
+        "TELEGRAM_WEBHOOK_SECRET",
+        "TELEGRAM_API_BASE_URL",
+        "WECHAT_TOKEN",
+        "WECHAT_APP_ID",
+        "WECHAT_APP_SECRET",
+        "WECHAT_ENCODING_AES_KEY",
+        "WECHAT_API_BASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -8,14 +8,19 @@ from typing import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.core.settings import load_settings
 from bot.console.app import create_app
 from bot.console.auth import add_user
 from bot.core.db import session_scope
+from bot.core.settings import load_settings
 
 PASSWORD = "correct horse 42"
-USERS = {"agent1": "agent", "agent2": "agent", "boss": "supervisor", "trainer1": "trainer",
-         "root": "admin"}
+USERS = {
+    "agent1": "agent",
+    "agent2": "agent",
+    "boss": "supervisor",
+    "trainer1": "trainer",
+    "root": "admin",
+}
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -38,7 +43,10 @@ def csrf_of(client: TestClient, path: str = "/login") -> str:
 def sign_in(client: TestClient, username: str, password: str = PASSWORD) -> str:
     """Sign in through the form; the session's CSRF token."""
     token = csrf_of(client)
-    response = client.post("/login", data={"username": username, "password": password,
-                                           "csrf_token": token}, follow_redirects=False)
+    response = client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        follow_redirects=False,
+    )
     assert response.status_code == 303, response.text
     return csrf_of(client)

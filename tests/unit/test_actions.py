@@ -29,8 +29,7 @@ from rasa_sdk.events import (
 )
 from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 
-from actions import queries
-from actions import form_validators
+from actions import form_validators, queries
 from actions.forms import CatalogFormValidator
 from actions.handoff import ActionFallback, ActionHandoff
 from actions.queries import (
@@ -54,8 +53,8 @@ from bot.core.handoff.repository import HandoffRepository
 from bot.core.queries.billing import BillingUnavailable
 from bot.core.queries.billing_models import BillRecord
 from bot.core.seed import seed_default_database
-from bot.core.tickets.repository import TicketRepository
 from bot.core.settings import reset_settings
+from bot.core.tickets.repository import TicketRepository
 
 pytestmark = pytest.mark.asyncio
 
@@ -89,8 +88,11 @@ def _load_domain() -> Dict[str, Any]:
 DOMAIN = _load_domain()
 EMPTY_SLOTS = {name: None for name in DOMAIN["slots"]}
 VALIDATORS = [
-    cls for cls in vars(form_validators).values()
-    if isinstance(cls, type) and issubclass(cls, CatalogFormValidator) and cls is not CatalogFormValidator
+    cls
+    for cls in vars(form_validators).values()
+    if isinstance(cls, type)
+    and issubclass(cls, CatalogFormValidator)
+    and cls is not CatalogFormValidator
 ]
 VALIDATOR_BY_NAME = {cls().name(): cls for cls in VALIDATORS}
 
@@ -376,39 +378,68 @@ async def test_an_invalid_phone_just_asked_for_is_reasked_naming_what_was_wrong(
 
 
 async def test_the_second_failure_explains_once_more_and_says_a_person_comes_next() -> None:
-    tracker = form_turn("complaint_form", "phone", "12345", {"phone": "12345"},
-                        known={"validation_failures": {"phone": 1}})
+    tracker = form_turn(
+        "complaint_form",
+        "phone",
+        "12345",
+        {"phone": "12345"},
+        known={"validation_failures": {"phone": 1}},
+    )
     events, messages = await validate("complaint_form", tracker)
     assert events == [SlotSet("phone", None), SlotSet("validation_failures", {"phone": 2})]
-    assert messages == [{"text": "还是没能识别联系电话。" + REASK["phone"] + "再不行的话，我会为您转接人工客服。"}]
+    assert messages == [
+        {"text": "还是没能识别联系电话。" + REASK["phone"] + "再不行的话，我会为您转接人工客服。"}
+    ]
 
 
 async def test_failures_are_counted_per_detail() -> None:
-    tracker = form_turn("complaint_form", "phone", "12345", {"phone": "12345"},
-                        known={"validation_failures": {"description": 2}})
+    tracker = form_turn(
+        "complaint_form",
+        "phone",
+        "12345",
+        {"phone": "12345"},
+        known={"validation_failures": {"description": 2}},
+    )
     events, _ = await validate("complaint_form", tracker)
     assert events[-1] == SlotSet("validation_failures", {"description": 2, "phone": 1})
 
 
 async def test_the_third_failure_on_one_detail_hands_over(database: None) -> None:
-    tracker = form_turn("complaint_form", "phone", "12345", {"phone": "12345"},
-                        known={"validation_failures": {"phone": 2}})
+    tracker = form_turn(
+        "complaint_form",
+        "phone",
+        "12345",
+        {"phone": "12345"},
+        known={"validation_failures": {"phone": 2}},
+    )
     events, messages = await validate("complaint_form", tracker)
     assert ActiveLoop(None) in events and ConversationPaused() in events
     assert messages == [{"response": "utter_handoff_queued_first"}]
-    assert [(h["reason"], h["status"]) for h in handoffs_of("conv-1")] == [("validation", "waiting")]
+    assert [(h["reason"], h["status"]) for h in handoffs_of("conv-1")] == [
+        ("validation", "waiting")
+    ]
 
 
 async def test_an_answer_that_gives_nothing_is_not_understood_and_twice_hands_over(
     database: None,
 ) -> None:
-    first = form_turn("complaint_form", "phone", "嗯嗯那个", {"phone": "嗯嗯那个"}, intent="nlu_fallback")
+    first = form_turn(
+        "complaint_form", "phone", "嗯嗯那个", {"phone": "嗯嗯那个"}, intent="nlu_fallback"
+    )
     events, messages = await validate("complaint_form", first)
-    assert SlotSet("phone", None) in events and "validation_failures" not in {e["name"] for e in events if e["event"] == "slot"}
+    assert SlotSet("phone", None) in events and "validation_failures" not in {
+        e["name"] for e in events if e["event"] == "slot"
+    }
     assert messages == [{"text": "抱歉，没太明白。"}]
     stall = next(e["value"] for e in events if e.get("name") == "stall")
-    second = form_turn("complaint_form", "phone", "就那个嘛", {"phone": "就那个嘛"},
-                       intent="inform", known={"stall": {**stall, "turn": stall["turn"] - 1}})
+    second = form_turn(
+        "complaint_form",
+        "phone",
+        "就那个嘛",
+        {"phone": "就那个嘛"},
+        intent="inform",
+        known={"stall": {**stall, "turn": stall["turn"] - 1}},
+    )
     events, messages = await validate("complaint_form", second)
     assert ConversationPaused() in events
     assert [(h["reason"], h["status"]) for h in handoffs_of("conv-1")] == [("fallback", "waiting")]
@@ -470,8 +501,12 @@ async def test_other_details_are_normalised(
 @pytest.mark.parametrize(
     "form, slot, text, said",
     [
-        ("bill_query_form", "account_no", "12345",
-         "您给的户号 12345 是5位，户号应为10到16位数字，请对照电费单再发一次。"),
+        (
+            "bill_query_form",
+            "account_no",
+            "12345",
+            "您给的户号 12345 是5位，户号应为10到16位数字，请对照电费单再发一次。",
+        ),
         ("fault_repair_form", "description", "我要报修", REASK["description"]),
         ("ticket_query_form", "ticket_lookup", "GD2026", REASK["ticket_lookup"]),
         ("fault_repair_form", "address", "东山路", REASK["address"]),
@@ -484,9 +519,12 @@ async def test_each_detail_has_its_own_reask(form: str, slot: str, text: str, sa
 
 
 @pytest.mark.parametrize(
-    "form, slot, text", [("solar_pv_form", "capacity_kw", "很大"), ("fault_repair_form", "address", "嗯嗯")]
+    "form, slot, text",
+    [("solar_pv_form", "capacity_kw", "很大"), ("fault_repair_form", "address", "嗯嗯")],
 )
-async def test_an_answer_that_tries_nothing_is_not_a_failed_attempt(form: str, slot: str, text: str) -> None:
+async def test_an_answer_that_tries_nothing_is_not_a_failed_attempt(
+    form: str, slot: str, text: str
+) -> None:
     events, messages = await validate(form, form_turn(form, slot, text, {slot: text}))
     assert SlotSet(slot, None) in events
     assert "validation_failures" not in {e["name"] for e in events}
@@ -620,7 +658,9 @@ async def test_a_required_phone_cannot_be_declined() -> None:
     tracker = form_turn("complaint_form", "phone", "匿名", {"phone": "匿名"})
     events, messages = await validate("complaint_form", tracker)
     assert events == [SlotSet("phone", None), SlotSet("validation_failures", {"phone": 1})]
-    assert messages == [{"text": "办理需要联系电话，请提供一下；如果现在不方便，可以回复「转人工」。"}]
+    assert messages == [
+        {"text": "办理需要联系电话，请提供一下；如果现在不方便，可以回复「转人工」。"}
+    ]
 
 
 async def test_an_emergency_never_blocks_on_the_phone() -> None:
@@ -641,6 +681,7 @@ async def test_an_emergency_address_that_mentions_not_knowing_the_number_is_kept
     tracker = form_turn("emergency_form", "address", text, {"address": text})
     events, messages = await validate("emergency_form", tracker)
     assert events == [SlotSet("address", text)]
+    assert messages == []
 
 
 # -- the confirmation
@@ -1587,8 +1628,6 @@ def _status_message(ticket: Mapping[str, Any], service_name: str) -> Dict[str, s
     }
 
 
-
-
 async def test_ticket_status_by_number(database: None) -> None:
     filed = intake.file_request(
         "fault_repair", {"address": ADDRESS, "phone": PHONE, "description": "停电"}, "c1", "rest"
@@ -1629,8 +1668,13 @@ async def test_ticket_not_found(database: None, lookup: str) -> None:
 
 async def test_details_that_name_a_business_start_its_form(database: None) -> None:
     text = "我家停电了，潮南区峡山街道东山路12号"
-    business = {"entity": "business", "value": "fault_repair", "start": 3, "end": 5,
-                "extractor": "RegexEntityExtractor"}
+    business = {
+        "entity": "business",
+        "value": "fault_repair",
+        "start": 3,
+        "end": 5,
+        "extractor": "RegexEntityExtractor",
+    }
     tracker = make_tracker([ActionExecuted("action_listen"), user(text, "inform", [business])])
     events, dispatcher = await run(ActionFallback(), tracker)
     assert events == [SlotSet("description", text), FollowupAction("fault_repair_form")]
@@ -1638,9 +1682,16 @@ async def test_details_that_name_a_business_start_its_form(database: None) -> No
 
 
 async def test_details_naming_an_emergency_do_not_skip_the_safety_advice(database: None) -> None:
-    business = {"entity": "business", "value": "emergency", "start": 0, "end": 2,
-                "extractor": "RegexEntityExtractor"}
-    tracker = make_tracker([ActionExecuted("action_listen"), user("触电 龙湖区", "inform", [business])])
+    business = {
+        "entity": "business",
+        "value": "emergency",
+        "start": 0,
+        "end": 2,
+        "extractor": "RegexEntityExtractor",
+    }
+    tracker = make_tracker(
+        [ActionExecuted("action_listen"), user("触电 龙湖区", "inform", [business])]
+    )
     events, dispatcher = await run(ActionFallback(), tracker)
     assert events == []
     assert sent(dispatcher) == [{"response": "utter_inform_no_context"}]

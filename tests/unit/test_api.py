@@ -9,10 +9,10 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from bot.core.settings import load_settings
 from bot.console.app import create_app
 from bot.core.db import session_scope
 from bot.core.handoff.repository import HandoffRepository
+from bot.core.settings import load_settings
 from bot.core.tickets.repository import TicketRepository
 
 TOKEN = "test-token"  # INTAKE_API_TOKEN, set by the isolated_environment fixture
@@ -110,6 +110,8 @@ def test_list_and_filters(client: TestClient, filed: list) -> None:
         "channel",
         "created_at",
         "due_at",
+        "first_contact_due_at",
+        "first_contacted_at",
     }
 
     def numbers(**params) -> list:

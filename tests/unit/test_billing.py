@@ -125,7 +125,9 @@ class FakeBilling:
         self.requests: List[BillingRequest] = []
 
     def handle(self, request: Request) -> Tuple[int, Any]:
-        self.requests.append((request.path, request.query, request.headers.get("Authorization", "")))
+        self.requests.append(
+            (request.path, request.query, request.headers.get("Authorization", ""))
+        )
         parts = request.path.strip("/").split("/")
         if parts[:1] == ["broken"]:
             return 500, {"error": "down"}

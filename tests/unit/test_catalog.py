@@ -1,4 +1,5 @@
 """The catalog is the one source: the domain, the rules and the contract must agree with it."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,13 +31,35 @@ CONTRACT_SERVICES = {  # spec §1: intent → (code, department, priority)
     "praise": ("praise", "客服中心", "low"),
 }
 CONTRACT_INTENTS = set(CONTRACT_SERVICES) | {
-    "query_bill", "query_outage", "query_ticket", "ask_payment_methods", "ask_tariff",
-    "ask_materials", "greet", "goodbye", "thank", "affirm", "deny", "cancel", "request_human",
-    "bot_challenge", "ask_capabilities", "inform", "out_of_scope",
+    "query_bill",
+    "query_outage",
+    "query_ticket",
+    "ask_payment_methods",
+    "ask_tariff",
+    "ask_materials",
+    "greet",
+    "goodbye",
+    "thank",
+    "affirm",
+    "deny",
+    "cancel",
+    "request_human",
+    "bot_challenge",
+    "ask_capabilities",
+    "inform",
+    "out_of_scope",
 }
 CONTRACT_ENTITIES = {
-    "phone", "account_no", "ticket_no", "capacity_kw", "customer_type", "change_direction",
-    "month", "business", "address", "customer_name",
+    "phone",
+    "account_no",
+    "ticket_no",
+    "capacity_kw",
+    "customer_type",
+    "change_direction",
+    "month",
+    "business",
+    "address",
+    "customer_name",
 }
 
 
@@ -54,8 +77,13 @@ def test_catalog_matches_the_contract_table() -> None:
 def test_required_details_follow_the_contract() -> None:
     required = {s.code: set(s.required) for s in CATALOG.requestable}
     assert required["new_connection"] == {"customer_name", "phone", "address", "customer_type"}
-    assert CATALOG.services["new_connection"].required_fields({"customer_type": "非居民"})[-1] == "capacity_kw"
-    assert "capacity_kw" not in CATALOG.services["new_connection"].required_fields({"customer_type": "居民"})
+    assert (
+        CATALOG.services["new_connection"].required_fields({"customer_type": "非居民"})[-1]
+        == "capacity_kw"
+    )
+    assert "capacity_kw" not in CATALOG.services["new_connection"].required_fields(
+        {"customer_type": "居民"}
+    )
     assert required["capacity_change"] == {"account_no", "phone", "change_direction", "capacity_kw"}
     assert required["violation_report"] == {"description", "address"}
     assert CATALOG.services["violation_report"].optional == ("phone",)

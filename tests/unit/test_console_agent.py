@@ -6,16 +6,16 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.core.settings import load_settings
-from bot.core.handoff import service as handover
-from bot.core.rasa_api import RasaClient
 from bot.core.db import session_scope
+from bot.core.handoff import service as handover
 from bot.core.handoff.repository import HandoffRepository
+from bot.core.rasa_api import RasaClient
+from bot.core.settings import load_settings
 from bot.core.tickets.repository import TicketRepository
 from tests.unit.console_helpers import make_client, sign_in
 
@@ -28,18 +28,32 @@ class RasaRecorder:
     def __init__(self) -> None:
         self.calls: List[tuple] = []
         self.events: List[Dict[str, Any]] = [
-            {"event": "user", "text": XSS, "timestamp": 1.0,
-             "parse_data": {"intent": {"name": "request_human", "confidence": 0.97}}},
+            {
+                "event": "user",
+                "text": XSS,
+                "timestamp": 1.0,
+                "parse_data": {"intent": {"name": "request_human", "confidence": 0.97}},
+            },
             {"event": "bot", "text": "正在为您转接人工客服", "timestamp": 2.0},
             {"event": "pause", "timestamp": 2.1},
         ]
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> "RasaRecorder":
         monkeypatch.setattr(RasaClient, "events", lambda _self, conv: list(self.events))
-        monkeypatch.setattr(RasaClient, "append", lambda _self, conv, events, channel:
-                            self.calls.append(("append", conv, events, channel)))
-        monkeypatch.setattr(RasaClient, "execute", lambda _self, conv, action, channel:
-                            self.calls.append(("execute", conv, action, channel)) or {})
+        monkeypatch.setattr(
+            RasaClient,
+            "append",
+            lambda _self, conv, events, channel: self.calls.append(
+                ("append", conv, events, channel)
+            ),
+        )
+        monkeypatch.setattr(
+            RasaClient,
+            "execute",
+            lambda _self, conv, action, channel: (
+                self.calls.append(("execute", conv, action, channel)) or {}
+            ),
+        )
         return self
 
 
@@ -49,15 +63,23 @@ def rasa(monkeypatch: pytest.MonkeyPatch) -> RasaRecorder:
 
 
 @pytest.fixture
-def client(sqlite_url: str, monkeypatch: pytest.MonkeyPatch, rasa: RasaRecorder) -> Iterator[TestClient]:
+def client(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, rasa: RasaRecorder
+) -> Iterator[TestClient]:
     yield from make_client(sqlite_url, monkeypatch)
 
 
-def _handoff(url: str, conversation: str = "web-abc", reason: str = "request_human",
-             priority: str = "normal", details: Dict[str, Any] = None) -> int:
+def _handoff(
+    url: str,
+    conversation: str = "web-abc",
+    reason: str = "request_human",
+    priority: str = "normal",
+    details: Optional[Dict[str, Any]] = None,
+) -> int:
     with session_scope(url) as session:
         handoff = HandoffRepository(session).open(
-            conversation, "webchat", reason, priority, details or {"phone": "13812345678"})
+            conversation, "webchat", reason, priority, details or {"phone": "13812345678"}
+        )
         return handoff.id
 
 
@@ -85,8 +107,11 @@ def test_claim_reply_hand_back(client: TestClient, sqlite_url: str, rasa: RasaRe
     handoff_id = _handoff(sqlite_url)
     token = sign_in(client, "agent1")
     client.post(f"/console/handoffs/{handoff_id}/claim", data={"csrf_token": token})
-    client.post(f"/console/handoffs/{handoff_id}/reply", data={"csrf_token": token, "text": "您好，我是王芳"})
-    (_, conversation, events, channel), = [c for c in rasa.calls if c[0] == "append"]
+    client.post(
+        f"/console/handoffs/{handoff_id}/reply",
+        data={"csrf_token": token, "text": "您好，我是王芳"},
+    )
+    ((_, conversation, events, channel),) = [c for c in rasa.calls if c[0] == "append"]
     assert (conversation, channel) == ("web-abc", "webchat")
     assert events[0]["event"] == "bot" and events[0]["text"] == "您好，我是王芳"
     assert events[0]["metadata"] == {"agent": "agent1-名"}
@@ -99,16 +124,22 @@ def test_claim_reply_hand_back(client: TestClient, sqlite_url: str, rasa: RasaRe
         assert (handoff.status, handoff.agent) == ("closed", "agent1")
 
 
-def test_only_the_claiming_agent_replies(client: TestClient, sqlite_url: str, rasa: RasaRecorder) -> None:
+def test_only_the_claiming_agent_replies(
+    client: TestClient, sqlite_url: str, rasa: RasaRecorder
+) -> None:
     handoff_id = _handoff(sqlite_url)
     with session_scope(sqlite_url) as session:
         HandoffRepository(session).claim(handoff_id, "agent2")
     token = sign_in(client, "agent1")
-    response = client.post(f"/console/handoffs/{handoff_id}/reply",
-                           data={"csrf_token": token, "text": "hi"}, follow_redirects=False)
+    response = client.post(
+        f"/console/handoffs/{handoff_id}/reply",
+        data={"csrf_token": token, "text": "hi"},
+        follow_redirects=False,
+    )
     assert "error=" in response.headers["location"] and not rasa.calls
-    again = client.post(f"/console/handoffs/{handoff_id}/claim", data={"csrf_token": token},
-                        follow_redirects=False)
+    again = client.post(
+        f"/console/handoffs/{handoff_id}/claim", data={"csrf_token": token}, follow_redirects=False
+    )
     assert "error=" in again.headers["location"]
 
 
@@ -116,28 +147,48 @@ def test_transfer_to_a_colleague(client: TestClient, sqlite_url: str) -> None:
     handoff_id = _handoff(sqlite_url)
     token = sign_in(client, "agent1")
     client.post(f"/console/handoffs/{handoff_id}/claim", data={"csrf_token": token})
-    client.post(f"/console/handoffs/{handoff_id}/transfer", data={"csrf_token": token, "to_agent": "agent2"})
+    client.post(
+        f"/console/handoffs/{handoff_id}/transfer", data={"csrf_token": token, "to_agent": "agent2"}
+    )
     with session_scope(sqlite_url) as session:
         assert HandoffRepository(session).get(handoff_id).agent == "agent2"
 
 
-def test_api_agent_actions_need_the_token(client: TestClient, sqlite_url: str, rasa: RasaRecorder) -> None:
+def test_api_agent_actions_need_the_token(
+    client: TestClient, sqlite_url: str, rasa: RasaRecorder
+) -> None:
     handoff_id = _handoff(sqlite_url)
-    assert client.post(f"/api/v1/handoffs/{handoff_id}/claim", json={"agent": "a"}).status_code == 401
+    assert (
+        client.post(f"/api/v1/handoffs/{handoff_id}/claim", json={"agent": "a"}).status_code == 401
+    )
     auth = {"Authorization": "Bearer test-token"}
-    assert client.post(f"/api/v1/handoffs/{handoff_id}/claim", json={"agent": "api-agent"},
-                       headers=auth).json()["status"] == "active"
-    assert client.post(f"/api/v1/handoffs/{handoff_id}/claim", json={"agent": "x"},
-                       headers=auth).status_code == 409
-    sent = client.post(f"/api/v1/handoffs/{handoff_id}/messages",
-                       json={"agent": "api-agent", "text": "马上处理"}, headers=auth)
+    assert (
+        client.post(
+            f"/api/v1/handoffs/{handoff_id}/claim", json={"agent": "api-agent"}, headers=auth
+        ).json()["status"]
+        == "active"
+    )
+    assert (
+        client.post(
+            f"/api/v1/handoffs/{handoff_id}/claim", json={"agent": "x"}, headers=auth
+        ).status_code
+        == 409
+    )
+    sent = client.post(
+        f"/api/v1/handoffs/{handoff_id}/messages",
+        json={"agent": "api-agent", "text": "马上处理"},
+        headers=auth,
+    )
     assert sent.status_code == 200 and rasa.calls[-1][2][0]["text"] == "马上处理"
-    closed = client.post(f"/api/v1/handoffs/{handoff_id}/close", json={"agent": "api-agent"}, headers=auth)
+    closed = client.post(
+        f"/api/v1/handoffs/{handoff_id}/close", json={"agent": "api-agent"}, headers=auth
+    )
     assert closed.json()["status"] == "closed" and rasa.calls[-1][2] == [{"event": "resume"}]
 
 
-def test_sweep_turns_unclaimed_handoffs_into_callbacks(sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
-                                                       rasa: RasaRecorder, caplog) -> None:
+def test_sweep_turns_unclaimed_handoffs_into_callbacks(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, rasa: RasaRecorder, caplog
+) -> None:
     caplog.set_level("DEBUG")
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     old, fresh = _handoff(sqlite_url, "web-old"), _handoff(sqlite_url, "web-fresh")
@@ -151,7 +202,7 @@ def test_sweep_turns_unclaimed_handoffs_into_callbacks(sqlite_url: str, monkeypa
         assert (swept.status, swept.reason, swept.ticket_no) == ("closed", "callback", filed[0])
         assert kept.status == "waiting"
         assert TicketRepository(session).get(filed[0]).category == "callback"
-    (_, conversation, events, _channel), = rasa.calls
+    ((_, conversation, events, _channel),) = rasa.calls
     assert conversation == "web-old" and events[0] == {"event": "resume"}
     assert filed[0] in events[1]["text"]
     assert filed[0] in caplog.text and "13812345678" not in caplog.text  # phones masked in logs
@@ -160,22 +211,35 @@ def test_sweep_turns_unclaimed_handoffs_into_callbacks(sqlite_url: str, monkeypa
 def test_ticket_status_change_lands_in_history(client: TestClient, sqlite_url: str) -> None:
     with session_scope(sqlite_url) as session:
         ticket, _ = TicketRepository(session).create(
-            "fault_repair", {"address": "东山路12号", "phone": "13812345678", "description": XSS},
-            "web-abc", "webchat")
+            "fault_repair",
+            {"address": "东山路12号", "phone": "13812345678", "description": XSS},
+            "web-abc",
+            "webchat",
+        )
         number = ticket.ticket_no
         ticket.due_at -= timedelta(days=10)  # overdue
     token = sign_in(client, "agent1")
     listing = client.get("/console/tickets?overdue=1").text
     assert number in listing and 'class="overdue"' in listing
-    client.post(f"/console/tickets/{number}", data={"csrf_token": token, "status": "in_progress",
-                                                    "assignee": "agent2", "note": "已派抢修班"})
+    client.post(
+        f"/console/tickets/{number}",
+        data={
+            "csrf_token": token,
+            "status": "in_progress",
+            "assignee": "agent2",
+            "note": "已派抢修班",
+        },
+    )
     page = client.get(f"/console/tickets/{number}").text
     assert XSS not in page and "已派抢修班" in page
     with session_scope(sqlite_url) as session:
         history = TicketRepository(session).get(number).events
         assert [(e.actor, e.action) for e in history[-4:]] == [
-            ("agent1", "status"), ("agent1", "assigned"), ("agent1", "note"),
-            ("notifier", "notified")]  # the customer was told (tests/unit/test_notifications.py)
+            ("agent1", "status"),
+            ("agent1", "assigned"),
+            ("agent1", "note"),
+            ("notifier", "notified"),
+        ]  # the customer was told (tests/unit/test_notifications.py)
 
 
 def test_supervisor_stats_charts_and_csv(client: TestClient, sqlite_url: str) -> None:
@@ -192,6 +256,10 @@ def test_supervisor_stats_charts_and_csv(client: TestClient, sqlite_url: str) ->
     for name in ("department_tickets", "agent_times", "agent_ratings"):
         chart = client.get(f"/console/supervisor/charts/{name}.svg")
         assert chart.headers["content-type"].startswith("image/svg+xml") and "<svg" in chart.text
-    rows = list(csv.DictReader(io.StringIO(client.get("/console/supervisor/export.csv").text.lstrip("\ufeff"))))
+    rows = list(
+        csv.DictReader(
+            io.StringIO(client.get("/console/supervisor/export.csv").text.lstrip("\ufeff"))
+        )
+    )
     agent = next(row for row in rows if row["scope"] == "agent")
     assert (agent["name"], agent["handoffs"], agent["average_rating"]) == ("agent1", "1", "4.0")

@@ -15,8 +15,15 @@ from bot.console.auth import ROLES, ConsoleUser, add_user, authenticate
 from bot.core.db import session_scope
 from tests.unit.console_helpers import PASSWORD, USERS, csrf_of, make_client, sign_in
 
-PUBLIC = {"/healthz", "/login", "/logout", "/chat", "/chat/static/{name}", "/chat/api/messages",
-          "/chat/api/history"}
+PUBLIC = {
+    "/healthz",
+    "/login",
+    "/logout",
+    "/chat",
+    "/chat/static/{name}",
+    "/chat/api/messages",
+    "/chat/api/history",
+}
 
 
 @pytest.fixture
@@ -43,8 +50,11 @@ def test_rejects_short_passwords_and_unknown_roles(sqlite_url: str) -> None:
 
 
 def test_sign_in_and_out(client: TestClient) -> None:
-    assert client.get("/console/queue", headers={"Accept": "text/html"},
-                      follow_redirects=False).headers["location"].startswith("/login")
+    assert (
+        client.get("/console/queue", headers={"Accept": "text/html"}, follow_redirects=False)
+        .headers["location"]
+        .startswith("/login")
+    )
     token = sign_in(client, "agent1")
     assert "排队与接待" in client.get("/console/queue").text
     client.post("/logout", data={"csrf_token": token})
@@ -53,8 +63,9 @@ def test_sign_in_and_out(client: TestClient) -> None:
 
 def test_wrong_password_is_refused(client: TestClient) -> None:
     token = csrf_of(client)
-    response = client.post("/login", data={"username": "agent1", "password": "nope-nope",
-                                           "csrf_token": token})
+    response = client.post(
+        "/login", data={"username": "agent1", "password": "nope-nope", "csrf_token": token}
+    )
     assert response.status_code == 401 and "用户名或密码错误" in response.text
 
 
@@ -69,11 +80,13 @@ def test_posts_need_the_sessions_csrf_token(client: TestClient, sqlite_url: str)
 
     with session_scope(sqlite_url) as session:
         ticket, _ = TicketRepository(session).create(
-            "suggestion", {"description": "多开营业厅"}, "conv-x", "rest")
+            "suggestion", {"description": "多开营业厅"}, "conv-x", "rest"
+        )
         number = ticket.ticket_no
     sign_in(client, "agent1")
-    refused = client.post(f"/console/tickets/{number}", data={"status": "closed",
-                                                               "csrf_token": "forged"})
+    refused = client.post(
+        f"/console/tickets/{number}", data={"status": "closed", "csrf_token": "forged"}
+    )
     assert refused.status_code == 403
     with session_scope(sqlite_url) as session:
         assert TicketRepository(session).get(number).status == "new"
@@ -110,8 +123,9 @@ def test_route_walk_every_route_refuses_anonymous_and_wrong_roles(client: TestCl
                 response = client.request(method, path, headers={"X-CSRF-Token": token})
                 assert response.status_code == 401, (username, method, path)
             elif roles and role != "admin" and role not in roles:
-                response = client.request(method, path, headers={"X-CSRF-Token": token},
-                                          follow_redirects=False)
+                response = client.request(
+                    method, path, headers={"X-CSRF-Token": token}, follow_redirects=False
+                )
                 assert response.status_code == 403, (username, method, path, response.status_code)
                 checked += 1
         client.post("/logout", data={"csrf_token": token})

@@ -12,11 +12,24 @@ from bot.core.handoff.rating import parse_rating
 from bot.core.handoff.repository import HandoffRepository
 
 
-@pytest.mark.parametrize("text, rating", [
-    ("5", 5), ("１", 1), ("五分", 5), ("4星", 4), ("3分吧", 3), ("三", 3),
-    ("非常满意", 5), ("很满意！", 5), ("满意", 4), ("一般般", 3), ("不满意", 2),
-    ("非常不满意", 1), ("非常滿意", 5),
-])
+@pytest.mark.parametrize(
+    "text, rating",
+    [
+        ("5", 5),
+        ("１", 1),
+        ("五分", 5),
+        ("4星", 4),
+        ("3分吧", 3),
+        ("三", 3),
+        ("非常满意", 5),
+        ("很满意！", 5),
+        ("满意", 4),
+        ("一般般", 3),
+        ("不满意", 2),
+        ("非常不满意", 1),
+        ("非常滿意", 5),
+    ],
+)
 def test_reads_ratings(text: str, rating: int) -> None:
     assert parse_rating(text) == rating
 
@@ -32,10 +45,12 @@ def _tracker(slots: dict) -> Tracker:
 
 def test_validator_keeps_ratings_and_marks_other_answers_skipped() -> None:
     validator = ValidateRatingForm()
-    assert validator.validate_satisfaction_rating("满意", CollectingDispatcher(), _tracker({}), {}) == {
-        "satisfaction_rating": "4"}
-    assert validator.validate_satisfaction_rating("查电费", CollectingDispatcher(), _tracker({}), {}) == {
-        "satisfaction_rating": "-"}
+    assert validator.validate_satisfaction_rating(
+        "满意", CollectingDispatcher(), _tracker({}), {}
+    ) == {"satisfaction_rating": "4"}
+    assert validator.validate_satisfaction_rating(
+        "查电费", CollectingDispatcher(), _tracker({}), {}
+    ) == {"satisfaction_rating": "-"}
 
 
 @pytest.mark.asyncio
@@ -49,14 +64,18 @@ async def test_store_rating_against_the_agent(db_url: str, monkeypatch: pytest.M
     dispatcher = CollectingDispatcher()
     events = await ActionStoreRating().run(dispatcher, _tracker({"satisfaction_rating": "5"}), {})
     assert dispatcher.messages[0]["response"] == "utter_rating_thanks"
-    assert events == [{"event": "slot", "timestamp": None, "name": "satisfaction_rating", "value": None}]
+    assert events == [
+        {"event": "slot", "timestamp": None, "name": "satisfaction_rating", "value": None}
+    ]
     with session_scope(db_url) as session:
         stored = HandoffRepository(session).get(handoff.id)
         assert (stored.rating, stored.agent) == (5, "agent1")
 
 
 @pytest.mark.asyncio
-async def test_skipped_rating_stores_nothing(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_skipped_rating_stores_nothing(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     dispatcher = CollectingDispatcher()
     await ActionStoreRating().run(dispatcher, _tracker({"satisfaction_rating": "-"}), {})

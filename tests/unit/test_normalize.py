@@ -1,4 +1,5 @@
 """bot/core/normalize.py: customer text → contract values (spec §2), or a specific refusal."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,7 +21,7 @@ TODAY = dt.date(2026, 11, 27)
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("１３８１２３４５６７８", "1381234567" "8"),
+        ("１３８１２３４５６７８", "13812345678"),
         ("１３８ 1234 5678", "13812345678"),
         ("138-1234-5678", "13812345678"),
         ("一三八一二三四五六七八", "13812345678"),
@@ -90,8 +91,16 @@ def test_ticket_number_with_too_few_digits_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("50千瓦", 50), ("五十千瓦", 50), ("80kW", 80), ("100 KVA", 100), ("一百二十千瓦", 120),
-     ("二点五千瓦", 2.5), ("３０ｋｗ", 30), ("80", 80)],
+    [
+        ("50千瓦", 50),
+        ("五十千瓦", 50),
+        ("80kW", 80),
+        ("100 KVA", 100),
+        ("一百二十千瓦", 120),
+        ("二点五千瓦", 2.5),
+        ("３０ｋｗ", 30),
+        ("80", 80),
+    ],
 )
 def test_capacity(text: str, expected: float) -> None:
     assert parse_value("capacity_kw", text) == expected

@@ -17,15 +17,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from bot.core.catalog import load_catalog, parse_catalog
-from bot.core.notifications.delivery import push_problem
 from bot.core.clock import utc_now
-from bot.core.settings import get_settings, load_settings
-from bot.core.handoff import service as handover
 from bot.core.db import session_scope
+from bot.core.handoff import service as handover
 from bot.core.handoff.repository import HandoffRepository
-from bot.core.notifications.delivery import NoticeDelivery, RetryPolicy, rasa_sender
+from bot.core.notifications.delivery import NoticeDelivery, RetryPolicy, push_problem, rasa_sender
 from bot.core.notifications.models import Notification
 from bot.core.notifications.outbox import enqueue_notice, list_notices
+from bot.core.settings import get_settings, load_settings
 from bot.core.tickets.repository import TicketRepository
 from tests.fakes.json_server import Request, json_server
 from tests.unit.console_helpers import make_client, sign_in
@@ -45,18 +44,26 @@ class FakeRasa:
 
     def handle(self, request: Request) -> Tuple[int, Any]:
         prefix, suffix = "/conversations/", "/tracker/events"
-        if not (request.method == "POST" and request.path.startswith(prefix)
-                and request.path.endswith(suffix)):
+        if not (
+            request.method == "POST"
+            and request.path.startswith(prefix)
+            and request.path.endswith(suffix)
+        ):
             return 404, {"message": "not found"}
         if self.failures > 0:
             self.failures -= 1
-            return 500, {"status": "failure", "reason": "ConversationError",
-                         "message": "An unexpected error occurred. Error: Bad Gateway"}
-        self.appended.append({
-            "conversation_id": unquote(request.path[len(prefix):-len(suffix)]),
-            "query": {k: v[0] for k, v in request.query.items()},
-            "events": json.loads(request.body),
-        })
+            return 500, {
+                "status": "failure",
+                "reason": "ConversationError",
+                "message": "An unexpected error occurred. Error: Bad Gateway",
+            }
+        self.appended.append(
+            {
+                "conversation_id": unquote(request.path[len(prefix) : -len(suffix)]),
+                "query": {k: v[0] for k, v in request.query.items()},
+                "events": json.loads(request.body),
+            }
+        )
         return 200, {"events": []}
 
 
@@ -67,8 +74,13 @@ def fake_rasa(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRasa]:
         fake.url = url
         monkeypatch.setenv("RASA_URL", url)
         monkeypatch.setenv("RASA_TOKEN", "rasa-secret-token")
-        for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "WECHAT_TOKEN",
-                     "WECHAT_APP_ID", "WECHAT_APP_SECRET"):
+        for name in (
+            "TELEGRAM_BOT_TOKEN",
+            "TELEGRAM_WEBHOOK_SECRET",
+            "WECHAT_TOKEN",
+            "WECHAT_APP_ID",
+            "WECHAT_APP_SECRET",
+        ):
             monkeypatch.delenv(name, raising=False)
         yield fake
 
@@ -92,11 +104,13 @@ def clock(now: datetime) -> Clock:
     return Clock(now)
 
 
-def file_ticket(url: str, clock: Clock, conversation: Optional[str] = "web-abc123",
-                channel: str = "webchat") -> str:
+def file_ticket(
+    url: str, clock: Clock, conversation: Optional[str] = "web-abc123", channel: str = "webchat"
+) -> str:
     with session_scope(url) as session:
         ticket, _ = TicketRepository(session, clock=clock).create(
-            "fault_repair", FAULT, conversation, channel)
+            "fault_repair", FAULT, conversation, channel
+        )
         return ticket.ticket_no
 
 
@@ -116,29 +130,35 @@ def history(url: str, ticket_no: str) -> List[tuple]:
         return [(event.actor, event.action, event.note) for event in ticket.events]
 
 
-def delivery(url: str, clock: Clock, send: Optional[Callable[[Notification], None]] = None
-             ) -> NoticeDelivery:
+def delivery(
+    url: str, clock: Clock, send: Optional[Callable[[Notification], None]] = None
+) -> NoticeDelivery:
     return NoticeDelivery(load_settings(), send=send, clock=clock, policy=POLICY)
 
 
 # ------------------------------------------------------------------ the outbox
-def test_an_announced_status_owes_the_customer_a_notice(db_url: str, clock: Clock,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_announced_status_owes_the_customer_a_notice(
+    db_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DATABASE_URL", db_url)
     ticket_no = file_ticket(db_url, clock)
     change_status(db_url, clock, ticket_no, "resolved")
     [notice] = notices(db_url)
     assert notice.state == "pending" and notice.attempts == 0
     assert (notice.conversation_id, notice.channel, notice.ticket_status) == (
-        "web-abc123", "webchat", "resolved")
+        "web-abc123",
+        "webchat",
+        "resolved",
+    )
     assert notice.text == f"您的故障报修工单{ticket_no}已处理完毕。如还有问题，直接回复这里就行。"
 
 
 def test_quiet_changes_owe_nothing(db_url: str, clock: Clock) -> None:
     ticket_no = file_ticket(db_url, clock)
     with session_scope(db_url) as session:
-        TicketRepository(session, clock=clock).update(ticket_no, "staff1", assignee="agent1",
-                                                      note="已联系片区")
+        TicketRepository(session, clock=clock).update(
+            ticket_no, "staff1", assignee="agent1", note="已联系片区"
+        )
     change_status(db_url, clock, ticket_no, "closed")  # closed is not announced
     orphan = file_ticket(db_url, clock, conversation=None)  # filed without a conversation
     change_status(db_url, clock, orphan, "resolved")
@@ -159,7 +179,9 @@ def test_a_newer_status_supersedes_an_unsent_notice(db_url: str, clock: Clock) -
     change_status(db_url, clock, ticket_no, "assigned")
     change_status(db_url, clock, ticket_no, "resolved")
     assert [(n.ticket_status, n.state) for n in notices(db_url)] == [
-        ("assigned", "superseded"), ("resolved", "pending")]
+        ("assigned", "superseded"),
+        ("resolved", "pending"),
+    ]
 
 
 def test_every_announced_status_and_placeholder_is_checked_when_the_catalog_loads() -> None:
@@ -186,12 +208,18 @@ def test_a_due_notice_goes_to_rasa_with_the_customers_channel(
     assert report.sent == [notice.id] and notice.state == "sent" and notice.attempts == 1
     [call] = fake_rasa.appended
     assert call["conversation_id"] == "web-abc/123"
-    assert call["query"] == {"output_channel": "webchat", "execute_side_effects": "true",
-                             "token": "rasa-secret-token"}
+    assert call["query"] == {
+        "output_channel": "webchat",
+        "execute_side_effects": "true",
+        "token": "rasa-secret-token",
+    }
     [event] = call["events"]
     assert (event["event"], event["text"]) == ("bot", notice.text)
-    assert event["metadata"] == {"notification": notice.id, "kind": "ticket_status",
-                                 "ticket_status": "in_progress"}
+    assert event["metadata"] == {
+        "notification": notice.id,
+        "kind": "ticket_status",
+        "ticket_status": "in_progress",
+    }
     actor, action, note = history(sqlite_url, ticket_no)[-1]
     assert (actor, action) == ("notifier", "notified") and notice.text in note
     assert not delivery(sqlite_url, clock).deliver_due()  # nothing left to send
@@ -208,9 +236,11 @@ def test_a_failed_delivery_is_recorded_and_retried_when_its_time_comes(
     assert delivery(sqlite_url, clock).deliver_due().retrying
     [notice] = notices(sqlite_url)
     assert (notice.state, notice.attempts) == ("pending", 1)
-    assert notice.last_error == ("RasaError: POST " + fake_rasa.url + "/conversations/web-abc123"
-                                 "/tracker/events: HTTP 500 An unexpected error occurred. "
-                                 "Error: Bad Gateway")
+    assert notice.last_error == (
+        "RasaError: POST " + fake_rasa.url + "/conversations/web-abc123"
+        "/tracker/events: HTTP 500 An unexpected error occurred. "
+        "Error: Bad Gateway"
+    )
     assert "rasa-secret-token" not in notice.last_error
     assert notice.next_attempt_at == notice.last_attempt_at + timedelta(seconds=30)
 
@@ -252,8 +282,9 @@ def test_when_the_retries_are_used_up_the_notice_fails_and_the_ticket_says_so(
     assert "已尝试3次" in note and "请电话联系客户" in note
 
 
-def test_a_notice_being_sent_is_not_taken_by_a_second_sender(sqlite_url: str, clock: Clock,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_notice_being_sent_is_not_taken_by_a_second_sender(
+    sqlite_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     ticket_no = file_ticket(sqlite_url, clock)
     change_status(sqlite_url, clock, ticket_no, "resolved")
@@ -300,8 +331,9 @@ def test_an_unclaimed_handover_resumes_the_conversation_even_if_rasa_was_down(
     """The call-back notice also resumes the paused conversation: it must not be lost."""
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     with session_scope(sqlite_url) as session:
-        handoff = HandoffRepository(session).open("web-waiting01", "webchat", "request_human",
-                                                  "normal", {"phone": "13812345678"})
+        handoff = HandoffRepository(session).open(
+            "web-waiting01", "webchat", "request_human", "normal", {"phone": "13812345678"}
+        )
         handoff.created_at -= timedelta(minutes=30)
     fake_rasa.failures = 1
 
@@ -324,18 +356,26 @@ def test_a_status_change_never_supersedes_a_handover_notice(db_url: str, clock: 
     ticket_no = file_ticket(db_url, clock)
     with session_scope(db_url) as session:
         ticket = TicketRepository(session).get(ticket_no)
-        enqueue_notice(session, ticket, "handoff_timeout", "人工客服暂时没空，已为您登记回电。", clock.now)
+        enqueue_notice(
+            session, ticket, "handoff_timeout", "人工客服暂时没空，已为您登记回电。", clock.now
+        )
     change_status(db_url, clock, ticket_no, "assigned")
     change_status(db_url, clock, ticket_no, "resolved")
     assert [(n.kind, n.ticket_status, n.state) for n in notices(db_url)] == [
-        ("handoff_timeout", "new", "pending"), ("ticket_status", "assigned", "superseded"),
-        ("ticket_status", "resolved", "pending")]
+        ("handoff_timeout", "new", "pending"),
+        ("ticket_status", "assigned", "superseded"),
+        ("ticket_status", "resolved", "pending"),
+    ]
 
 
-def test_retry_waits_come_from_the_service_config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retry_waits_come_from_the_service_config(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "service.yml"
-    config.write_text("notifications:\n  retry_after_seconds: [5, 60]\n  check_every_seconds: 2\n",
-                      encoding="utf-8")
+    config.write_text(
+        "notifications:\n  retry_after_seconds: [5, 60]\n  check_every_seconds: 2\n",
+        encoding="utf-8",
+    )
     monkeypatch.setenv("INTAKE_SERVICE_CONFIG", str(config))
     policy = RetryPolicy.from_settings(load_settings())
     assert (policy.max_attempts, policy.check_every_s) == (3, 2)
@@ -345,15 +385,20 @@ def test_retry_waits_come_from_the_service_config(tmp_path: Any, monkeypatch: py
 
 # ------------------------------------------------------------------ API and console
 @pytest.fixture
-def client(sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fake_rasa: FakeRasa) -> Iterator[TestClient]:
+def client(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fake_rasa: FakeRasa
+) -> Iterator[TestClient]:
     yield from make_client(sqlite_url, monkeypatch)
 
 
-def test_patch_sends_the_notice_right_after_answering(client: TestClient, sqlite_url: str,
-                                                      clock: Clock, fake_rasa: FakeRasa) -> None:
+def test_patch_sends_the_notice_right_after_answering(
+    client: TestClient, sqlite_url: str, clock: Clock, fake_rasa: FakeRasa
+) -> None:
     ticket_no = file_ticket(sqlite_url, clock)
     headers = {"Authorization": "Bearer test-token"}
-    answer = client.patch(f"/api/v1/tickets/{ticket_no}", json={"status": "resolved"}, headers=headers)
+    answer = client.patch(
+        f"/api/v1/tickets/{ticket_no}", json={"status": "resolved"}, headers=headers
+    )
     assert answer.status_code == 200, answer.text
     [owed] = answer.json()["notifications"]
     assert (owed["state"], owed["ticket_no"], owed["channel"]) == ("pending", ticket_no, "webchat")
@@ -363,31 +408,46 @@ def test_patch_sends_the_notice_right_after_answering(client: TestClient, sqlite
     assert call["events"][0]["text"] == owed["text"]
     [notice] = client.get(f"/api/v1/tickets/{ticket_no}", headers=headers).json()["notifications"]
     assert notice["state"] == "sent" and notice["sent_at"]
-    assert client.get("/api/v1/notifications", params={"state": "failed"}, headers=headers).json() == []
-    assert client.get("/api/v1/notifications", params={"state": "bogus"}, headers=headers).status_code == 422
+    assert (
+        client.get("/api/v1/notifications", params={"state": "failed"}, headers=headers).json()
+        == []
+    )
+    assert (
+        client.get("/api/v1/notifications", params={"state": "bogus"}, headers=headers).status_code
+        == 422
+    )
 
 
-def test_failed_notices_are_listed_for_follow_up(client: TestClient, sqlite_url: str, clock: Clock,
-                                                 fake_rasa: FakeRasa) -> None:
+def test_failed_notices_are_listed_for_follow_up(
+    client: TestClient, sqlite_url: str, clock: Clock, fake_rasa: FakeRasa
+) -> None:
     ticket_no = file_ticket(sqlite_url, clock)
     fake_rasa.failures = 10
     headers = {"Authorization": "Bearer test-token"}
     client.patch(f"/api/v1/tickets/{ticket_no}", json={"status": "cancelled"}, headers=headers)
-    [retrying] = client.get("/api/v1/notifications", params={"state": "pending"}, headers=headers).json()
+    [retrying] = client.get(
+        "/api/v1/notifications", params={"state": "pending"}, headers=headers
+    ).json()
     assert retrying["attempts"] == 1 and "HTTP 500" in retrying["last_error"]
     assert retrying["next_attempt_at"] is not None
     with session_scope(sqlite_url) as session:
         session.execute(select(Notification)).scalar_one().state = "failed"
-    [failed] = client.get("/api/v1/notifications", params={"state": "failed"}, headers=headers).json()
+    [failed] = client.get(
+        "/api/v1/notifications", params={"state": "failed"}, headers=headers
+    ).json()
     assert failed["ticket_no"] == ticket_no and failed["text"].startswith("您的故障报修工单")
 
 
-def test_console_status_change_notifies_and_shows_the_notice(client: TestClient, sqlite_url: str,
-                                                             clock: Clock, fake_rasa: FakeRasa) -> None:
+def test_console_status_change_notifies_and_shows_the_notice(
+    client: TestClient, sqlite_url: str, clock: Clock, fake_rasa: FakeRasa
+) -> None:
     ticket_no = file_ticket(sqlite_url, clock)
     csrf = sign_in(client, "agent1")
-    response = client.post(f"/console/tickets/{ticket_no}", data={"status": "resolved",
-                           "csrf_token": csrf}, follow_redirects=False)
+    response = client.post(
+        f"/console/tickets/{ticket_no}",
+        data={"status": "resolved", "csrf_token": csrf},
+        follow_redirects=False,
+    )
     assert response.status_code == 303
     assert len(fake_rasa.appended) == 1
     page = client.get(f"/console/tickets/{ticket_no}").text

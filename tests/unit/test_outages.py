@@ -36,7 +36,9 @@ def outages(db_url: str) -> OutageService:
     _add(db_url, "xs", "潮南区", "峡山街道东山路、西山路", timedelta(days=1), 8)
     _add(db_url, "cd", "潮南区", "陈店镇文光村", timedelta(days=2), 8)
     _add(db_url, "cp", "龙湖区", "长平路、黄山路", timedelta(hours=-1), 4, "ongoing")
-    _add(db_url, "late", "龙湖区", "长平路", timedelta(days=15), 4)  # beyond the two weeks looked at
+    _add(
+        db_url, "late", "龙湖区", "长平路", timedelta(days=15), 4
+    )  # beyond the two weeks looked at
     _add(db_url, "past", "龙湖区", "长平路", timedelta(days=-1), 4)  # over
     return OutageService(db_url)
 

@@ -4,6 +4,7 @@ The channel's Sanic blueprint runs in a Sanic app driven over ASGI; python-teleg
 sends to the fake server through its base URL. A stand-in for Rasa answers each message
 the way the assistant does (texts, buttons, the phone question).
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,12 +27,21 @@ from bot.plugins.channels.telegram import (
     split_text,
 )
 from bot.plugins.channels.telegram_poll import poll
-from tests.fakes.fake_telegram import TOKEN, FakeBotApi, callback_update, contact_update, text_update
+from tests.fakes.fake_telegram import (
+    TOKEN,
+    FakeBotApi,
+    callback_update,
+    contact_update,
+    text_update,
+)
 
 SECRET = "unit-test-secret_1"
 CHAT = 555001
 PHONE_ASK = load_catalog().fields["phone"].ask
-CONFIRM_BUTTONS = [{"title": "确认提交", "payload": "/affirm"}, {"title": "修改", "payload": "/deny"}]
+CONFIRM_BUTTONS = [
+    {"title": "确认提交", "payload": "/affirm"},
+    {"title": "修改", "payload": "/deny"},
+]
 
 
 @pytest.fixture(autouse=True)
@@ -62,12 +72,18 @@ class FakeAssistant:
 
 
 @asynccontextmanager
-async def webhook_client(channel: TelegramInput, assistant: FakeAssistant) -> AsyncIterator[httpx.AsyncClient]:
+async def webhook_client(
+    channel: TelegramInput, assistant: FakeAssistant
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for a Sanic app serving the channel's blueprint where Rasa mounts it."""
     app = Sanic(f"telegram_test_{uuid.uuid4().hex[:8]}")
     app.blueprint(channel.blueprint(assistant), url_prefix="/webhooks/telegram")
-    await app._startup()  # Sanic's start-up before serving (routes, signals); ASGI has no lifespan here
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://rasa") as client:
+    await (
+        app._startup()
+    )  # Sanic's start-up before serving (routes, signals); ASGI has no lifespan here
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://rasa"
+    ) as client:
         yield client
 
 
@@ -75,22 +91,28 @@ def channel_for(fake_api: FakeBotApi) -> TelegramInput:
     return TelegramInput(TelegramSettings(TOKEN, SECRET, fake_api.base_url))
 
 
-async def post_update(client: httpx.AsyncClient, update: Dict[str, Any], secret: str | None = SECRET) -> httpx.Response:
+async def post_update(
+    client: httpx.AsyncClient, update: Dict[str, Any], secret: str | None = SECRET
+) -> httpx.Response:
     headers = {SECRET_HEADER: secret} if secret is not None else {}
     return await client.post("/webhooks/telegram/webhook", json=update, headers=headers)
 
 
 # ---------------------------------------------------------------------- configuration
 
-def test_channel_is_off_without_token_with_one_log_line(monkeypatch: pytest.MonkeyPatch,
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+
+def test_channel_is_off_without_token_with_one_log_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "TELEGRAM_API_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     with caplog.at_level(logging.INFO, logger="bot.plugins.channels.telegram"):
         channel = TelegramInput.from_credentials(None)
     assert not channel.enabled
     assert channel.get_output_channel() is None
-    assert [r.getMessage() for r in caplog.records] == ["Telegram channel off: TELEGRAM_BOT_TOKEN not set"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "Telegram channel off: TELEGRAM_BOT_TOKEN not set"
+    ]
 
 
 def test_settings_come_from_the_environment_and_unexpanded_placeholders_count_as_unset(
@@ -99,7 +121,9 @@ def test_settings_come_from_the_environment_and_unexpanded_placeholders_count_as
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     monkeypatch.delenv("TELEGRAM_WEBHOOK_SECRET", raising=False)
     monkeypatch.delenv("TELEGRAM_API_BASE_URL", raising=False)
-    settings = TelegramSettings.from_settings(overrides={"webhook_secret": "${TELEGRAM_WEBHOOK_SECRET}"})
+    settings = TelegramSettings.from_settings(
+        overrides={"webhook_secret": "${TELEGRAM_WEBHOOK_SECRET}"}
+    )
     assert settings.token == TOKEN
     assert settings.missing == ["TELEGRAM_WEBHOOK_SECRET"]
     assert settings.api_base_url == "https://api.telegram.org/bot"
@@ -119,6 +143,7 @@ async def test_webhook_of_a_channel_that_is_off_answers_503() -> None:
 
 # ---------------------------------------------------------------------- pure pieces
 
+
 @pytest.mark.parametrize(
     "text, limit, expected",
     [
@@ -128,14 +153,20 @@ async def test_webhook_of_a_channel_that_is_off_answers_503() -> None:
         ("甲\n" + "乙" * 5 + "\n丙", 4, ["甲", "乙乙乙乙", "乙\n丙"]),
     ],
 )
-def test_split_text_keeps_lines_whole_and_within_the_limit(text: str, limit: int, expected: List[str]) -> None:
+def test_split_text_keeps_lines_whole_and_within_the_limit(
+    text: str, limit: int, expected: List[str]
+) -> None:
     assert split_text(text, limit) == expected
 
 
 @pytest.mark.parametrize(
     "shared, expected",
-    [("8613812345678", "13812345678"), ("+86 138 1234 5678", "13812345678"), ("13812345678", "13812345678"),
-     ("+447700900123", "447700900123")],
+    [
+        ("8613812345678", "13812345678"),
+        ("+86 138 1234 5678", "13812345678"),
+        ("13812345678", "13812345678"),
+        ("+447700900123", "447700900123"),
+    ],
 )
 def test_a_shared_contact_becomes_the_phone_digits(shared: str, expected: str) -> None:
     assert contact_text(shared) == expected
@@ -143,24 +174,39 @@ def test_a_shared_contact_becomes_the_phone_digits(shared: str, expected: str) -
 
 # ---------------------------------------------------------------------- inbound webhook
 
+
 @pytest.mark.asyncio
-async def test_text_update_reaches_rasa_and_buttons_become_an_inline_keyboard(fake_api: FakeBotApi) -> None:
+async def test_text_update_reaches_rasa_and_buttons_become_an_inline_keyboard(
+    fake_api: FakeBotApi,
+) -> None:
     assistant = FakeAssistant()
-    assistant.replies["我要报装用电"] = [{"text": "请核对报装用电的信息：…", "buttons": CONFIRM_BUTTONS}]
+    assistant.replies["我要报装用电"] = [
+        {"text": "请核对报装用电的信息：…", "buttons": CONFIRM_BUTTONS}
+    ]
     async with webhook_client(channel_for(fake_api), assistant) as client:
         answer = await post_update(client, text_update(700001, CHAT, "我要报装用电"))
     assert answer.status_code == 200
     [message] = assistant.messages
-    assert (message.text, message.sender_id, message.input_channel) == ("我要报装用电", f"tg-{CHAT}", "telegram")
+    assert (message.text, message.sender_id, message.input_channel) == (
+        "我要报装用电",
+        f"tg-{CHAT}",
+        "telegram",
+    )
     [sent] = fake_api.sent("sendMessage")
     assert sent["chat_id"] == CHAT and sent["text"] == "请核对报装用电的信息：…"
-    assert sent["reply_markup"] == {"inline_keyboard": [[{"text": "确认提交", "callback_data": "/affirm"}],
-                                                        [{"text": "修改", "callback_data": "/deny"}]]}
+    assert sent["reply_markup"] == {
+        "inline_keyboard": [
+            [{"text": "确认提交", "callback_data": "/affirm"}],
+            [{"text": "修改", "callback_data": "/deny"}],
+        ]
+    }
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("secret", ["wrong-secret", None, SECRET + "x"])
-async def test_wrong_or_missing_secret_token_is_rejected(fake_api: FakeBotApi, secret: str | None) -> None:
+async def test_wrong_or_missing_secret_token_is_rejected(
+    fake_api: FakeBotApi, secret: str | None
+) -> None:
     assistant = FakeAssistant()
     async with webhook_client(channel_for(fake_api), assistant) as client:
         answer = await post_update(client, text_update(700002, CHAT, "你好"), secret=secret)
@@ -176,7 +222,11 @@ async def test_a_redelivered_update_is_handled_once(fake_api: FakeBotApi) -> Non
         first = await post_update(client, update)
         again = await post_update(client, update)
         other = await post_update(client, text_update(700004, CHAT, "查电费"))
-    assert [first.json()["status"], again.json()["status"], other.json()["status"]] == ["ok", "duplicate", "ok"]
+    assert [first.json()["status"], again.json()["status"], other.json()["status"]] == [
+        "ok",
+        "duplicate",
+        "ok",
+    ]
     assert [m.text for m in assistant.messages] == ["查电费", "查电费"]
     assert len(fake_api.sent("sendMessage")) == 2
 
@@ -192,7 +242,9 @@ async def test_pressed_button_sends_its_payload_and_is_acknowledged(fake_api: Fa
 
 
 @pytest.mark.asyncio
-async def test_phone_question_offers_contact_sharing_and_the_contact_fills_the_phone(fake_api: FakeBotApi) -> None:
+async def test_phone_question_offers_contact_sharing_and_the_contact_fills_the_phone(
+    fake_api: FakeBotApi,
+) -> None:
     assistant = FakeAssistant()
     assistant.replies["张三"] = [{"text": PHONE_ASK}]
     async with webhook_client(channel_for(fake_api), assistant) as client:
@@ -200,16 +252,22 @@ async def test_phone_question_offers_contact_sharing_and_the_contact_fills_the_p
         await post_update(client, contact_update(700007, CHAT, "8613812345678"))
     question, after = fake_api.sent("sendMessage")
     assert question["text"] == PHONE_ASK
-    assert question["reply_markup"]["keyboard"] == [[{"text": "分享手机号", "request_contact": True}]]
+    assert question["reply_markup"]["keyboard"] == [
+        [{"text": "分享手机号", "request_contact": True}]
+    ]
     assert question["reply_markup"]["one_time_keyboard"] is True
     assert assistant.messages[1].text == "13812345678"
     assert after["reply_markup"] == {"remove_keyboard": True}
 
 
 @pytest.mark.asyncio
-async def test_long_reply_is_split_within_telegram_limits_with_buttons_on_the_last_part(fake_api: FakeBotApi) -> None:
+async def test_long_reply_is_split_within_telegram_limits_with_buttons_on_the_last_part(
+    fake_api: FakeBotApi,
+) -> None:
     assistant = FakeAssistant()
-    long_text = "\n".join(f"第{i}条：" + "停电计划说明" * 30 for i in range(60))  # ≈ 11 000 characters
+    long_text = "\n".join(
+        f"第{i}条：" + "停电计划说明" * 30 for i in range(60)
+    )  # ≈ 11 000 characters
     assistant.replies["停电"] = [{"text": long_text, "buttons": CONFIRM_BUTTONS[:1]}]
     async with webhook_client(channel_for(fake_api), assistant) as client:
         await post_update(client, text_update(700008, CHAT, "停电"))
@@ -248,8 +306,15 @@ async def test_a_message_without_words_gets_a_polite_line_and_other_updates_are_
     assistant = FakeAssistant()
     sticker = text_update(700011, CHAT, "")
     del sticker["message"]["text"]
-    sticker["message"]["sticker"] = {"file_id": "CAACAgIAAxk", "file_unique_id": "AgAD", "width": 512,
-                                     "height": 512, "is_animated": False, "is_video": False, "type": "regular"}
+    sticker["message"]["sticker"] = {
+        "file_id": "CAACAgIAAxk",
+        "file_unique_id": "AgAD",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+        "type": "regular",
+    }
     edited = text_update(700012, CHAT, "改一下")
     edited["edited_message"] = dict(edited.pop("message"), edit_date=1764230000)
     async with webhook_client(channel_for(fake_api), assistant) as client:
@@ -257,13 +322,17 @@ async def test_a_message_without_words_gets_a_polite_line_and_other_updates_are_
     assert [a.json()["status"] for a in answers] == ["unsupported", "ignored"]
     assert assistant.messages == []
     assert [m["text"] for m in fake_api.sent("sendMessage")] == [
-        load_catalog().system_messages["telegram_unsupported"]]
+        load_catalog().system_messages["telegram_unsupported"]
+    ]
 
 
 # ---------------------------------------------------------------------- outbound
 
+
 @pytest.mark.asyncio
-async def test_output_channel_sends_agent_replies_to_the_customers_chat(fake_api: FakeBotApi) -> None:
+async def test_output_channel_sends_agent_replies_to_the_customers_chat(
+    fake_api: FakeBotApi,
+) -> None:
     output = channel_for(fake_api).get_output_channel()
     assert output is not None and output.name() == "telegram"
     await output.send_response(f"tg-{CHAT}", {"text": "您好，我是客服小王，您的工单已派单。"})
@@ -273,12 +342,17 @@ async def test_output_channel_sends_agent_replies_to_the_customers_chat(fake_api
 
 # ---------------------------------------------------------------------- long polling
 
+
 @pytest.mark.asyncio
-async def test_polling_forwards_each_update_to_the_webhook_with_the_secret(fake_api: FakeBotApi) -> None:
+async def test_polling_forwards_each_update_to_the_webhook_with_the_secret(
+    fake_api: FakeBotApi,
+) -> None:
     received: List[Dict[str, Any]] = []
 
     async def webhook(request: web.Request) -> web.Response:
-        received.append({"secret": request.headers.get(SECRET_HEADER), "update": await request.json()})
+        received.append(
+            {"secret": request.headers.get(SECRET_HEADER), "update": await request.json()}
+        )
         return web.json_response({"status": "ok"})
 
     app = web.Application()
@@ -292,8 +366,9 @@ async def test_polling_forwards_each_update_to_the_webhook_with_the_secret(fake_
     fake_api.queue_update(callback_update(800002, CHAT, "/affirm"))
     try:
         settings = TelegramSettings(TOKEN, SECRET, fake_api.base_url)
-        forwarded = await poll(settings, f"http://127.0.0.1:{port}/webhooks/telegram/webhook",
-                               timeout=1, max_rounds=2)
+        forwarded = await poll(
+            settings, f"http://127.0.0.1:{port}/webhooks/telegram/webhook", timeout=1, max_rounds=2
+        )
     finally:
         await runner.cleanup()
     assert forwarded == 2

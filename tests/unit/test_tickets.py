@@ -49,7 +49,24 @@ def test_create_records_everything(db_url: str, clock) -> None:
         "channel": "rest",
         "created_at": "2026-11-27T17:30:00+08:00",
         "due_at": "2026-11-27T19:00:00+08:00",
+        "first_contact_due_at": None,  # only categories that promise a first contact
+        "first_contacted_at": None,
     }
+
+
+def test_a_complaint_promises_a_first_contact_within_24_hours(db_url: str, clock) -> None:
+    with session_scope(db_url) as session:
+        repository = TicketRepository(session, clock=clock)
+        ticket, _ = repository.create(
+            "complaint", {"phone": "13812345678", "description": "抢修员态度差"}, "conv-9", "rest"
+        )
+        data = TicketRepository.to_dict(ticket)
+        assert data["first_contact_due_at"] == "2026-11-28T17:30:00+08:00"
+        assert data["due_at"] == "2026-12-03T23:59:59+08:00"  # the answer: 4 working days
+        repository.update(ticket.ticket_no, actor="bot", details={"description": "补充"})
+        assert ticket.first_contacted_at is None  # the bot's own changes are no contact
+        repository.update(ticket.ticket_no, actor="wangfang", status="in_progress")
+        assert TicketRepository.to_dict(ticket)["first_contacted_at"] == "2026-11-27T17:30:00+08:00"
 
 
 def test_working_day_due_time_and_empty_details_dropped(db_url: str, clock) -> None:
@@ -232,3 +249,24 @@ def test_number_uses_the_local_date(db_url: str, clock_at) -> None:
             "fault_repair", FAULT, "c", "rest"
         )
     assert ticket.ticket_no == "GD20261128000001"
+
+
+def test_an_uncontacted_complaint_past_24_hours_counts_as_first_contact_overdue(
+    db_url: str, clock
+) -> None:
+    from datetime import timedelta
+
+    from bot.console.supervisor import department_stats
+    from bot.core.clock import to_utc_naive
+
+    with session_scope(db_url) as session:
+        repository = TicketRepository(session, clock=clock)
+        ticket, _ = repository.create(
+            "complaint", {"phone": "13812345678", "description": "抢修员态度差"}, "conv-9", "rest"
+        )
+        later = to_utc_naive(clock()) + timedelta(hours=25)
+        [row] = [r for r in department_stats(session, later) if r["department"] == "客服投诉组"]
+        assert (row["open"], row["first_contact_overdue"], row["overdue"]) == (1, 1, 0)
+        repository.update(ticket.ticket_no, actor="lizhang", note="已电话联系客户")
+        [row] = [r for r in department_stats(session, later) if r["department"] == "客服投诉组"]
+        assert row["first_contact_overdue"] == 0

@@ -1,4 +1,5 @@
 """Inbox collection from a tracker store written by Rasa's own SQLTrackerStore."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +11,9 @@ import pytest
 from bot.core.db import session_scope
 from bot.core.training.inbox import collect_candidates, open_items, sync_inbox, text_key
 
-Turn = Tuple[str, str, float, Optional[str], List[str]]  # text, intent, confidence, bot reply, actions
+Turn = Tuple[
+    str, str, float, Optional[str], List[str]
+]  # text, intent, confidence, bot reply, actions
 
 
 def _events(turns: List[Turn]) -> list:
@@ -20,9 +23,16 @@ def _events(turns: List[Turn]) -> list:
     for text, intent, confidence, reply, actions in turns:
         ranking = [{"name": intent, "confidence": confidence}]
         if intent == "nlu_fallback":
-            ranking = [{"name": "nlu_fallback", "confidence": 0.3}, {"name": "greet", "confidence": confidence}]
-        parse = {"intent": {"name": intent, "confidence": confidence}, "intent_ranking": ranking,
-                 "entities": [], "text": text}
+            ranking = [
+                {"name": "nlu_fallback", "confidence": 0.3},
+                {"name": "greet", "confidence": confidence},
+            ]
+        parse = {
+            "intent": {"name": intent, "confidence": confidence},
+            "intent_ranking": ranking,
+            "entities": [],
+            "text": text,
+        }
         events.append(UserUttered(text, parse["intent"], parse_data=parse))
         events.extend(ActionExecuted(a) for a in actions)
         if reply:
@@ -47,25 +57,43 @@ def fill_tracker_store(path: Path, conversations: Dict[str, List[Turn]]) -> str:
 
 @pytest.fixture
 def tracker_url(tmp_path: Path) -> str:
-    return fill_tracker_store(tmp_path / "tracker.db", {
-        "fallback-1": [("你好", "greet", 0.99, "您好！", []),
-                       ("电表在唱歌！！", "nlu_fallback", 0.2, "抱歉没听懂", ["action_fallback"])],
-        "fallback-2": [("电表在唱歌", "nlu_fallback", 0.25, "抱歉没听懂", ["action_fallback"])],
-        "unsure": [("鱼塘想拉根线过去", "report_violation", 0.41, "请问是举报哪里？", [])],
-        "cancelled": [("我要改户名", "apply_transfer", 0.95, "请提供户号", []),
-                      ("13812345678", "inform", 0.9, "请提供户号", []),
-                      ("算了", "cancel", 0.99, "好的，已取消", [])],
-        "corrected": [("查下我的单", "query_bill", 0.9, "请提供户号", []),
-                      ("不是，我说的是工单", "inform", 0.7, "请提供工单号", [])],
-        "human": [("我的电费扣了两次", "query_bill", 0.88, "请提供户号", []),
-                  ("转人工", "request_human", 0.99, "正在为您转接", [])],
-        "long-affirm": [("户外那个电表一直在滴滴滴报警", "affirm", 0.89, "好的", []),
-                        ("不是这个意思", "deny", 0.8, "抱歉", [])],
-        "short-affirm": [("好的", "affirm", 0.99, "请留电话", []), ("不是", "deny", 0.9, "抱歉", [])],
-        "fine": [("家里停电了", "report_fault", 0.98, "请告诉我地址", []),
-                 ("龙湖区长平路88号", "inform", 0.93, "请留电话", []),
-                 ("/affirm", "affirm", 1.0, None, [])],
-    })
+    return fill_tracker_store(
+        tmp_path / "tracker.db",
+        {
+            "fallback-1": [
+                ("你好", "greet", 0.99, "您好！", []),
+                ("电表在唱歌！！", "nlu_fallback", 0.2, "抱歉没听懂", ["action_fallback"]),
+            ],
+            "fallback-2": [("电表在唱歌", "nlu_fallback", 0.25, "抱歉没听懂", ["action_fallback"])],
+            "unsure": [("鱼塘想拉根线过去", "report_violation", 0.41, "请问是举报哪里？", [])],
+            "cancelled": [
+                ("我要改户名", "apply_transfer", 0.95, "请提供户号", []),
+                ("13812345678", "inform", 0.9, "请提供户号", []),
+                ("算了", "cancel", 0.99, "好的，已取消", []),
+            ],
+            "corrected": [
+                ("查下我的单", "query_bill", 0.9, "请提供户号", []),
+                ("不是，我说的是工单", "inform", 0.7, "请提供工单号", []),
+            ],
+            "human": [
+                ("我的电费扣了两次", "query_bill", 0.88, "请提供户号", []),
+                ("转人工", "request_human", 0.99, "正在为您转接", []),
+            ],
+            "long-affirm": [
+                ("户外那个电表一直在滴滴滴报警", "affirm", 0.89, "好的", []),
+                ("不是这个意思", "deny", 0.8, "抱歉", []),
+            ],
+            "short-affirm": [
+                ("好的", "affirm", 0.99, "请留电话", []),
+                ("不是", "deny", 0.9, "抱歉", []),
+            ],
+            "fine": [
+                ("家里停电了", "report_fault", 0.98, "请告诉我地址", []),
+                ("龙湖区长平路88号", "inform", 0.93, "请留电话", []),
+                ("/affirm", "affirm", 1.0, None, []),
+            ],
+        },
+    )
 
 
 def _by_text(url: str) -> Dict[str, object]:
@@ -77,8 +105,14 @@ def test_each_rule_collects_its_messages_and_nothing_else(tracker_url: str) -> N
     # 13812345678 (inform) was cancelled after too, but a bare number has no words to learn.
     # 好的 (affirm) followed by 不是 is a stock phrase, not a misunderstanding; a long message
     # read as affirm is.
-    assert set(found) == {"电表在唱歌！！", "鱼塘想拉根线过去", "我要改户名", "查下我的单", "我的电费扣了两次",
-                          "户外那个电表一直在滴滴滴报警"}
+    assert set(found) == {
+        "电表在唱歌！！",
+        "鱼塘想拉根线过去",
+        "我要改户名",
+        "查下我的单",
+        "我的电费扣了两次",
+        "户外那个电表一直在滴滴滴报警",
+    }
     assert found["户外那个电表一直在滴滴滴报警"].reasons == ["corrected"]
     assert found["鱼塘想拉根线过去"].reasons == ["low_confidence"]
     assert found["我要改户名"].reasons == ["cancelled"]
@@ -107,7 +141,7 @@ def test_sync_is_idempotent_and_keeps_decisions(tracker_url: str, db_url: str) -
     with session_scope(db_url) as session:
         assert sync_inbox(session, candidates) == 0
         items = open_items(session)
-        assert [i.count for i in items][0] == 2 and len(items) == 6
+        assert items[0].count == 2 and len(items) == 6
         items[-1].status = "discarded"
     with session_scope(db_url) as session:
         sync_inbox(session, candidates)

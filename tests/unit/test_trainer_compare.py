@@ -1,11 +1,13 @@
 """Model comparison: per-intent F1 deltas, on two small models trained for the test."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from bot.tools.trainer.compare import compare_models, compare_metrics, load_comparison, save_comparison
+from bot.core.training.comparison import compare_metrics, load_comparison, save_comparison
+from bot.tools.trainer.compare import compare_models
 
 CONFIG = """\
 recipe: default.v1
@@ -25,8 +27,26 @@ pipeline:
 policies: []
 """
 
-FAULT = ["家里停电了", "没电了快来修", "跳闸了推不上去", "灯一直闪", "电压太低", "全屋没电", "停电了帮忙报修", "电表黑屏没电"]
-BILL = ["查电费", "这个月电费多少", "我欠费了吗", "查一下账单", "上个月用了多少度", "电费单", "帮我查电费", "要交多少钱"]
+FAULT = [
+    "家里停电了",
+    "没电了快来修",
+    "跳闸了推不上去",
+    "灯一直闪",
+    "电压太低",
+    "全屋没电",
+    "停电了帮忙报修",
+    "电表黑屏没电",
+]
+BILL = [
+    "查电费",
+    "这个月电费多少",
+    "我欠费了吗",
+    "查一下账单",
+    "上个月用了多少度",
+    "电费单",
+    "帮我查电费",
+    "要交多少钱",
+]
 CANCEL = ["算了", "不办了", "取消", "不用了", "先不弄了", "撤回申请", "唔搞喇", "不报了"]
 
 
@@ -54,15 +74,24 @@ def test_compare_metrics_orders_by_largest_change() -> None:
         return Metrics(8, 0.5, sum(f1.values()) / len(f1), 0.0, 0.5, per_intent, {}, [], {}, 1.0)
 
     result = compare_metrics(metrics({"a": 0.5, "b": 0.9}), metrics({"a": 0.8, "b": 0.7, "c": 1.0}))
-    assert [(r["intent"], r["delta"]) for r in result.per_intent] == [("c", 1.0), ("a", 0.3), ("b", -0.2)]
+    assert [(r["intent"], r["delta"]) for r in result.per_intent] == [
+        ("c", 1.0),
+        ("a", 0.3),
+        ("b", -0.2),
+    ]
 
 
 def test_two_small_models(tmp_path: Path) -> None:
     old = _train(tmp_path, "old", {"report_fault": FAULT, "query_bill": BILL})
     new = _train(tmp_path, "new", {"report_fault": FAULT, "query_bill": BILL, "cancel": CANCEL})
-    holdout = _nlu(tmp_path / "holdout.yml", {
-        "report_fault": ["停电了", "家里跳闸了"], "query_bill": ["查电费", "电费多少"],
-        "cancel": ["算了吧", "不办了"]})
+    holdout = _nlu(
+        tmp_path / "holdout.yml",
+        {
+            "report_fault": ["停电了", "家里跳闸了"],
+            "query_bill": ["查电费", "电费多少"],
+            "cancel": ["算了吧", "不办了"],
+        },
+    )
     comparison = compare_models(old, new, holdout)
     rows = {r["intent"]: r for r in comparison.per_intent}
     assert set(rows) == {"report_fault", "query_bill", "cancel"}

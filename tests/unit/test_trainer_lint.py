@@ -1,4 +1,5 @@
 """The NLU lint catches each class of problem on a seeded bad data set."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,8 +50,10 @@ def issues(tmp_path_factory: pytest.TempPathFactory) -> List[Issue]:
     (root / "data").mkdir()
     (root / "tests").mkdir()
     outage = [f"请问{n}号那边什么时候来电" for n in range(1, 11)]
-    text = BAD_DATA.format(fault="\n".join(f"    - {t}" for t in GOOD_FAULT),
-                           outage="\n".join(f"    - {t}" for t in outage))
+    text = BAD_DATA.format(
+        fault="\n".join(f"    - {t}" for t in GOOD_FAULT),
+        outage="\n".join(f"    - {t}" for t in outage),
+    )
     (root / "data" / "bad.yml").write_text(text, encoding="utf-8")
     (root / "tests" / "holdout.yml").write_text(TEST_SET, encoding="utf-8")
     (root / "tests" / "floors.yml").write_text("intent_accuracy: 0.9\n", encoding="utf-8")
@@ -77,7 +80,10 @@ def test_intents_below_the_minimum_count(issues: List[Issue]) -> None:
 
 def test_entity_spans_that_do_not_fit_the_text(issues: List[Issue]) -> None:
     assert _of(issues, "entity_span") == [
-        "我家跳闸了，我叫我叫陈伟明", "没电了，电话 13812345678", "电话13812345678 家里没电"]
+        "我家跳闸了，我叫我叫陈伟明",
+        "没电了，电话 13812345678",
+        "电话13812345678 家里没电",
+    ]
 
 
 def test_entity_values_that_disagree_with_the_normalised_form(issues: List[Issue]) -> None:
@@ -92,5 +98,7 @@ def test_examples_leaking_from_the_test_set(issues: List[Issue]) -> None:
 def test_clean_data_has_no_issue(tmp_path: Path) -> None:
     (tmp_path / "ok.yml").write_text(
         'version: "3.1"\nnlu:\n- intent: report_fault\n  examples: |\n'
-        + "".join(f"    - {t}\n" for t in GOOD_FAULT), encoding="utf-8")
+        + "".join(f"    - {t}\n" for t in GOOD_FAULT),
+        encoding="utf-8",
+    )
     assert lint(tmp_path, None) == []

@@ -1,4 +1,5 @@
 """The trainer inbox through the console's JSON API, signed in for real."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,10 +35,20 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
     now = dt.datetime(2026, 11, 27, 2, 0)
     with session_scope(url) as session:
         for text, count in ((TEXT, 3), ("电表半夜自己在转", 1)):
-            session.add(InboxItem(text_key=text, text=text, count=count, reasons=["fallback"],
-                                  predicted_intent="nlu_fallback", confidence=0.2, status="open",
-                                  context={"previous_bot": "请问办理什么业务？", "next_user": "不是"},
-                                  first_seen=now, last_seen=now))
+            session.add(
+                InboxItem(
+                    text_key=text,
+                    text=text,
+                    count=count,
+                    reasons=["fallback"],
+                    predicted_intent="nlu_fallback",
+                    confidence=0.2,
+                    status="open",
+                    context={"previous_bot": "请问办理什么业务？", "next_user": "不是"},
+                    first_seen=now,
+                    last_seen=now,
+                )
+            )
     yield from make_client(url, monkeypatch)
     dispose_engines(url)
 
@@ -68,12 +79,17 @@ def test_inbox_lists_items_with_intents_in_chinese(client: TestClient) -> None:
     assert {"entity": "phone", "name": "联系电话"} in data["entities"]
 
 
-def test_label_writes_a_pseudonymised_example_into_the_area_file(client: TestClient, nlu_dir: Path) -> None:
+def test_label_writes_a_pseudonymised_example_into_the_area_file(
+    client: TestClient, nlu_dir: Path
+) -> None:
     csrf = sign_in(client, "trainer1")
     item = _items(client)[0]
     phone = (TEXT.index("138"), TEXT.index("138") + 11)
-    body = {"item_id": item["id"], "intent": "dispute_meter",
-            "entities": [{"start": phone[0], "end": phone[1], "entity": "phone"}]}
+    body = {
+        "item_id": item["id"],
+        "intent": "dispute_meter",
+        "entities": [{"start": phone[0], "end": phone[1], "entity": "phone"}],
+    }
     assert client.post("/console/trainer/api/label", json=body).status_code == 403  # no CSRF header
     response = client.post("/console/trainer/api/label", json=body, headers={"X-CSRF-Token": csrf})
     assert response.status_code == 200, response.text
@@ -83,7 +99,9 @@ def test_label_writes_a_pseudonymised_example_into_the_area_file(client: TestCli
     assert f"    - {result['example']}\n" in written
     assert "陈伟明" not in written and "13812345678" not in written
     assert "(phone)，电表在唱歌" in result["example"] and result["example"].startswith("我叫")
-    assert "trainer1\tdispute_meter\tmeter_dispute.yml" in (nlu_dir / "LABELS.log").read_text(encoding="utf-8")
+    assert "trainer1\tdispute_meter\tmeter_dispute.yml" in (nlu_dir / "LABELS.log").read_text(
+        encoding="utf-8"
+    )
     assert [i["text"] for i in _items(client)] == ["电表半夜自己在转"]
     again = client.post("/console/trainer/api/label", json=body, headers={"X-CSRF-Token": csrf})
     assert again.status_code == 422
@@ -94,16 +112,36 @@ def test_patch_discard_and_bad_requests(client: TestClient, nlu_dir: Path) -> No
     headers = {"X-CSRF-Token": csrf}
     first, second = _items(client)
     before = (nlu_dir / "meter_dispute.yml").read_text(encoding="utf-8")
-    patch = client.post("/console/trainer/api/label", headers=headers,
-                        json={"item_id": second["id"], "intent": "dispute_meter", "patch": True}).json()
-    assert "+    - 电表半夜自己在转" in patch["patch"] and "a/data/nlu/meter_dispute.yml" in patch["patch"]
+    patch = client.post(
+        "/console/trainer/api/label",
+        headers=headers,
+        json={"item_id": second["id"], "intent": "dispute_meter", "patch": True},
+    ).json()
+    assert (
+        "+    - 电表半夜自己在转" in patch["patch"]
+        and "a/data/nlu/meter_dispute.yml" in patch["patch"]
+    )
     assert (nlu_dir / "meter_dispute.yml").read_text(encoding="utf-8") == before
-    bad_intent = client.post("/console/trainer/api/label", headers=headers, json={"item_id": second["id"], "intent": "nope"})
+    bad_intent = client.post(
+        "/console/trainer/api/label",
+        headers=headers,
+        json={"item_id": second["id"], "intent": "nope"},
+    )
     assert bad_intent.status_code == 422
-    bad_span = client.post("/console/trainer/api/label", headers=headers, json={
-        "item_id": second["id"], "intent": "dispute_meter", "entities": [{"start": 5, "end": 99, "entity": "phone"}]})
+    bad_span = client.post(
+        "/console/trainer/api/label",
+        headers=headers,
+        json={
+            "item_id": second["id"],
+            "intent": "dispute_meter",
+            "entities": [{"start": 5, "end": 99, "entity": "phone"}],
+        },
+    )
     assert bad_span.status_code == 422
-    discarded = client.post("/console/trainer/api/discard", headers=headers,
-                            json={"item_id": first["id"], "reason": "personal_data"})
+    discarded = client.post(
+        "/console/trainer/api/discard",
+        headers=headers,
+        json={"item_id": first["id"], "reason": "personal_data"},
+    )
     assert discarded.status_code == 200
     assert [i["id"] for i in _items(client)] == [second["id"]]

@@ -1,4 +1,5 @@
 """Labelled examples go into the area file through a ruamel.yaml round trip."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -8,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from bot.core.training.intents import UnknownIntent, data_file_for
-from bot.core.training.writer import LABELS_LOG, LabelledExample, label_patch, to_markup, write_example
+from bot.core.training.writer import (
+    LABELS_LOG,
+    LabelledExample,
+    label_patch,
+    to_markup,
+    write_example,
+)
 
 CONTROL = """\
 # 对话控制类意图 — header comment
@@ -37,7 +44,9 @@ def test_appends_to_the_intent_block_and_keeps_everything_else(data_dir: Path) -
     when = dt.datetime(2026, 11, 27, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     path = write_example(LabelledExample("cancel", "唔使喇，唔搞住"), "trainer1", data_dir, when)
     assert path == data_dir / "control.yml"
-    expected = CONTROL.replace("part of the example text\n", "part of the example text\n    - 唔使喇，唔搞住\n")
+    expected = CONTROL.replace(
+        "part of the example text\n", "part of the example text\n    - 唔使喇，唔搞住\n"
+    )
     assert path.read_text(encoding="utf-8") == expected
     log = (data_dir / LABELS_LOG).read_text(encoding="utf-8")
     assert log == "2026-11-27T09:30:00+08:00\ttrainer1\tcancel\tcontrol.yml\t唔使喇，唔搞住\n"
@@ -56,16 +65,25 @@ def test_intent_missing_from_its_file_gets_a_new_entry(data_dir: Path) -> None:
 
 
 def test_entities_are_written_in_rasa_markup_with_unescaped_chinese_values() -> None:
-    entities = [{"start": 0, "end": 2, "entity": "customer_type", "value": "非居民"},
-                {"start": 5, "end": 16, "entity": "phone"}]
+    entities = [
+        {"start": 0, "end": 2, "entity": "customer_type", "value": "非居民"},
+        {"start": 5, "end": 16, "entity": "phone"},
+    ]
     assert to_markup("工厂要电，13812345678", entities) == (
-        '[工厂]{"entity": "customer_type", "value": "非居民"}要电，[13812345678](phone)')
+        '[工厂]{"entity": "customer_type", "value": "非居民"}要电，[13812345678](phone)'
+    )
 
 
 def test_patch_applies_with_git_and_writes_nothing(data_dir: Path) -> None:
-    patch = label_patch([LabelledExample("cancel", "先唔搞"), LabelledExample("request_human", "搵真人")], data_dir)
+    patch = label_patch(
+        [LabelledExample("cancel", "先唔搞"), LabelledExample("request_human", "搵真人")], data_dir
+    )
     assert (data_dir / "control.yml").read_text(encoding="utf-8") == CONTROL
-    assert "--- a/data/nlu/control.yml" in patch and "+    - 先唔搞" in patch and "+    - 搵真人" in patch
+    assert (
+        "--- a/data/nlu/control.yml" in patch
+        and "+    - 先唔搞" in patch
+        and "+    - 搵真人" in patch
+    )
     root = data_dir.parent.parent
     (root / "change.patch").write_text(patch, encoding="utf-8")
     subprocess.run(["git", "apply", "change.patch"], cwd=root, check=True)
@@ -92,6 +110,9 @@ def test_every_real_area_file_changes_by_exactly_one_added_line() -> None:
         if intent is None:
             continue  # lookup tables, regexes
         updated = with_example(source, intent.group(1), "一个新例子")
-        changes = [line for line in difflib.ndiff(source.splitlines(), updated.splitlines())
-                   if line[:1] in "+-"]
+        changes = [
+            line
+            for line in difflib.ndiff(source.splitlines(), updated.splitlines())
+            if line[:1] in "+-"
+        ]
         assert changes == ["+     - 一个新例子"], path.name

@@ -12,13 +12,13 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.core.settings import load_settings
 from bot.console.app import create_app
 from bot.console.webchat import history_from_events
 from bot.core.catalog import load_catalog
+from bot.core.settings import load_settings
+from tests.fakes.json_server import Request, json_server
 
 BUSY = load_catalog().system_messages["webchat_busy"]
-from tests.fakes.json_server import Request, json_server
 
 SENDER = "web-0123456789abcdef0123456789abcdef"
 BUTTONS = [{"title": "确认提交", "payload": "/affirm"}, {"title": "修改", "payload": "/deny"}]
@@ -41,10 +41,13 @@ class FakeRasa:
             self.received.append(json.loads(request.body or b"{}"))
             return (200, self.replies) if self.status == 200 else (self.status, {"error": "boom"})
         prefix, suffix = "/conversations/", "/tracker"
-        if not (request.method == "GET" and request.path.startswith(prefix)
-                and request.path.endswith(suffix)):
+        if not (
+            request.method == "GET"
+            and request.path.startswith(prefix)
+            and request.path.endswith(suffix)
+        ):
             return 404, {"error": "not found"}
-        sender = request.path[len(prefix):-len(suffix)]
+        sender = request.path[len(prefix) : -len(suffix)]
         self.tracker_requests.append({"sender": sender, "query": request.query})
         if self.status != 200:
             return self.status, {"error": "boom"}
@@ -98,12 +101,16 @@ def test_page_is_served_with_its_files_and_no_external_resources(client: TestCli
 
 def test_page_javascript_never_uses_innerhtml(client: TestClient) -> None:
     script = client.get("/chat/static/chat.js").text
-    code = "\n".join(line for line in script.splitlines() if not line.strip().startswith(("*", "/*", "//")))
+    code = "\n".join(
+        line for line in script.splitlines() if not line.strip().startswith(("*", "/*", "//"))
+    )
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in code
 
 
-@pytest.mark.parametrize("name", ["../webchat.py", "..%2Fwebchat.py", "index.html", "missing.js", ".env"])
+@pytest.mark.parametrize(
+    "name", ["../webchat.py", "..%2Fwebchat.py", "index.html", "missing.js", ".env"]
+)
 def test_only_the_page_files_are_served(client: TestClient, name: str) -> None:
     assert client.get(f"/chat/static/{name}").status_code == 404
 
@@ -111,9 +118,15 @@ def test_only_the_page_files_are_served(client: TestClient, name: str) -> None:
 # ---------------------------------------------------------------- sending
 
 
-def test_message_is_forwarded_and_replies_come_back(client: TestClient, fake_rasa: FakeRasa) -> None:
+def test_message_is_forwarded_and_replies_come_back(
+    client: TestClient, fake_rasa: FakeRasa
+) -> None:
     fake_rasa.replies = [
-        {"recipient_id": SENDER, "text": "请核对报修信息：\n地址：龙湖区长平路88号", "buttons": BUTTONS},
+        {
+            "recipient_id": SENDER,
+            "text": "请核对报修信息：\n地址：龙湖区长平路88号",
+            "buttons": BUTTONS,
+        },
         {"recipient_id": SENDER, "text": "第二条"},
         {"recipient_id": SENDER, "image": "https://example.invalid/x.png"},  # nothing to show
     ]
@@ -124,8 +137,12 @@ def test_message_is_forwarded_and_replies_come_back(client: TestClient, fake_ras
         {"text": "第二条", "buttons": []},
     ]
     assert fake_rasa.received == [
-        {"sender": SENDER, "message": "家里停电了", "input_channel": "webchat",
-         "metadata": {"webchat_id": "m0123abcd"}}
+        {
+            "sender": SENDER,
+            "message": "家里停电了",
+            "input_channel": "webchat",
+            "metadata": {"webchat_id": "m0123abcd"},
+        }
     ]
     assert response.headers["cache-control"] == "no-store"
 
@@ -148,8 +165,16 @@ def test_script_passes_through_as_text(client: TestClient, fake_rasa: FakeRasa) 
 
 @pytest.mark.parametrize(
     "sender",
-    ["", "web-short", "abc-0123456789abcdef0123", "web-0123456789abcdef/../x", "web-" + "a" * 65,
-     "web-0123456789abcdef 0123", None, 12345678901234567890],
+    [
+        "",
+        "web-short",
+        "abc-0123456789abcdef0123",
+        "web-0123456789abcdef/../x",
+        "web-" + "a" * 65,
+        "web-0123456789abcdef 0123",
+        None,
+        12345678901234567890,
+    ],
 )
 def test_invalid_sender_is_refused(client: TestClient, fake_rasa: FakeRasa, sender: Any) -> None:
     response = client.post("/chat/api/messages", json={"sender": sender, "message": "你好"})
@@ -168,7 +193,9 @@ def test_empty_message_is_refused(client: TestClient, fake_rasa: FakeRasa, messa
 
 @pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'"text"'])
 def test_malformed_body_is_refused(client: TestClient, fake_rasa: FakeRasa, body: bytes) -> None:
-    response = client.post("/chat/api/messages", content=body, headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/chat/api/messages", content=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["error"]
     assert fake_rasa.received == []
@@ -198,7 +225,9 @@ def test_huge_body_is_413_without_being_parsed(client: TestClient, fake_rasa: Fa
 
 
 @pytest.mark.parametrize("status", [500, 502, 404])
-def test_rasa_error_is_503_with_a_polite_message(client: TestClient, fake_rasa: FakeRasa, status: int) -> None:
+def test_rasa_error_is_503_with_a_polite_message(
+    client: TestClient, fake_rasa: FakeRasa, status: int
+) -> None:
     fake_rasa.status = status
     response = send(client, "你好")
     assert response.status_code == 503
@@ -229,23 +258,53 @@ EVENTS = [
     {"event": "action", "timestamp": 1.0, "name": "action_session_start"},
     {"event": "session_started", "timestamp": 1.1},
     {"event": "action", "timestamp": 1.2, "name": "action_listen"},
-    {"event": "user", "timestamp": 10.5, "text": "家里停电了，龙湖区长平路88号3栋502",
-     "parse_data": {"intent": {"name": "report_fault"}}, "input_channel": "webchat",
-     "metadata": {"webchat_id": "m1"}},
-    {"event": "bot", "timestamp": 11.0, "text": "请问联系电话是多少？",
-     "data": {"elements": None, "quick_replies": None, "buttons": None, "attachment": None,
-              "image": None, "custom": None}, "metadata": {"utter_action": "utter_ask_phone"}},
+    {
+        "event": "user",
+        "timestamp": 10.5,
+        "text": "家里停电了，龙湖区长平路88号3栋502",
+        "parse_data": {"intent": {"name": "report_fault"}},
+        "input_channel": "webchat",
+        "metadata": {"webchat_id": "m1"},
+    },
+    {
+        "event": "bot",
+        "timestamp": 11.0,
+        "text": "请问联系电话是多少？",
+        "data": {
+            "elements": None,
+            "quick_replies": None,
+            "buttons": None,
+            "attachment": None,
+            "image": None,
+            "custom": None,
+        },
+        "metadata": {"utter_action": "utter_ask_phone"},
+    },
     {"event": "slot", "timestamp": 11.1, "name": "phone", "value": None},
     {"event": "user", "timestamp": 20.0, "text": "13812345678", "metadata": {}},
-    {"event": "bot", "timestamp": 21.0, "text": "请核对：\n电话：13812345678",
-     "data": {"buttons": BUTTONS}, "metadata": {}},
+    {
+        "event": "bot",
+        "timestamp": 21.0,
+        "text": "请核对：\n电话：13812345678",
+        "data": {"buttons": BUTTONS},
+        "metadata": {},
+    },
     {"event": "user", "timestamp": 30.0, "text": "/affirm", "metadata": {"webchat_id": "m3"}},
     {"event": "bot", "timestamp": 31.0, "text": "工单号 GD20261127000001", "data": {}},
-    {"event": "bot", "timestamp": 40.0, "text": "您好，我是客服小林", "data": {},
-     "metadata": {"agent": "小林"}},
+    {
+        "event": "bot",
+        "timestamp": 40.0,
+        "text": "您好，我是客服小林",
+        "data": {},
+        "metadata": {"agent": "小林"},
+    },
     {"event": "user", "timestamp": 50.0, "text": "/affirm"},  # no buttons offered: as is
     {"event": "user", "timestamp": 51.0, "text": None},
-    {"event": "bot", "timestamp": 52.0, "data": {"buttons": [{"title": "转人工", "payload": "/request_human"}]}},
+    {
+        "event": "bot",
+        "timestamp": 52.0,
+        "data": {"buttons": [{"title": "转人工", "payload": "/request_human"}]},
+    },
     {"event": "user", "timestamp": 53.0, "text": "/request_human"},
     {"event": "bot", "timestamp": 54.0, "data": {"image": "x.png"}},  # nothing to show
 ]
@@ -257,18 +316,38 @@ def test_history_maps_user_and_bot_events(client: TestClient, fake_rasa: FakeRas
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     assert response.json() == [
-        {"from": "customer", "text": "家里停电了，龙湖区长平路88号3栋502", "buttons": [],
-         "timestamp": 10.5, "id": "m1"},
+        {
+            "from": "customer",
+            "text": "家里停电了，龙湖区长平路88号3栋502",
+            "buttons": [],
+            "timestamp": 10.5,
+            "id": "m1",
+        },
         {"from": "bot", "text": "请问联系电话是多少？", "buttons": [], "timestamp": 11.0},
         {"from": "customer", "text": "13812345678", "buttons": [], "timestamp": 20.0},
-        {"from": "bot", "text": "请核对：\n电话：13812345678", "buttons": BUTTONS, "timestamp": 21.0},
+        {
+            "from": "bot",
+            "text": "请核对：\n电话：13812345678",
+            "buttons": BUTTONS,
+            "timestamp": 21.0,
+        },
         # a pressed button shows as its title, as the page showed it
         {"from": "customer", "text": "确认提交", "buttons": [], "timestamp": 30.0, "id": "m3"},
         {"from": "bot", "text": "工单号 GD20261127000001", "buttons": [], "timestamp": 31.0},
-        {"from": "bot", "text": "您好，我是客服小林", "buttons": [], "timestamp": 40.0, "agent": "小林"},
+        {
+            "from": "bot",
+            "text": "您好，我是客服小林",
+            "buttons": [],
+            "timestamp": 40.0,
+            "agent": "小林",
+        },
         {"from": "customer", "text": "/affirm", "buttons": [], "timestamp": 50.0},
-        {"from": "bot", "text": "", "buttons": [{"title": "转人工", "payload": "/request_human"}],
-         "timestamp": 52.0},
+        {
+            "from": "bot",
+            "text": "",
+            "buttons": [{"title": "转人工", "payload": "/request_human"}],
+            "timestamp": 52.0,
+        },
         {"from": "customer", "text": "转人工", "buttons": [], "timestamp": 53.0},
     ]
     assert fake_rasa.tracker_requests == [{"sender": SENDER, "query": {}}]
@@ -282,7 +361,9 @@ def test_history_of_a_new_conversation_is_empty(client: TestClient, fake_rasa: F
 
 
 def test_history_keeps_script_as_text(client: TestClient, fake_rasa: FakeRasa) -> None:
-    fake_rasa.events = [{"event": "user", "timestamp": 1.0, "text": "<script>window.__x=1</script>"}]
+    fake_rasa.events = [
+        {"event": "user", "timestamp": 1.0, "text": "<script>window.__x=1</script>"}
+    ]
     assert client.get("/chat/api/history", params={"sender": SENDER}).json()[0]["text"] == (
         "<script>window.__x=1</script>"
     )
@@ -297,8 +378,12 @@ def test_history_sends_the_rasa_token_when_set(
     assert fake_rasa.tracker_requests[0]["query"] == {"token": ["s3cret"]}
 
 
-@pytest.mark.parametrize("sender", ["", "web-short", "someone-elses-id-0123456789", "web-../../status0000000"])
-def test_history_refuses_invalid_sender(client: TestClient, fake_rasa: FakeRasa, sender: str) -> None:
+@pytest.mark.parametrize(
+    "sender", ["", "web-short", "someone-elses-id-0123456789", "web-../../status0000000"]
+)
+def test_history_refuses_invalid_sender(
+    client: TestClient, fake_rasa: FakeRasa, sender: str
+) -> None:
     response = client.get("/chat/api/history", params={"sender": sender})
     assert response.status_code in (400, 422)
     assert response.json()["error"]

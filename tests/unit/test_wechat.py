@@ -1,19 +1,26 @@
 """The WeChat channel at handler level: WeChat's pushes built (and encrypted) with wechatpy as
 WeChat's server would, a fake Rasa (`on_new_message`) and a fake WeChat API on 127.0.0.1."""
+
 from __future__ import annotations
 
 import asyncio
 import itertools
 import logging
 import time
-from typing import Any, Dict, Iterator, List
+from typing import Any, ClassVar, Dict, Iterator, List
 
 import pytest
 from rasa.core.channels.channel import UserMessage
 
-from bot.plugins.channels.wechat import WeChatEndpoint, WeChatInput, WeChatOutput, WeChatSettings, WeChatClientAt
-from tests.fakes.wechat_simulator import FakeWeChatApi, WeChatPushes
+from bot.plugins.channels.wechat import (
+    WeChatClientAt,
+    WeChatEndpoint,
+    WeChatInput,
+    WeChatOutput,
+    WeChatSettings,
+)
 from bot.plugins.channels.wechat_turns import NumberedMenus, render_replies
+from tests.fakes.wechat_simulator import FakeWeChatApi, WeChatPushes
 
 TOKEN = "intake-test-token"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -60,8 +67,13 @@ class FakeRasa:
     @staticmethod
     def reply(text: str) -> Dict[str, Any]:
         if text == "提交":
-            return {"text": "请确认以下信息：……", "buttons": [
-                {"title": "确认提交", "payload": "/affirm"}, {"title": "修改", "payload": "/deny"}]}
+            return {
+                "text": "请确认以下信息：……",
+                "buttons": [
+                    {"title": "确认提交", "payload": "/affirm"},
+                    {"title": "修改", "payload": "/deny"},
+                ],
+            }
         return {"text": f"收到：{text}"}
 
     async def __call__(self, message: UserMessage) -> None:
@@ -81,10 +93,22 @@ def api() -> Iterator[FakeWeChatApi]:
     server.stop()
 
 
-def make_endpoint(rasa: FakeRasa, api: FakeWeChatApi, aes_key: str = "", budget_s: float = 2.0,
-                  token: str = TOKEN, app_id: str = APP_ID) -> WeChatEndpoint:
-    settings = WeChatSettings(token=token, app_id=app_id, app_secret="secret", encoding_aes_key=aes_key,
-                              api_base_url=api.base_url, reply_budget_s=budget_s)
+def make_endpoint(
+    rasa: FakeRasa,
+    api: FakeWeChatApi,
+    aes_key: str = "",
+    budget_s: float = 2.0,
+    token: str = TOKEN,
+    app_id: str = APP_ID,
+) -> WeChatEndpoint:
+    settings = WeChatSettings(
+        token=token,
+        app_id=app_id,
+        app_secret="secret",
+        encoding_aes_key=aes_key,
+        api_base_url=api.base_url,
+        reply_budget_s=budget_s,
+    )
     return WeChatEndpoint(settings, rasa, WeChatOutput(WeChatClientAt(settings), NumberedMenus()))
 
 
@@ -105,16 +129,22 @@ async def test_server_url_verification_echoes_echostr_only_when_signed(api: Fake
 @pytest.mark.asyncio
 async def test_plain_text_is_answered_passively(api: FakeWeChatApi) -> None:
     rasa, pushes = FakeRasa(), WeChatPushes(TOKEN)
-    answer = await send(make_endpoint(rasa, api), pushes, pushes.text(OPENID, "我家停电了", next(msg_ids)))
+    answer = await send(
+        make_endpoint(rasa, api), pushes, pushes.text(OPENID, "我家停电了", next(msg_ids))
+    )
     reply = pushes.read_reply(answer.body)
     assert (answer.status, reply["ToUserName"], reply["MsgType"]) == (200, OPENID, "text")
     assert reply["Content"] == "收到：我家停电了"
-    assert rasa.received[0].sender_id == f"wx-{OPENID}" and rasa.received[0].input_channel == "wechat"
+    assert (
+        rasa.received[0].sender_id == f"wx-{OPENID}" and rasa.received[0].input_channel == "wechat"
+    )
     assert api.sent == []
 
 
 @pytest.mark.asyncio
-async def test_safe_mode_message_encrypted_by_wechatpy_gets_an_encrypted_reply(api: FakeWeChatApi) -> None:
+async def test_safe_mode_message_encrypted_by_wechatpy_gets_an_encrypted_reply(
+    api: FakeWeChatApi,
+) -> None:
     rasa, pushes = FakeRasa(), WeChatPushes(TOKEN, APP_ID, AES_KEY)
     query, body = pushes.push(pushes.text(OPENID, "查电费", next(msg_ids)))
     assert "查电费".encode() not in body and query["encrypt_type"] == "aes"
@@ -127,9 +157,16 @@ async def test_safe_mode_message_encrypted_by_wechatpy_gets_an_encrypted_reply(a
 async def test_the_sample_of_wechats_encryption_guide_is_accepted(api: FakeWeChatApi) -> None:
     rasa = FakeRasa()
     pushes = WeChatPushes(DOC["token"], DOC["app_id"], DOC["aes_key"])
-    endpoint = make_endpoint(rasa, api, aes_key=DOC["aes_key"], token=DOC["token"], app_id=DOC["app_id"])
-    query = {"signature": pushes.signature(DOC["timestamp"], DOC["nonce"]), "timestamp": DOC["timestamp"],
-             "nonce": DOC["nonce"], "encrypt_type": "aes", "msg_signature": DOC["msg_signature"]}
+    endpoint = make_endpoint(
+        rasa, api, aes_key=DOC["aes_key"], token=DOC["token"], app_id=DOC["app_id"]
+    )
+    query = {
+        "signature": pushes.signature(DOC["timestamp"], DOC["nonce"]),
+        "timestamp": DOC["timestamp"],
+        "nonce": DOC["nonce"],
+        "encrypt_type": "aes",
+        "msg_signature": DOC["msg_signature"],
+    }
     body = f"<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><Encrypt><![CDATA[{DOC['encrypt']}]]></Encrypt></xml>"
     answer = await endpoint.receive(query, body.encode())
     assert answer.status == 200
@@ -142,16 +179,22 @@ async def test_the_sample_of_wechats_encryption_guide_is_accepted(api: FakeWeCha
 
 @pytest.mark.parametrize("aes_key", ["", AES_KEY], ids=["plain", "safe"])
 @pytest.mark.asyncio
-async def test_forged_signature_is_refused_with_403_and_not_processed(api: FakeWeChatApi, aes_key: str) -> None:
+async def test_forged_signature_is_refused_with_403_and_not_processed(
+    api: FakeWeChatApi, aes_key: str
+) -> None:
     rasa, pushes = FakeRasa(), WeChatPushes(TOKEN, APP_ID, aes_key)
     query, body = pushes.push(pushes.text(OPENID, "你好", next(msg_ids)))
     forged = WeChatPushes("not-the-token").signature(query["timestamp"], query["nonce"])
-    answer = await make_endpoint(rasa, api, aes_key=aes_key).receive({**query, "signature": forged}, body)
+    answer = await make_endpoint(rasa, api, aes_key=aes_key).receive(
+        {**query, "signature": forged}, body
+    )
     assert answer.status == 403 and rasa.received == []
 
 
 @pytest.mark.asyncio
-async def test_a_retried_message_is_processed_once_and_gets_the_same_reply(api: FakeWeChatApi) -> None:
+async def test_a_retried_message_is_processed_once_and_gets_the_same_reply(
+    api: FakeWeChatApi,
+) -> None:
     rasa, pushes = FakeRasa(), WeChatPushes(TOKEN)
     endpoint = make_endpoint(rasa, api)
     xml = pushes.text(OPENID, "我要过户", next(msg_ids))
@@ -163,7 +206,9 @@ async def test_a_retried_message_is_processed_once_and_gets_the_same_reply(api: 
 
 
 @pytest.mark.asyncio
-async def test_retries_arriving_while_the_first_try_waits_share_one_processing(api: FakeWeChatApi) -> None:
+async def test_retries_arriving_while_the_first_try_waits_share_one_processing(
+    api: FakeWeChatApi,
+) -> None:
     rasa, pushes = FakeRasa(delay_s=0.3), WeChatPushes(TOKEN)
     endpoint = make_endpoint(rasa, api)
     xml = pushes.text(OPENID, "我要销户", next(msg_ids))
@@ -173,7 +218,9 @@ async def test_retries_arriving_while_the_first_try_waits_share_one_processing(a
 
 
 @pytest.mark.asyncio
-async def test_a_retry_after_delivery_through_the_api_is_not_answered_again(api: FakeWeChatApi) -> None:
+async def test_a_retry_after_delivery_through_the_api_is_not_answered_again(
+    api: FakeWeChatApi,
+) -> None:
     rasa, pushes = FakeRasa(delay_s=0.4), WeChatPushes(TOKEN)
     endpoint = make_endpoint(rasa, api, budget_s=0.1)
     xml = pushes.text(OPENID, "我要移表", next(msg_ids))
@@ -202,7 +249,9 @@ async def test_a_slow_answer_says_success_at_once_and_arrives_through_the_custom
 
 
 @pytest.mark.asyncio
-async def test_buttons_become_numbered_lines_and_the_number_becomes_the_payload(api: FakeWeChatApi) -> None:
+async def test_buttons_become_numbered_lines_and_the_number_becomes_the_payload(
+    api: FakeWeChatApi,
+) -> None:
     rasa, pushes = FakeRasa(), WeChatPushes(TOKEN)
     endpoint = make_endpoint(rasa, api)
     answer = await send(endpoint, pushes, pushes.text(OPENID, "提交", next(msg_ids)))
@@ -225,12 +274,18 @@ async def test_voice_uses_wechats_speech_recognition(api: FakeWeChatApi) -> None
 
 
 @pytest.mark.asyncio
-async def test_subscribing_gets_the_welcome_and_a_numbered_menu_of_services(api: FakeWeChatApi) -> None:
+async def test_subscribing_gets_the_welcome_and_a_numbered_menu_of_services(
+    api: FakeWeChatApi,
+) -> None:
     rasa, pushes = FakeRasa(), WeChatPushes(TOKEN)
     endpoint = make_endpoint(rasa, api)
     answer = await send(endpoint, pushes, pushes.subscribe("oNewFollower"))
     content = pushes.read_reply(answer.body)["Content"]
-    assert content.startswith("您好，欢迎关注") and "回复 1 新装用电" in content and "故障报修" in content
+    assert (
+        content.startswith("您好，欢迎关注")
+        and "回复 1 新装用电" in content
+        and "故障报修" in content
+    )
     assert rasa.received == []
     await send(endpoint, pushes, pushes.text("oNewFollower", "1", next(msg_ids)))
     assert rasa.texts == ["/apply_new_connection"]
@@ -276,7 +331,7 @@ async def test_without_a_token_the_channel_is_off_with_one_log_line_and_answers_
     handlers = {(r.uri, m): r.handler for r in blueprint._future_routes for m in r.methods}
 
     class Request:
-        args: Dict[str, str] = {}
+        args: ClassVar[Dict[str, str]] = {}
         body = b"<xml/>"
 
     response = await handlers[("/webhook", "POST")](Request())
@@ -286,8 +341,10 @@ async def test_without_a_token_the_channel_is_off_with_one_log_line_and_answers_
 
 def test_render_joins_texts_and_numbers_buttons_across_messages() -> None:
     text, choices = render_replies(
-        [{"text": "第一段", "buttons": [{"title": "是", "payload": "/affirm"}]},
-         {"text": "第二段", "buttons": [{"title": "否", "payload": "/deny"}]}],
+        [
+            {"text": "第一段", "buttons": [{"title": "是", "payload": "/affirm"}]},
+            {"text": "第二段", "buttons": [{"title": "否", "payload": "/deny"}]},
+        ],
         "回复 {number} {title}",
     )
     assert text == "第一段\n\n第二段\n\n回复 1 是\n回复 2 否"

@@ -15,13 +15,13 @@ from typing import Any, Dict, List, Optional
 from bot.core import intake
 from bot.core.catalog import load_catalog
 from bot.core.clock import to_utc_naive, utc_now
-from bot.core.settings import Settings
 from bot.core.db import session_scope
 from bot.core.handoff.models import Handoff
 from bot.core.handoff.repository import HandoffNotFound, HandoffRepository, HandoffStateError
-from bot.core.rasa_api import RasaClient
 from bot.core.notifications.delivery import NoticeDelivery
 from bot.core.notifications.outbox import enqueue_notice
+from bot.core.rasa_api import RasaClient
+from bot.core.settings import Settings
 from bot.core.tickets.repository import TicketRepository
 
 logger = logging.getLogger(__name__)
@@ -57,9 +57,20 @@ class HandoffView:
 
 def _view(handoff: Handoff, position: Optional[int]) -> HandoffView:
     return HandoffView(
-        handoff.id, handoff.conversation_id, handoff.channel, handoff.reason, handoff.status,
-        handoff.priority, handoff.agent, dict(handoff.details or {}), handoff.ticket_no,
-        handoff.created_at, handoff.claimed_at, handoff.closed_at, handoff.rating, position,
+        handoff.id,
+        handoff.conversation_id,
+        handoff.channel,
+        handoff.reason,
+        handoff.status,
+        handoff.priority,
+        handoff.agent,
+        dict(handoff.details or {}),
+        handoff.ticket_no,
+        handoff.created_at,
+        handoff.claimed_at,
+        handoff.closed_at,
+        handoff.rating,
+        position,
     )
 
 
@@ -68,8 +79,11 @@ def queue(settings: Settings, include_closed: int = 0) -> List[HandoffView]:
     with session_scope(settings.database_url) as session:
         repository = HandoffRepository(session)
         positions = repository.queue_positions()
-        views = [_view(h, positions.get(h.id)) for s in ("waiting", "active")
-                 for h in repository.list(status=s, limit=500)]
+        views = [
+            _view(h, positions.get(h.id))
+            for s in ("waiting", "active")
+            for h in repository.list(status=s, limit=500)
+        ]
         if include_closed:
             closed = repository.list(status="closed", limit=1000)
             closed.sort(key=lambda h: h.closed_at or h.created_at, reverse=True)
@@ -104,7 +118,11 @@ def _active_for(settings: Settings, handoff_id: int, agent: str, override: bool)
 
 
 def reply(
-    settings: Settings, handoff_id: int, agent: str, agent_name: str, text: str,
+    settings: Settings,
+    handoff_id: int,
+    agent: str,
+    agent_name: str,
+    text: str,
     override: bool = False,
 ) -> HandoffView:
     """Send the agent's message through the customer's channel (and into the tracker)."""
@@ -118,8 +136,9 @@ def reply(
     return view
 
 
-def transfer(settings: Settings, handoff_id: int, agent: str, to_agent: str,
-             override: bool = False) -> HandoffView:
+def transfer(
+    settings: Settings, handoff_id: int, agent: str, to_agent: str, override: bool = False
+) -> HandoffView:
     _active_for(settings, handoff_id, agent, override)
     with session_scope(settings.database_url) as session:
         view = _view(HandoffRepository(session).transfer(handoff_id, to_agent), None)
@@ -127,8 +146,9 @@ def transfer(settings: Settings, handoff_id: int, agent: str, to_agent: str,
     return view
 
 
-def finish(settings: Settings, handoff_id: int, agent: str, ask_rating: bool,
-           override: bool = False) -> HandoffView:
+def finish(
+    settings: Settings, handoff_id: int, agent: str, ask_rating: bool, override: bool = False
+) -> HandoffView:
     """End the handover: the bot resumes; with `ask_rating` it asks for a 1–5 rating."""
     _active_for(settings, handoff_id, agent, override)
     with session_scope(settings.database_url) as session:
@@ -139,8 +159,9 @@ def finish(settings: Settings, handoff_id: int, agent: str, ask_rating: bool,
         rasa.execute(view.conversation_id, RATING_FORM, view.channel)
         # An executed action is not followed by action_listen as a predicted one is; without
         # it the policies would take the customer's answer as arriving mid-action.
-        rasa.append(view.conversation_id, [{"event": "action", "name": "action_listen"}],
-                    view.channel)
+        rasa.append(
+            view.conversation_id, [{"event": "action", "name": "action_listen"}], view.channel
+        )
     logger.info("handoff %s %s by %s", handoff_id, "handed back" if ask_rating else "closed", agent)
     return view
 
@@ -155,22 +176,36 @@ def sweep_unclaimed(settings: Settings) -> List[str]:
     The customer is told through the notice outbox (bot.core.notifications), which also resumes
     the paused conversation — retried until Rasa and the channel take it."""
     with session_scope(settings.database_url) as session:
-        stale = [_view(h, None) for h in
-                 HandoffRepository(session).waiting_since(claim_wait_minutes(settings))]
+        stale = [
+            _view(h, None)
+            for h in HandoffRepository(session).waiting_since(claim_wait_minutes(settings))
+        ]
     filed = []
     for view in stale:
         details = {k: v for k, v in view.details.items() if k in load_catalog().fields}
         callback = intake.file_request(
             intake.CALLBACK_SERVICE,
-            {**details, "description": intake.staff_text(
-                "callback_unclaimed", reason=view.reason, minutes=f"{claim_wait_minutes(settings):g}",
-                conversation_id=view.conversation_id)},
-            view.conversation_id, view.channel,
+            {
+                **details,
+                "description": intake.staff_text(
+                    "callback_unclaimed",
+                    reason=view.reason,
+                    minutes=f"{claim_wait_minutes(settings):g}",
+                    conversation_id=view.conversation_id,
+                ),
+            },
+            view.conversation_id,
+            view.channel,
         )
         with session_scope(settings.database_url) as session:
             HandoffRepository(session).convert_to_callback(view.id, callback.ticket_no)
             ticket = TicketRepository(session).get(callback.ticket_no)
-            text = load_catalog().system_messages["handoff_timeout"].format(ticket_no=callback.ticket_no)
+            assert ticket is not None  # filed just above
+            text = (
+                load_catalog()
+                .system_messages["handoff_timeout"]
+                .format(ticket_no=callback.ticket_no)
+            )
             enqueue_notice(session, ticket, "handoff_timeout", text, to_utc_naive(utc_now()))
         logger.info("handoff %s unclaimed: call-back ticket %s", view.id, callback.ticket_no)
         filed.append(callback.ticket_no)

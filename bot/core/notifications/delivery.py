@@ -19,10 +19,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from sqlalchemy import select, update
 
 from bot.core.clock import to_utc_naive, utc_now
-from bot.core.settings import Settings
 from bot.core.db import session_scope
-from bot.core.rasa_api import RasaClient
 from bot.core.notifications.models import Notification
+from bot.core.rasa_api import RasaClient
+from bot.core.settings import Settings
 from bot.core.tickets.models import TicketEvent
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,9 @@ class RetryPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> "RetryPolicy":
         section = settings.service.notifications
-        return cls(retry_after_s=section.retry_after_seconds, check_every_s=section.check_every_seconds)
+        return cls(
+            retry_after_s=section.retry_after_seconds, check_every_s=section.check_every_seconds
+        )
 
     @property
     def max_attempts(self) -> int:
@@ -81,13 +83,21 @@ def push_problem(settings: Settings, channel: str) -> Optional[str]:
     quietly keep the message in the transcript only); the web chat page reads the transcript
     itself, so anything else is always deliverable."""
     if channel == "telegram":
-        missing = [name for name, value in (("TELEGRAM_BOT_TOKEN", settings.telegram_bot_token),
-                                            ("TELEGRAM_WEBHOOK_SECRET", settings.telegram_webhook_secret))
-                   if not value]
+        missing = [
+            name
+            for name, value in (
+                ("TELEGRAM_BOT_TOKEN", settings.telegram_bot_token),
+                ("TELEGRAM_WEBHOOK_SECRET", settings.telegram_webhook_secret),
+            )
+            if not value
+        ]
         return f"Telegram channel off: {missing[0]} not set" if missing else None
-    if channel == "wechat" and not (settings.wechat_token and settings.wechat_app_id
-                                    and settings.wechat_app_secret):
-        return "WeChat customer-service API off: WECHAT_TOKEN/WECHAT_APP_ID/WECHAT_APP_SECRET not set"
+    if channel == "wechat" and not (
+        settings.wechat_token and settings.wechat_app_id and settings.wechat_app_secret
+    ):
+        return (
+            "WeChat customer-service API off: WECHAT_TOKEN/WECHAT_APP_ID/WECHAT_APP_SECRET not set"
+        )
     return None
 
 
@@ -96,6 +106,7 @@ def rasa_sender(settings: Settings) -> Sender:
 
     Rasa stores the message in the tracker (the transcript and the web chat page show it) and
     sends it through the named output channel; a channel that fails makes the call fail."""
+
     def send(notice: Notification) -> None:
         problem = push_problem(settings, notice.channel)
         if problem:
@@ -108,9 +119,16 @@ def rasa_sender(settings: Settings) -> Sender:
 def notice_events(notice: Notification) -> List[Dict[str, Any]]:
     """The tracker events of a notice: the bot message (a hand-over that timed out first
     resumes the paused conversation, so the bot answers the customer again)."""
-    message = {"event": "bot", "text": notice.text, "timestamp": time.time(),
-               "metadata": {"notification": notice.id, "kind": notice.kind,
-                            "ticket_status": notice.ticket_status}}
+    message = {
+        "event": "bot",
+        "text": notice.text,
+        "timestamp": time.time(),
+        "metadata": {
+            "notification": notice.id,
+            "kind": notice.kind,
+            "ticket_status": notice.ticket_status,
+        },
+    }
     return [{"event": "resume"}, message] if notice.kind == "handoff_timeout" else [message]
 
 
@@ -135,12 +153,16 @@ class NoticeDelivery:
     def due(self, limit: int = 100) -> List[int]:
         """Ids of the pending notices whose time has come, oldest first."""
         with session_scope(self.database_url) as session:
-            return list(session.execute(
-                select(Notification.id)
-                .where(Notification.state == "pending", Notification.next_attempt_at <= self._now())
-                .order_by(Notification.id)
-                .limit(limit)
-            ).scalars())
+            return list(
+                session.execute(
+                    select(Notification.id)
+                    .where(
+                        Notification.state == "pending", Notification.next_attempt_at <= self._now()
+                    )
+                    .order_by(Notification.id)
+                    .limit(limit)
+                ).scalars()
+            )
 
     def deliver_due(self, limit: int = 100) -> DeliveryReport:
         """Try every notice that is due now."""
@@ -168,10 +190,16 @@ class NoticeDelivery:
         with session_scope(self.database_url) as session:
             claimed = session.execute(
                 update(Notification)
-                .where(Notification.id == notice_id, Notification.state == "pending",
-                       Notification.next_attempt_at <= now)
-                .values(attempts=Notification.attempts + 1, last_attempt_at=now,
-                        next_attempt_at=now + timedelta(seconds=LEASE_S))
+                .where(
+                    Notification.id == notice_id,
+                    Notification.state == "pending",
+                    Notification.next_attempt_at <= now,
+                )
+                .values(
+                    attempts=Notification.attempts + 1,
+                    last_attempt_at=now,
+                    next_attempt_at=now + timedelta(seconds=LEASE_S),
+                )
                 .execution_options(synchronize_session=False)
             )
             if claimed.rowcount != 1:
@@ -183,12 +211,22 @@ class NoticeDelivery:
         with session_scope(self.database_url) as session:
             stored = session.get(Notification, notice.id)
             stored.state, stored.sent_at = "sent", now
-            session.add(TicketEvent(
-                ticket_id=notice.ticket_id, at=now, actor=ACTOR, action="notified",
-                note=f"已通过{notice.channel}通知客户（第{notice.attempts}次尝试）：{notice.text}",
-            ))
-        logger.info("notice %s delivered to %s via %s (attempt %s)",
-                    notice.id, notice.conversation_id, notice.channel, notice.attempts)
+            session.add(
+                TicketEvent(
+                    ticket_id=notice.ticket_id,
+                    at=now,
+                    actor=ACTOR,
+                    action="notified",
+                    note=f"已通过{notice.channel}通知客户（第{notice.attempts}次尝试）：{notice.text}",
+                )
+            )
+        logger.info(
+            "notice %s delivered to %s via %s (attempt %s)",
+            notice.id,
+            notice.conversation_id,
+            notice.channel,
+            notice.attempts,
+        )
 
     def _record_failure(self, notice: Notification, error: str) -> str:
         now = self._now()
@@ -198,20 +236,37 @@ class NoticeDelivery:
             stored.last_error = error
             if gave_up:
                 stored.state = "failed"
-                session.add(TicketEvent(
-                    ticket_id=notice.ticket_id, at=now, actor=ACTOR, action="notify_failed",
-                    note=f"通知客户失败（已尝试{notice.attempts}次，请电话联系客户）：{error}",
-                ))
+                session.add(
+                    TicketEvent(
+                        ticket_id=notice.ticket_id,
+                        at=now,
+                        actor=ACTOR,
+                        action="notify_failed",
+                        note=f"通知客户失败（已尝试{notice.attempts}次，请电话联系客户）：{error}",
+                    )
+                )
             elif stored.state == "pending":  # not superseded meanwhile
                 wait = self.policy.wait_after(notice.attempts)
                 stored.next_attempt_at = now + timedelta(seconds=wait)
         if gave_up:
-            logger.error("notice %s to %s via %s failed for good after %s attempts: %s",
-                         notice.id, notice.conversation_id, notice.channel, notice.attempts, error)
+            logger.error(
+                "notice %s to %s via %s failed for good after %s attempts: %s",
+                notice.id,
+                notice.conversation_id,
+                notice.channel,
+                notice.attempts,
+                error,
+            )
             return "failed"
-        logger.warning("notice %s to %s via %s failed (attempt %s of %s), will retry: %s",
-                       notice.id, notice.conversation_id, notice.channel, notice.attempts,
-                       self.policy.max_attempts, error)
+        logger.warning(
+            "notice %s to %s via %s failed (attempt %s of %s), will retry: %s",
+            notice.id,
+            notice.conversation_id,
+            notice.channel,
+            notice.attempts,
+            self.policy.max_attempts,
+            error,
+        )
         return "retrying"
 
 
@@ -219,4 +274,3 @@ def describe(error: BaseException) -> str:
     """A short, secret-free account of a failed send for the record."""
     text = f"{type(error).__name__}: {error}".strip()
     return text[:MAX_ERROR_CHARS]
-

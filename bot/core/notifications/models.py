@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Index, Integer, String, Text
-
 from sqlalchemy.orm import relationship
 
 from bot.core.db import Base, sql_in

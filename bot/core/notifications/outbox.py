@@ -42,8 +42,11 @@ def enqueue_status_notice(
         return None
     session.execute(
         update(Notification)
-        .where(Notification.ticket_id == ticket.id, Notification.kind == "ticket_status",
-               Notification.state == "pending")
+        .where(
+            Notification.ticket_id == ticket.id,
+            Notification.kind == "ticket_status",
+            Notification.state == "pending",
+        )
         .values(state="superseded")
         .execution_options(synchronize_session=False)
     )
@@ -72,8 +75,9 @@ def enqueue_notice(
     return notice
 
 
-def list_notices(session: Session, ticket_id: Optional[int] = None, states: Sequence[str] = (),
-                 limit: int = 100) -> List[Notification]:
+def list_notices(
+    session: Session, ticket_id: Optional[int] = None, states: Sequence[str] = (), limit: int = 100
+) -> List[Notification]:
     """Notices, newest first, optionally of one ticket and/or in some states."""
     query = select(Notification)
     if ticket_id is not None:

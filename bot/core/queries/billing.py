@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.core.db import session_scope
-from bot.core.settings import get_settings
 from bot.core.queries.billing_models import BillingAccount, BillRecord
+from bot.core.settings import get_settings
 
 DEFAULT_TIMEOUT_S = 5.0
 

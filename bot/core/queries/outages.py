@@ -13,8 +13,8 @@ from typing import List, Optional, Tuple
 from sqlalchemy import CheckConstraint, Column, DateTime, Integer, String, Text, select
 
 from bot.core.clock import to_local, to_utc_naive, utc_now
-from bot.core.settings import get_settings
 from bot.core.db import Base, session_scope, sql_in
+from bot.core.settings import get_settings
 
 OUTAGE_KINDS = ("planned", "ongoing")
 LOOKAHEAD = timedelta(days=14)  # planned outages are announced about a week ahead, some earlier
@@ -70,14 +70,33 @@ def _names_other_district(text: str, district: str) -> bool:
     return any(name in text and not (name in district or district in name) for name in known)
 
 
+_ROAD = re.compile(r"[\u4e00-\u9fa5]{1,4}?(?:路|大道|街(?!道)|巷)")
+_TOWN = re.compile(r"([\u4e00-\u9fa5]{2,3}?)(?:街道|镇)")
+
+
+def _roads_and_towns(street: str) -> Tuple[List[str], List[str]]:
+    """「峡山街道东山路」 → (["东山路"], ["峡山街道", "峡山"]): the parts a customer names."""
+    towns: List[str] = []
+    rest = street
+    town = _TOWN.match(street)
+    if town:
+        towns = [town.group(0), town.group(1)]
+        rest = street[town.end() :]
+    return [m.group(0) for m in _ROAD.finditer(rest)], towns
+
+
 def match_outage(outage: PlannedOutage, text: str) -> Optional[str]:
-    """ "street", "district" or None: how `text` (an address or area) relates to the outage."""
+    """ "street", "district" or None: how `text` (an address, an area or a whole message such
+    as 「明天峡山东山路停电吗」) relates to the outage."""
     text = re.sub(r"\s+", "", text or "")
     if len(text) < _MIN_QUERY_CHARS or _names_other_district(text, outage.district):
         return None
     if any(_related(text, street) for street in outage.streets):
         return "street"
-    if _related(text, outage.district):
+    parts = [_roads_and_towns(street) for street in outage.streets]
+    if any(road in text for roads, _ in parts for road in roads):
+        return "street"
+    if _related(text, outage.district) or any(town in text for _, towns in parts for town in towns):
         return "district"
     return None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, time, timedelta
-from typing import Any, Dict, Mapping, Optional, Set, Tuple
+from typing import Any, Mapping, Optional, Set, Tuple
 
 import chinese_calendar
 
@@ -126,3 +126,12 @@ def compute_due_at(
     # A configuration mistake must not stop a customer's ticket from being filed.
     logger.error("unknown time limit kind %r for %s: no due time", kind, service.code)
     return None
+
+
+def compute_first_contact_due(service: Service, created_local: datetime) -> Optional[datetime]:
+    """When a person must first contact the customer (`first_contact_hours` of the category's
+    time limit: a complaint is called back within 24 h), or None."""
+    hours = (service.time_limit or {}).get("first_contact_hours")
+    if hours is None:
+        return None
+    return as_local(created_local) + timedelta(hours=float(hours))

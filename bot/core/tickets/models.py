@@ -47,6 +47,10 @@ class Ticket(Base):
     created_at = Column(DateTime, nullable=False)
     updated_at = Column(DateTime, nullable=False)
     due_at = Column(DateTime)
+    # The first-contact promise (complaints: a person calls within 24 h) and when staff first
+    # acted on the ticket (a status change or a note).
+    first_contact_due_at = Column(DateTime)
+    first_contacted_at = Column(DateTime)
 
     events = relationship("TicketEvent", order_by="TicketEvent.id", back_populates="ticket")
 

@@ -20,11 +20,12 @@ from sqlalchemy.orm import Session, selectinload
 from bot.core.catalog import Catalog, load_catalog
 from bot.core.clock import iso_local, to_local, to_utc_naive, utc_now
 from bot.core.notifications.outbox import enqueue_status_notice
-from bot.core.tickets.due import compute_due_at
+from bot.core.tickets.due import compute_due_at, compute_first_contact_due
 from bot.core.tickets.models import FINAL_STATUSES, STATUSES, Ticket, TicketEvent
 from bot.core.tickets.numbering import next_ticket_no
 
 MAX_LIST_LIMIT = 1000
+SYSTEM_ACTORS = ("bot", "notifier")  # their changes are not a person contacting the customer
 _MAX_KEY_CHAIN = 1000
 
 
@@ -47,7 +48,9 @@ def canonical_json(value: Any) -> str:
 
 
 def request_key(
-    conversation_id: Optional[str], category: str, details: Mapping[str, Any],
+    conversation_id: Optional[str],
+    category: str,
+    details: Mapping[str, Any],
     submission: Optional[str] = None,
 ) -> str:
     """Idempotency key of a confirmed request: sha256(conversation + category + the
@@ -113,6 +116,7 @@ class TicketRepository:
         created_local = to_local(now)
         stored_now = to_utc_naive(now)
         due = compute_due_at(service, created_local, details)
+        first_contact = compute_first_contact_due(service, created_local)
         ticket = Ticket(
             ticket_no=next_ticket_no(self.session, created_local.date()),
             category=service.code,
@@ -127,6 +131,7 @@ class TicketRepository:
             created_at=stored_now,
             updated_at=stored_now,
             due_at=to_utc_naive(due) if due else None,
+            first_contact_due_at=to_utc_naive(first_contact) if first_contact else None,
         )
         ticket.events.append(TicketEvent(at=stored_now, actor=actor, action="created"))
         try:
@@ -248,6 +253,12 @@ class TicketRepository:
         if events:
             ticket.events.extend(events)
             ticket.updated_at = now
+            if (
+                ticket.first_contacted_at is None
+                and actor not in SYSTEM_ACTORS
+                and (status is not None or note)
+            ):
+                ticket.first_contacted_at = now  # staff acted on it: the promise is kept
             self.session.flush()
         return ticket
 
@@ -271,6 +282,8 @@ class TicketRepository:
             "channel": ticket.channel,
             "created_at": iso_local(ticket.created_at),
             "due_at": iso_local(ticket.due_at),
+            "first_contact_due_at": iso_local(ticket.first_contact_due_at),
+            "first_contacted_at": iso_local(ticket.first_contacted_at),
         }
         if with_history:
             data["updated_at"] = iso_local(ticket.updated_at)

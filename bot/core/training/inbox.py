@@ -17,6 +17,7 @@ next to a training run and makes `sync_inbox` idempotent.
         sync_inbox(session, candidates)
         items = open_items(session)
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -24,14 +25,13 @@ import json
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
-from bot.core.settings import InboxConfig, get_settings
 from bot.core.normalize import normalize_text
+from bot.core.settings import InboxConfig, get_settings
 from bot.core.training.models import InboxItem
 
 FALLBACK_INTENT = "nlu_fallback"
@@ -116,7 +116,9 @@ def read_turns(url: str) -> Dict[str, List[Turn]]:
             for sender_id, type_name, action_name, raw in connection.execute(query):
                 turns = conversations.setdefault(sender_id, [])
                 if type_name == "bot":
-                    last_bot[sender_id] = (json.loads(raw) or {}).get("text") or last_bot.get(sender_id)
+                    last_bot[sender_id] = (json.loads(raw) or {}).get("text") or last_bot.get(
+                        sender_id
+                    )
                 elif type_name == "action" and turns:
                     turns[-1].actions.append(action_name)
                 elif type_name == "user":
@@ -203,8 +205,13 @@ def sync_inbox(session: Session, candidates: Iterable[Candidate]) -> int:
             select(InboxItem).where(InboxItem.text_key == candidate.key)
         ).scalar_one_or_none()
         if item is None:
-            item = InboxItem(text_key=candidate.key, text=candidate.text, status="open",
-                             first_seen=candidate.first_seen, context=candidate.context)
+            item = InboxItem(
+                text_key=candidate.key,
+                text=candidate.text,
+                status="open",
+                first_seen=candidate.first_seen,
+                context=candidate.context,
+            )
             session.add(item)
             added += 1
         item.count = candidate.count

@@ -3,6 +3,7 @@
 Service intents take name and file from the catalog (data/nlu/<code>.yml); the others from
 intent_names.yml next to this module.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,7 +42,9 @@ def _names() -> Dict[str, Any]:
 def intent_choices() -> Dict[str, IntentChoice]:
     """Every labellable intent, services first (catalog order), then queries, FAQ, control."""
     choices = {
-        s.intent: IntentChoice(s.intent, s.name, s.code) for s in load_catalog().requestable
+        s.intent: IntentChoice(s.intent, s.name, s.code)
+        for s in load_catalog().requestable
+        if s.intent
     }
     for intent, spec in _names()["intents"].items():
         choices[intent] = IntentChoice(intent, spec["name"], spec["file"])

@@ -4,6 +4,7 @@ Labelling replaces personal data first (bot.core.training.pii), then writes the 
 area file (bot.core.training.writer) — or, with ``patch_only``, returns the diff and writes
 nothing — and records who decided what in the database.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ def _open_item(session: Session, item_id: int) -> InboxItem:
 
 def check_entities(text: str, entities: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Entities as {start, end, entity[, value]} within `text`, non-overlapping, non-blank."""
-    cleaned = []
+    cleaned: List[Dict[str, Any]] = []
     for entity in sorted(entities, key=lambda e: int(e["start"])):
         start, end, name = int(entity["start"]), int(entity["end"]), str(entity["entity"])
         if not (0 <= start < end <= len(text)) or not text[start:end].strip():
@@ -74,10 +75,20 @@ def label_item(
     text, moved = pseudonymise(item.text, check_entities(item.text, entities))
     example = LabelledExample(intent, text, moved)
     if patch_only:
-        return LabelResult(item.id, example.markup, path.name, patch=label_patch([example], data_dir))
+        return LabelResult(
+            item.id, example.markup, path.name, patch=label_patch([example], data_dir)
+        )
     write_example(example, user, data_dir)
-    session.add(InboxLabel(item_id=item.id, intent=intent, example=example.markup,
-                           data_file=path.name, labelled_by=user, labelled_at=to_utc_naive(utc_now())))
+    session.add(
+        InboxLabel(
+            item_id=item.id,
+            intent=intent,
+            example=example.markup,
+            data_file=path.name,
+            labelled_by=user,
+            labelled_at=to_utc_naive(utc_now()),
+        )
+    )
     item.status = "labelled"
     session.flush()
     return LabelResult(item.id, example.markup, path.name)
@@ -88,7 +99,13 @@ def discard_item(session: Session, item_id: int, reason: str, user: str) -> None
     if reason not in DISCARD_REASONS:
         raise LabelError(f"discard reason must be one of {DISCARD_REASONS}")
     item = _open_item(session, item_id)
-    session.add(InboxLabel(item_id=item.id, discard_reason=reason, labelled_by=user,
-                           labelled_at=to_utc_naive(utc_now())))
+    session.add(
+        InboxLabel(
+            item_id=item.id,
+            discard_reason=reason,
+            labelled_by=user,
+            labelled_at=to_utc_naive(utc_now()),
+        )
+    )
     item.status = "discarded"
     session.flush()

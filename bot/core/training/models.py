@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+)
 
 from bot.core.db import Base, sql_in
 
@@ -44,7 +54,12 @@ class InboxLabel(Base):
     )
 
     id = Column(Integer, primary_key=True)
-    item_id = Column(Integer, ForeignKey("trainer_inbox_items.id", ondelete="CASCADE"), nullable=False, index=True)
+    item_id = Column(
+        Integer,
+        ForeignKey("trainer_inbox_items.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
     intent = Column(String(64))
     example = Column(Text)  # Rasa markup with personal data already replaced
     data_file = Column(String(255))

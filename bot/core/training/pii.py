@@ -8,6 +8,7 @@ random generators are seeded with its hash), and entity spans are moved with the
 
     text, entities = pseudonymise("我叫陈伟明，电话13812345678", [])
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,8 @@ from typing import Any, Dict, List, Sequence, Tuple
 import cn2an
 from faker import Faker
 
-from bot.core.settings import PiiConfig, get_settings
 from bot.core.normalize import digits_of, normalize_text
+from bot.core.settings import PiiConfig, get_settings
 
 PERSONAL_ENTITIES = ("phone", "account_no", "ticket_no", "customer_name", "address")
 _STYLES = ("0123456789", "０１２３４５６７８９", "零一二三四五六七八九")
@@ -83,7 +84,9 @@ def _fake_name(original: str, faker: Faker) -> str:
 def _fake_house_number(span: str, folded: str, rng: random.Random) -> str:
     """A house number of the same magnitude, written like `span` (its folded form: `folded`)."""
     if folded[0].isascii():
-        digits = str(rng.randint(10 ** (len(span) - 1) if len(span) > 1 else 1, 10 ** len(span) - 1))
+        digits = str(
+            rng.randint(10 ** (len(span) - 1) if len(span) > 1 else 1, 10 ** len(span) - 1)
+        )
         return _write_digits(span, digits)
     value = int(cn2an.cn2an(folded, "smart"))
     fake = rng.randint(max(1, value // 2), max(2, value * 2))
@@ -98,7 +101,9 @@ def _name_spans(text: str, cues: Sequence[str]) -> List[Tuple[int, int]]:
     return [m.span(1) for m in pattern.finditer(text)]
 
 
-def find_replacements(text: str, entities: Sequence[Dict[str, Any]], seed: int) -> List[Replacement]:
+def find_replacements(
+    text: str, entities: Sequence[Dict[str, Any]], seed: int
+) -> List[Replacement]:
     """Every personal-data span of `text` and its fake, non-overlapping, left to right."""
     rng = random.Random(seed)
     faker = Faker("zh_CN")
@@ -121,7 +126,9 @@ def find_replacements(text: str, entities: Sequence[Dict[str, Any]], seed: int) 
             fake = _fake_number(digits, scan[: match.start()], rng)
             add(match.start(), match.end(), _write_digits(span, fake))
     units = "|".join(map(re.escape, config.house_number_units))
-    for match in re.finditer(rf"([0-9]+|[０-９]+|[零〇一二三四五六七八九十百两]+)(?={units})", scan):
+    for match in re.finditer(
+        rf"([0-9]+|[０-９]+|[零〇一二三四五六七八九十百两]+)(?={units})", scan
+    ):
         span = text[match.start() : match.end()]
         add(match.start(), match.end(), _fake_house_number(span, match.group(), rng))
     return sorted(found, key=lambda r: r.start)
@@ -137,7 +144,9 @@ def _shift(position: int, replacements: Sequence[Replacement], is_end: bool) -> 
     return position + offset
 
 
-def pseudonymise(text: str, entities: Sequence[Dict[str, Any]] = ()) -> Tuple[str, List[Dict[str, Any]]]:
+def pseudonymise(
+    text: str, entities: Sequence[Dict[str, Any]] = ()
+) -> Tuple[str, List[Dict[str, Any]]]:
     """`text` with personal data faked, and `entities` (start/end/entity[/value]) moved to match."""
     seed = int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], 16)
     replacements = find_replacements(text, entities, seed)
@@ -151,8 +160,10 @@ def pseudonymise(text: str, entities: Sequence[Dict[str, Any]] = ()) -> Tuple[st
         start = _shift(entity["start"], replacements, is_end=False)
         end = _shift(entity["end"], replacements, is_end=True)
         updated = {**entity, "start": start, "end": end}
-        if entity["entity"] in PERSONAL_ENTITIES or updated.get("value") == text[entity["start"] : entity["end"]]:
+        if (
+            entity["entity"] in PERSONAL_ENTITIES
+            or updated.get("value") == text[entity["start"] : entity["end"]]
+        ):
             updated.pop("value", None)  # the value is the (new) span itself
         moved.append(updated)
     return new_text, moved
-

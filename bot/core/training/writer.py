@@ -7,6 +7,7 @@ when goes to data/nlu/LABELS.log, one tab-separated line per label (append-only,
 merges cleanly in git; Rasa reads only .yml/.json/.md from data/). `label_patch` returns the
 same change as a unified diff instead, for review (`git apply` / `patch -p1`).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -43,8 +44,8 @@ class LabelledExample:
 
 def _yaml() -> YAML:
     yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # never re-wrap long Chinese lines
+    yaml.preserve_quotes = True  # type: ignore[assignment]  # ruamel's own attribute
+    yaml.width = 4096  # type: ignore[assignment]  # never re-wrap long Chinese lines
     yaml.indent(mapping=2, sequence=2, offset=0)
     return yaml
 
@@ -64,7 +65,9 @@ def to_markup(text: str, entities: Sequence[Dict[str, Any]]) -> str:
         if value is None or value == span:
             out.append(f"[{span}]({entity['entity']})")
         else:
-            attributes = json.dumps({"entity": entity["entity"], "value": value}, ensure_ascii=False)
+            attributes = json.dumps(
+                {"entity": entity["entity"], "value": value}, ensure_ascii=False
+            )
             out.append(f"[{span}]{attributes}")
         cursor = entity["end"]
     return "".join(out) + text[cursor:]
@@ -109,8 +112,10 @@ def write_example(
         path.write_text(updated, encoding="utf-8")
         when = when or dt.datetime.now(local_zone())
         with (Path(data_dir) / LABELS_LOG).open("a", encoding="utf-8") as log:
-            log.write(f"{when.isoformat(timespec='seconds')}\t{user}\t{example.intent}\t"
-                      f"{path.name}\t{example.markup}\n")
+            log.write(
+                f"{when.isoformat(timespec='seconds')}\t{user}\t{example.intent}\t"
+                f"{path.name}\t{example.markup}\n"
+            )
     return path
 
 
@@ -122,11 +127,15 @@ def label_patch(examples: Sequence[LabelledExample], data_dir: Path = NLU_DIR) -
         if path not in changed:
             changed[path] = [path.read_text(encoding="utf-8") if path.exists() else ""]
         changed[path].append(with_example(changed[path][-1], example.intent, example.markup))
-    diff = []
+    diff: List[str] = []
     for path, versions in changed.items():
         name = _relative(path, data_dir)
-        diff.extend(difflib.unified_diff(
-            versions[0].splitlines(keepends=True), versions[-1].splitlines(keepends=True),
-            fromfile=f"a/{name}", tofile=f"b/{name}",
-        ))
+        diff.extend(
+            difflib.unified_diff(
+                versions[0].splitlines(keepends=True),
+                versions[-1].splitlines(keepends=True),
+                fromfile=f"a/{name}",
+                tofile=f"b/{name}",
+            )
+        )
     return "".join(diff)

@@ -8,6 +8,7 @@ handled a message:
   apology — the message itself is already in the tracker, so nothing is lost, and the
   conversation continues where it was once the action server is back.
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,9 +66,7 @@ class IntakeRestInput(RestInput):
     def name(cls) -> Text:
         return "rest"
 
-    def blueprint(
-        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
-    ) -> Blueprint:
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         async def handle(message: UserMessage) -> Any:
             try:
                 result = await on_new_message(message)

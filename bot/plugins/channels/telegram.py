@@ -24,6 +24,7 @@ Configuration (environment, see .env.example): TELEGRAM_BOT_TOKEN, TELEGRAM_WEBH
 TELEGRAM_API_BASE_URL. Without the token or the secret the channel is off — one log line,
 its webhook answers 503 — and the rest of the assistant runs as usual.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,9 +50,9 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, ExtBot
 
 from bot.core.catalog import load_catalog
+from bot.core.normalize import InvalidValue, digits_of, parse_phone
 from bot.core.settings import Settings, get_settings
 from bot.plugins.channels.rest import reply_when_silent
-from bot.core.normalize import InvalidValue, digits_of, parse_phone
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +81,11 @@ class TelegramSettings:
     ) -> "TelegramSettings":
         """TELEGRAM_* of the settings; `overrides` (credentials.yml keys) win when set."""
         settings = settings or get_settings()
-        given = {k: str(v).strip() for k, v in (overrides or {}).items()
-                 if v and not str(v).strip().startswith("${")}
+        given = {
+            k: str(v).strip()
+            for k, v in (overrides or {}).items()
+            if v and not str(v).strip().startswith("${")
+        }
         return cls(
             token=given.get("token") or settings.telegram_bot_token,
             webhook_secret=given.get("webhook_secret") or settings.telegram_webhook_secret,
@@ -122,7 +126,7 @@ def chat_id_of(sender_id: str) -> int:
     """Telegram chat id of a Rasa sender id `tg-<chat_id>`."""
     if not sender_id.startswith(SENDER_PREFIX):
         raise ValueError(f"not a Telegram conversation: {sender_id!r}")
-    return int(sender_id[len(SENDER_PREFIX):])
+    return int(sender_id[len(SENDER_PREFIX) :])
 
 
 def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> List[str]:
@@ -132,7 +136,7 @@ def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> List[str
     current = ""
     for line in text.splitlines(keepends=True):
         for start in range(0, len(line), limit):
-            piece = line[start:start + limit]
+            piece = line[start : start + limit]
             if len(current) + len(piece) > limit:
                 chunks.append(current)
                 current = ""
@@ -159,7 +163,9 @@ def inline_keyboard(buttons: Sequence[Mapping[str, Any]]) -> InlineKeyboardMarku
 def phone_keyboard(label: str) -> ReplyKeyboardMarkup:
     """A one-button keyboard that asks Telegram to share the customer's phone number."""
     return ReplyKeyboardMarkup(
-        [[KeyboardButton(label, request_contact=True)]], resize_keyboard=True, one_time_keyboard=True
+        [[KeyboardButton(label, request_contact=True)]],
+        resize_keyboard=True,
+        one_time_keyboard=True,
     )
 
 
@@ -253,8 +259,11 @@ class TelegramOutput(CollectingOutputChannel):
         if message.get("image"):
             await self.bot.send_photo(chat_id, message["image"])
         if not text and not message.get("image"):
-            logger.warning("nothing Telegram can show in a message to %s: %s",
-                           message["recipient_id"], sorted(message))
+            logger.warning(
+                "nothing Telegram can show in a message to %s: %s",
+                message["recipient_id"],
+                sorted(message),
+            )
 
 
 # --------------------------------------------------------------------------- inbound
@@ -291,7 +300,9 @@ class TelegramInput(InputChannel):
     def secret_matches(self, header_value: Optional[str]) -> bool:
         """Constant-time comparison of the secret-token header with ours."""
         expected = self.settings.webhook_secret.encode("utf-8")
-        return bool(expected) and secrets.compare_digest((header_value or "").encode("utf-8"), expected)
+        return bool(expected) and secrets.compare_digest(
+            (header_value or "").encode("utf-8"), expected
+        )
 
     async def handle_update(
         self, update: Update, on_new_message: Callable[[UserMessage], Awaitable[Any]]
@@ -313,14 +324,20 @@ class TelegramInput(InputChannel):
             if update.message is None:
                 return "ignored"
             try:
-                await self.bot.send_message(chat.id, load_catalog().system_messages["telegram_unsupported"])
+                await self.bot.send_message(
+                    chat.id, load_catalog().system_messages["telegram_unsupported"]
+                )
             except TelegramError:
                 logger.exception("could not answer Telegram update %s", update.update_id)
             return "unsupported"
         output = TelegramOutput(self.bot)
         message = UserMessage(
-            text, output, sender_id_of(chat.id), input_channel=self.name(),
-            message_id=str(update.update_id), metadata={"telegram_update_id": update.update_id},
+            text,
+            output,
+            sender_id_of(chat.id),
+            input_channel=self.name(),
+            message_id=str(update.update_id),
+            metadata={"telegram_update_id": update.update_id},
         )
         try:
             await on_new_message(message)

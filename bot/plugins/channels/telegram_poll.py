@@ -11,6 +11,7 @@ Telegram (the next offset) only after Rasa accepted it, so none is lost while Ra
 
 registers the public webhook (with the secret) instead; polling stops working while one is set.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,7 +22,12 @@ import httpx
 from telegram import Bot, Update
 from telegram.error import NetworkError
 
-from bot.plugins.channels.telegram import ALLOWED_UPDATES, SECRET_HEADER, TelegramSettings, quiet_http_log
+from bot.plugins.channels.telegram import (
+    ALLOWED_UPDATES,
+    SECRET_HEADER,
+    TelegramSettings,
+    quiet_http_log,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +55,9 @@ async def forward(http: httpx.AsyncClient, url: str, secret: str, update: Update
                     f"{url} answered {answer.status_code}: is the Rasa server running with the "
                     "same TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET?"
                 )
-            logger.warning("webhook answered %s for update %s; retrying",
-                           answer.status_code, update.update_id)
+            logger.warning(
+                "webhook answered %s for update %s; retrying", answer.status_code, update.update_id
+            )
         await asyncio.sleep(RETRY_DELAY_S)
 
 
@@ -66,9 +73,10 @@ async def poll(
     quiet_http_log()
     forwarded = 0
     offset: Optional[int] = None
-    async with Bot(settings.token, base_url=settings.api_base_url) as bot, httpx.AsyncClient(
-        timeout=120
-    ) as http:
+    async with (
+        Bot(settings.token, base_url=settings.api_base_url) as bot,
+        httpx.AsyncClient(timeout=120) as http,
+    ):
         await bot.delete_webhook()  # Telegram refuses getUpdates while a webhook is set
         logger.info("polling Telegram as @%s; forwarding to %s", bot.username, webhook_url)
         rounds = 0
@@ -93,5 +101,6 @@ async def set_webhook(settings: TelegramSettings, url: str) -> None:
     """Register `url` as the bot's webhook, with the secret token Telegram will send."""
     quiet_http_log()
     async with Bot(settings.token, base_url=settings.api_base_url) as bot:
-        await bot.set_webhook(url, secret_token=settings.webhook_secret,
-                              allowed_updates=list(ALLOWED_UPDATES))
+        await bot.set_webhook(
+            url, secret_token=settings.webhook_secret, allowed_updates=list(ALLOWED_UPDATES)
+        )

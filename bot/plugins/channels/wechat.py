@@ -13,6 +13,7 @@ and the answer later through the customer-service API (wechatpy's client, which 
 refreshes the access token). Text and voice (WeChat's own speech recognition) go to Rasa as
 sender `wx-<openid>`; subscribing gets the catalog's welcome text and a numbered menu.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,12 @@ from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_xml_defused
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.channel import (
+    CollectingOutputChannel,
+    InputChannel,
+    OutputChannel,
+    UserMessage,
+)
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -79,7 +85,7 @@ def sender_id(openid: str) -> str:
 
 
 def openid_of(sender: str) -> str:
-    return sender[len(SENDER_PREFIX):] if sender.startswith(SENDER_PREFIX) else sender
+    return sender[len(SENDER_PREFIX) :] if sender.startswith(SENDER_PREFIX) else sender
 
 
 class RejectedRequest(Exception):
@@ -143,7 +149,9 @@ class WeChatOutput(OutputChannel):
         text, choices = render_replies(replies, texts()["wechat_choice_line"])
         self.menus.remember(openid, choices)
         if self.client is None:
-            logger.warning("answer to %s not delivered: WECHAT_APP_ID/WECHAT_APP_SECRET not set", recipient_id)
+            logger.warning(
+                "answer to %s not delivered: WECHAT_APP_ID/WECHAT_APP_SECRET not set", recipient_id
+            )
             return
         await asyncio.to_thread(self.client.message.send_text, openid, text)
 
@@ -198,7 +206,10 @@ class WeChatEndpoint:
     def _check_signature(self, query: Mapping[str, str]) -> None:
         try:
             check_signature(
-                self.settings.token, query.get("signature", ""), query.get("timestamp", ""), query.get("nonce", "")
+                self.settings.token,
+                query.get("signature", ""),
+                query.get("timestamp", ""),
+                query.get("nonce", ""),
             )
         except InvalidSignatureException as error:
             raise RejectedRequest(403, "bad signature") from error
@@ -245,7 +256,9 @@ class WeChatEndpoint:
         try:
             inner = self.crypto.decrypt_message(
                 {"Encrypt": outer.get("Encrypt", "")},
-                query.get("msg_signature", ""), query.get("timestamp", ""), query.get("nonce", ""),
+                query.get("msg_signature", ""),
+                query.get("timestamp", ""),
+                query.get("nonce", ""),
             )
         except InvalidSignatureException as error:
             raise RejectedRequest(403, "bad msg_signature") from error
@@ -299,7 +312,9 @@ class WeChatEndpoint:
         self.output.menus.remember(message.source, choices)
         xml = create_reply(text, message=message).render()
         if encrypt_with is not None and self.crypto is not None:
-            xml = self.crypto.encrypt_message(xml, encrypt_with.get("nonce", ""), encrypt_with.get("timestamp"))
+            xml = self.crypto.encrypt_message(
+                xml, encrypt_with.get("nonce", ""), encrypt_with.get("timestamp")
+            )
         return WebhookAnswer(200, xml, "application/xml; charset=utf-8")
 
     async def _deliver_later(self, openid: str, replies: Replies) -> None:
@@ -342,13 +357,17 @@ class WeChatInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         blueprint = Blueprint("wechat_webhook", __name__)
-        endpoint = WeChatEndpoint(self.settings, on_new_message, WeChatOutput(self.client, self.menus))
+        endpoint = WeChatEndpoint(
+            self.settings, on_new_message, WeChatOutput(self.client, self.menus)
+        )
 
         def off() -> HTTPResponse:
             return response.text("WeChat channel off: WECHAT_TOKEN not set", status=503)
 
         def answer(result: WebhookAnswer) -> HTTPResponse:
-            return response.text(result.body, status=result.status, content_type=result.content_type)
+            return response.text(
+                result.body, status=result.status, content_type=result.content_type
+            )
 
         @blueprint.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:

@@ -9,6 +9,7 @@ event loop thread, so there is no race between the two).
 WeChat text messages have no buttons, so `render_replies` turns Rasa's buttons into numbered
 lines (「回复 1 确认提交」) and `NumberedMenus` maps a customer's "1" back to the payload.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,9 @@ class TtlDict(Generic[Value]):
     and the dedup store needs nothing more than this.
     """
 
-    def __init__(self, ttl_s: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, ttl_s: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ):
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._clock = clock
@@ -139,7 +142,9 @@ class TurnStore:
     async def drain(self) -> None:
         """Wait for the running turns and deliveries (tests, shutdown)."""
         while True:
-            pending = set(self.background) | {t.task for t in self.turns.values() if not t.task.done()}
+            pending = set(self.background) | {
+                t.task for t in self.turns.values() if not t.task.done()
+            }
             if not pending:
                 return
             await asyncio.wait(pending)

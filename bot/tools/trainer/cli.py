@@ -1,11 +1,12 @@
 """`python -m bot trainer …` — the inbox, labelling, lint and model comparison from a terminal.
 
-    python -m bot trainer inbox [--tracker-url URL]         collect, then list open items
-    python -m bot trainer label ID INTENT [--entity 3:14:phone] [--user NAME] [--patch FILE]
-    python -m bot trainer discard ID [--reason noise|personal_data|duplicate]
-    python -m bot trainer lint [--data data/nlu] [--tests tests/nlu]
-    python -m bot trainer compare --old OLD.tar.gz --new NEW.tar.gz [--data tests/nlu/holdout.yml]
+python -m bot trainer inbox [--tracker-url URL]         collect, then list open items
+python -m bot trainer label ID INTENT [--entity 3:14:phone] [--user NAME] [--patch FILE]
+python -m bot trainer discard ID [--reason noise|personal_data|duplicate]
+python -m bot trainer lint [--data data/nlu] [--tests tests/nlu]
+python -m bot trainer compare --old OLD.tar.gz --new NEW.tar.gz [--data tests/nlu/holdout.yml]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,9 +38,11 @@ def _inbox(args: argparse.Namespace) -> int:
         items = open_items(session)
         print(f"{len(candidates)} groups in the tracker store, {added} new; {len(items)} open:")
         for item in items:
-            print(f"  #{item.id:<4d} ×{item.count:<3d} {item.predicted_intent or '-':22s} "
-                  f"{item.confidence or 0:.2f}  {','.join(item.reasons):28s} "
-                  f"{mask_personal_data(item.text)}")
+            print(
+                f"  #{item.id:<4d} ×{item.count:<3d} {item.predicted_intent or '-':22s} "
+                f"{item.confidence or 0:.2f}  {','.join(item.reasons):28s} "
+                f"{mask_personal_data(item.text)}"
+            )
     return 0
 
 
@@ -49,8 +52,15 @@ def _label(args: argparse.Namespace) -> int:
 
     try:
         with session_scope() as session:
-            result = label_item(session, args.id, args.intent, [_entity(e) for e in args.entity],
-                                args.user, args.data, patch_only=bool(args.patch))
+            result = label_item(
+                session,
+                args.id,
+                args.intent,
+                [_entity(e) for e in args.entity],
+                args.user,
+                args.data,
+                patch_only=bool(args.patch),
+            )
     except LabelError as error:
         print(f"error: {error}")
         return 2
@@ -87,7 +97,8 @@ def _lint(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from bot.tools.trainer.compare import compare_models, confusion_image, print_comparison, save_comparison
+    from bot.core.training.comparison import save_comparison
+    from bot.tools.trainer.compare import compare_models, confusion_image, print_comparison
 
     comparison = compare_models(args.old, args.new, args.data)
     print_comparison(comparison)
@@ -100,8 +111,8 @@ def _compare(args: argparse.Namespace) -> int:
 def add_parser(commands: Any) -> None:
     """Register `trainer` and its sub-commands on the main parser's subparsers."""
     from bot.core.training.intents import NLU_DIR
-    from bot.tools.trainer.lint import TESTS_DIR
     from bot.core.training.models import DISCARD_REASONS
+    from bot.tools.trainer.lint import TESTS_DIR
 
     trainer = commands.add_parser("trainer", help="inbox, labelling, NLU lint, model comparison")
     actions = trainer.add_subparsers(dest="trainer_command", required=True)

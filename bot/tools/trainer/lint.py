@@ -12,6 +12,7 @@
 ``near_duplicate`` is a warning (two intents may share a phrase on purpose); the others
 are errors and make ``python -m bot trainer lint`` (and ``make validate``) fail.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,16 +22,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from bot.core.settings import PROJECT_ROOT, LintConfig, get_settings
 from bot.core.normalize import InvalidValue, normalize_text, parse_customer_name
+from bot.core.settings import PROJECT_ROOT, LintConfig, get_settings
 from bot.core.training.inbox import text_key
 
 DATA_DIR = PROJECT_ROOT / "data" / "nlu"
 TESTS_DIR = PROJECT_ROOT / "tests" / "nlu"
 WARNINGS = ("near_duplicate",)
 _BAD_EDGE = ("Po", "Pd", "Pc")  # commas, full stops, dashes; brackets may enclose an area code
-_CONTRACT_VALUES = ("phone", "account_no", "ticket_no", "capacity_kw", "month",
-                    "customer_type", "change_direction", "business")
+_CONTRACT_VALUES = (
+    "phone",
+    "account_no",
+    "ticket_no",
+    "capacity_kw",
+    "month",
+    "customer_type",
+    "change_direction",
+    "business",
+)
 
 
 @dataclass(frozen=True)
@@ -71,8 +80,14 @@ def load_examples(paths: Iterable[Path]) -> List[Example]:
         if not RasaYAMLReader.is_yaml_nlu_file(path):
             continue  # e.g. tests/nlu/floors.yml
         for message in load_data(str(path)).intent_examples:
-            examples.append(Example(message.get("text"), message.get("intent"),
-                                    tuple(message.get("entities") or ()), Path(path).name))
+            examples.append(
+                Example(
+                    message.get("text"),
+                    message.get("intent"),
+                    tuple(message.get("entities") or ()),
+                    Path(path).name,
+                )
+            )
     return examples
 
 
@@ -89,8 +104,15 @@ def conflicts(examples: Sequence[Example]) -> List[Issue]:
         intents = sorted({e.intent for e in group})
         if len(intents) > 1:
             for example in group:
-                issues.append(Issue("conflict", example.intent, example.text, example.file,
-                                    f"same text under {', '.join(intents)}"))
+                issues.append(
+                    Issue(
+                        "conflict",
+                        example.intent,
+                        example.text,
+                        example.file,
+                        f"same text under {', '.join(intents)}",
+                    )
+                )
     return issues
 
 
@@ -111,8 +133,15 @@ def near_duplicates(examples: Sequence[Example], threshold: float) -> List[Issue
             if other.intent == example.intent or _same_text(other.text) == _same_text(example.text):
                 continue
             if common / (len(mine) + len(grams[j]) - common) >= threshold:
-                issues.append(Issue("near_duplicate", example.intent, example.text, example.file,
-                                    f"almost the same as {other.intent}: {other.text} ({other.file})"))
+                issues.append(
+                    Issue(
+                        "near_duplicate",
+                        example.intent,
+                        example.text,
+                        example.file,
+                        f"almost the same as {other.intent}: {other.text} ({other.file})",
+                    )
+                )
         for gram in mine:
             postings[gram].append(i)
     return issues
@@ -121,22 +150,30 @@ def near_duplicates(examples: Sequence[Example], threshold: float) -> List[Issue
 def too_few(examples: Sequence[Example], minimum: int) -> List[Issue]:
     counts = Counter(e.intent for e in examples)
     files = {e.intent: e.file for e in examples}
-    return [Issue("too_few", intent, "", files[intent], f"{n} examples, at least {minimum} needed")
-            for intent, n in sorted(counts.items()) if n < minimum]
+    return [
+        Issue("too_few", intent, "", files[intent], f"{n} examples, at least {minimum} needed")
+        for intent, n in sorted(counts.items())
+        if n < minimum
+    ]
 
 
 def _is_word_char(char: str) -> bool:
-    return char.isdigit() or char.isascii() and char.isalpha()
+    return char.isdigit() or (char.isascii() and char.isalpha())
 
 
 def _span_problem(text: str, entity: Dict[str, Any]) -> Optional[str]:
     start, end = entity["start"], entity["end"]
     span = text[start:end]
-    if not span or span != span.strip() or unicodedata.category(span[0]) in _BAD_EDGE \
-            or unicodedata.category(span[-1]) in _BAD_EDGE:
+    if (
+        not span
+        or span != span.strip()
+        or unicodedata.category(span[0]) in _BAD_EDGE
+        or unicodedata.category(span[-1]) in _BAD_EDGE
+    ):
         return f"span {span!r} has blank or punctuation at its edge"
     if (start > 0 and _is_word_char(text[start - 1]) and _is_word_char(span[0])) or (
-            end < len(text) and _is_word_char(text[end]) and _is_word_char(span[-1])):
+        end < len(text) and _is_word_char(text[end]) and _is_word_char(span[-1])
+    ):
         return f"span {span!r} cuts a number or word of the text in two"
     if entity["entity"] == "customer_name":
         try:
@@ -172,30 +209,40 @@ def entity_problems(examples: Sequence[Example], today: Optional[dt.date] = None
         for entity in example.entities:
             span = _span_problem(example.text, entity)
             if span:
-                issues.append(Issue("entity_span", example.intent, example.text, example.file, span))
+                issues.append(
+                    Issue("entity_span", example.intent, example.text, example.file, span)
+                )
                 continue
             value = _value_problem(example.text, entity, today)
             if value:
-                issues.append(Issue("entity_value", example.intent, example.text, example.file, value))
+                issues.append(
+                    Issue("entity_value", example.intent, example.text, example.file, value)
+                )
     return issues
 
 
 def leaks(training: Sequence[Example], tests: Sequence[Example], min_chars: int) -> List[Issue]:
     """Training examples also in a test set; stock phrases (你好, 转人工) are too short to leak."""
     tested = {_same_text(e.text): e for e in tests}
-    return [Issue("leak", e.intent, e.text, e.file, f"also in {tested[key].file}")
-            for e in training
-            if len(text_key(e.text)) >= min_chars and (key := _same_text(e.text)) in tested]
+    return [
+        Issue("leak", e.intent, e.text, e.file, f"also in {tested[key].file}")
+        for e in training
+        if len(text_key(e.text)) >= min_chars and (key := _same_text(e.text)) in tested
+    ]
 
 
 def lint(data_dir: Path = DATA_DIR, tests_dir: Optional[Path] = TESTS_DIR) -> List[Issue]:
     """Every issue of the NLU files in `data_dir` (and leaks into the sets in `tests_dir`)."""
     config = lint_config()
     training = load_examples(Path(data_dir).glob("*.yml"))
-    issues = conflicts(training) + entity_problems(training) + too_few(
-        training, config.min_examples_per_intent)
+    issues = (
+        conflicts(training)
+        + entity_problems(training)
+        + too_few(training, config.min_examples_per_intent)
+    )
     if tests_dir is not None:
-        issues += leaks(training, load_examples(Path(tests_dir).glob("*.yml")),
-                        config.leak_min_chars)
+        issues += leaks(
+            training, load_examples(Path(tests_dir).glob("*.yml")), config.leak_min_chars
+        )
     issues += near_duplicates(training, config.near_duplicate_similarity)
     return issues
