@@ -21,6 +21,7 @@ from actions.tracker_utils import channel_of, user_turn_number
 from bot.core import intake
 from bot.core.catalog import load_catalog
 from bot.core.settings import get_settings
+from bot.core.stores import shared_store
 
 FAILURES_SLOT = "validation_failures"
 STALL_SLOT = "stall"
@@ -50,6 +51,22 @@ def collected_details(tracker: Tracker) -> Dict[str, Any]:
     }
 
 
+def too_many_handoffs(tracker: Tracker) -> bool:
+    """More hand-overs from this conversation, or this address, than the limits allow
+    (config/service.yml `limits`; INTAKE_RATE_LIMITS=off turns them off)."""
+    settings = get_settings()
+    if not settings.rate_limits_on:
+        return False
+    limits, store = settings.service.limits, shared_store()
+    ip = ((tracker.latest_message or {}).get("metadata") or {}).get("client_ip")
+    over = (
+        store.hit(f"handoff:sender:{tracker.sender_id}", 3600) > limits.handoffs_per_sender_per_hour
+    )
+    if ip:
+        over = store.hit(f"handoff:ip:{ip}", 3600) > limits.handoffs_per_ip_per_hour or over
+    return over
+
+
 def hand_over(
     dispatcher: CollectingDispatcher,
     tracker: Tracker,
@@ -59,6 +76,9 @@ def hand_over(
     """Queue the conversation for an agent and pause the bot (or file a call-back)."""
     if reason not in HANDOFF_REASONS:
         raise ValueError(f"not a contract hand-over reason: {reason}")
+    if too_many_handoffs(tracker):
+        dispatcher.utter_message(text=load_catalog().system_messages["handoff_rate_limited"])
+        return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet(STALL_SLOT, None)]
     ticket_no = tracker.get_slot(EMERGENCY_TICKET_SLOT) or intake.latest_ticket_no(
         tracker.sender_id
     )

@@ -377,7 +377,7 @@ class ValidatePraiseForm(CatalogFormValidator):
 
 
 class ValidateBillQueryForm(CatalogFormValidator):
-    """查询 bill: account_no."""
+    """查询 bill: account_no, phone_last4."""
 
     entry_code = "bill"
     entry_kind = "query"
@@ -389,6 +389,11 @@ class ValidateBillQueryForm(CatalogFormValidator):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("account_no", value, tracker)
+
+    async def validate_phone_last4(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        return self.check_detail("phone_last4", value, tracker)
 
 
 class ValidateOutageQueryForm(CatalogFormValidator):
@@ -407,7 +412,7 @@ class ValidateOutageQueryForm(CatalogFormValidator):
 
 
 class ValidateTicketQueryForm(CatalogFormValidator):
-    """查询 ticket: ticket_lookup."""
+    """查询 ticket: ticket_lookup, phone_last4."""
 
     entry_code = "ticket"
     entry_kind = "query"
@@ -419,3 +424,8 @@ class ValidateTicketQueryForm(CatalogFormValidator):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("ticket_lookup", value, tracker)
+
+    async def validate_phone_last4(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        return self.check_detail("phone_last4", value, tracker)

@@ -51,7 +51,8 @@ from bot.core.details import (
     named_details,
     place_mention,
 )
-from bot.core.normalize import InvalidValue, mask_personal_data, parse_value
+from bot.core.normalize import InvalidValue, parse_value
+from bot.core.privacy import mask_personal_data
 from bot.core.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ ADDRESS_PARTIAL_SLOT = "address_partial"
 DUPLICATE_SLOT = "duplicate_of"
 KEEP_EXISTING = "keep"  # confirm_submission: the customer did not want the same request twice
 NOT_UNDERSTOOD = ("nlu_fallback", "unclear")
+VERIFY_SLOT = "phone_last4"
 # Details that are bare digits: 12 digits fit a landline and an account number alike, so a
 # value goes into one of them only when that detail was asked for or named (「户号…」).
 DIGITS_ONLY_KINDS = ("phone", "account_no")
@@ -105,9 +107,22 @@ class CatalogFormValidator(FormValidationAction):
         """The catalog's details for what is known so far (e.g. capacity only for 非居民)."""
         service = self.service
         if service is None:
-            return list(self.entry.required)
+            required = list(self.entry.required)
+            if VERIFY_SLOT in required and not self._needs_verification(tracker):
+                required.remove(VERIFY_SLOT)
+            return required
         confirm = [CONFIRM_SLOT] if service.confirms else []
         return [*service.required_fields(self._known(tracker)), *service.optional, *confirm]
+
+    def _needs_verification(self, tracker: Tracker) -> bool:
+        """A bill always; a ticket only when it is not this conversation's own (its number
+        found elsewhere): the last four digits of the phone it was filed with."""
+        if self.entry.code != "ticket":
+            return True
+        lookup = tracker.get_slot("ticket_lookup")
+        if not lookup:
+            return True  # asked after the ticket number, which comes first
+        return intake.lookup_ticket(tracker.sender_id, str(lookup)).outcome == "verify"
 
     def _known(self, tracker: Tracker) -> Dict[str, Any]:
         """Slot values with the ones that decide conditional details normalised

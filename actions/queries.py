@@ -74,16 +74,33 @@ class ActionAnswerBill(Action):
     ) -> List[EventType]:
         account_no = tracker.get_slot("account_no")
         month = tracker.get_slot("month")
+        done = [SlotSet("month", None), SlotSet("phone_last4", None)]
+        billing = billing_service_from_settings()
+        if intake.verification_locked(tracker.sender_id):
+            dispatcher.utter_message(response="utter_verification_locked")
+            return done
         try:
-            bill = billing_service_from_settings().latest_bill(account_no, month)
+            verified = billing.contact_matches(
+                account_no, str(tracker.get_slot("phone_last4") or "")
+            )
+            bill = billing.latest_bill(account_no, month) if verified else None
         except BillingUnavailable:
             dispatcher.utter_message(response="utter_bill_unavailable")
-            return [SlotSet("month", None)]
+            return done
+        if verified is None:
+            dispatcher.utter_message(response="utter_bill_no_phone")
+            return done
+        if not verified:
+            locked = intake.verification_locked(tracker.sender_id, failed_now=True)
+            dispatcher.utter_message(
+                response="utter_verification_locked" if locked else "utter_bill_verify_failed"
+            )
+            return done
         if bill is None:
             dispatcher.utter_message(
                 response="utter_bill_not_found", account_no=account_no, month=month or ""
             )
-            return [SlotSet("month", None), SlotSet("account_no", None)]
+            return [*done, SlotSet("account_no", None)]
         dispatcher.utter_message(
             response="utter_bill",
             account_no=bill.account_no,
@@ -93,7 +110,7 @@ class ActionAnswerBill(Action):
             due_date=str(bill.due_date),
             arrears_yuan=f"{bill.arrears_yuan:.2f}",
         )
-        return [SlotSet("month", None)]
+        return done
 
 
 class ActionAnswerOutage(Action):
@@ -139,10 +156,18 @@ class ActionAnswerTicket(Action):
     ) -> List[EventType]:
         catalog = load_catalog()
         lookup = tracker.get_slot("ticket_lookup")
-        tickets = intake.ticket_status(lookup)
-        if not tickets:
-            dispatcher.utter_message(response="utter_ticket_not_found", lookup=lookup)
-        for ticket in tickets:
+        answer = intake.lookup_ticket(tracker.sender_id, lookup, tracker.get_slot("phone_last4"))
+        refusals = {
+            "not_found": "utter_ticket_not_found",
+            "verify": "utter_ticket_verify_failed",
+            "verify_failed": "utter_ticket_verify_failed",
+            "locked": "utter_verification_locked",
+            "staff_only": "utter_ticket_violation_hidden",
+            "other": "utter_ticket_other_conversations",
+        }
+        if answer.outcome in refusals:
+            dispatcher.utter_message(response=refusals[answer.outcome], lookup=lookup)
+        for ticket in answer.tickets:
             service = catalog.services.get(ticket["category"])
             due = ticket.get("due_at")
             dispatcher.utter_message(
@@ -158,4 +183,4 @@ class ActionAnswerTicket(Action):
                 else "",
                 updated_at=intake.format_local_time(intake.parse_iso(ticket["updated_at"])),
             )
-        return [SlotSet("ticket_lookup", None)]
+        return [SlotSet("ticket_lookup", None), SlotSet("phone_last4", None)]

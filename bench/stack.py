@@ -37,6 +37,7 @@ def isolated_env(var_dir: Path) -> Dict[str, str]:
         "ACTION_PORT": str(free_port()),
         "CONSOLE_PORT": str(free_port()),
         "BIND_HOST": "127.0.0.1",
+        "CONSOLE_HTTPS_ONLY": "0",  # plain HTTP on 127.0.0.1
     }
 
 

@@ -21,6 +21,8 @@ import logging
 import sys
 from typing import List, Optional
 
+from bot.core.privacy import install_log_masking
+
 
 def _catalog(args: argparse.Namespace) -> int:
     from bot.tools.generate import stale_generated, write_generated
@@ -100,32 +102,67 @@ def _read_password() -> str:
 
 
 def _users(args: argparse.Namespace) -> int:
-    from bot.console.auth import ConsoleUser, add_user
+    from sqlalchemy import select
+
     from bot.core.db import session_scope, upgrade_database
+    from bot.core.staff import ConsoleUser, add_user, disable, set_password, unlock
 
     upgrade_database()
     if args.action == "list":
-        from sqlalchemy import select
-
         with session_scope() as session:
             for user in session.execute(
                 select(ConsoleUser).order_by(ConsoleUser.username)
             ).scalars():
-                print(
-                    f"{user.username}\t{user.role}\t{user.display_name}\t"
-                    f"{'active' if user.active else 'disabled'}"
-                )
+                state = "active" if user.active else "disabled"
+                if user.locked_until is not None:
+                    state += f", locked until {user.locked_until:%Y-%m-%d %H:%M} UTC"
+                print(f"{user.username}\t{user.role}\t{user.display_name}\t{state}")
         return 0
     if not args.name:
-        print("usage: python -m bot users add NAME --role ROLE", file=sys.stderr)
+        print(f"usage: python -m bot users {args.action} NAME", file=sys.stderr)
         return 2
     try:
         with session_scope() as session:
-            add_user(session, args.name, _read_password(), args.role, args.display_name)
+            if args.action == "add":
+                add_user(session, args.name, _read_password(), args.role, args.display_name)
+            elif args.action == "password":
+                set_password(session, args.name, _read_password())
+            elif args.action == "disable":
+                disable(session, args.name)
+            else:
+                unlock(session, args.name)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"user {args.name} ({args.role}) saved")
+    done = {
+        "add": f"saved ({args.role})",
+        "password": "has a new password; signed out everywhere",
+        "disable": "disabled; signed out everywhere",
+        "unlock": "unlocked",
+    }
+    print(f"user {args.name} {done[args.action]}")
+    return 0
+
+
+def _privacy(args: argparse.Namespace) -> int:
+    import json
+
+    from bot.core import privacy
+    from bot.core.db import upgrade_database
+
+    upgrade_database()
+    actor = args.actor
+    if args.action == "purge":
+        print(json.dumps(privacy.purge(actor=actor).as_dict(), ensure_ascii=False))
+        return 0
+    if not args.phone:
+        print(f"usage: python -m bot privacy {args.action} --phone NUMBER", file=sys.stderr)
+        return 2
+    if args.action == "export":
+        data = privacy.export_customer(args.phone, actor)
+        print(json.dumps(data.as_dict(), ensure_ascii=False, indent=2, default=str))
+    else:
+        print(json.dumps(privacy.erase_customer(args.phone, actor), ensure_ascii=False))
     return 0
 
 
@@ -164,7 +201,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     telegram.set_defaults(handler=_telegram)
 
     users = commands.add_parser("users", help="console users (agents, supervisors, …)")
-    users.add_argument("action", choices=["add", "list"])
+    users.add_argument("action", choices=["add", "list", "password", "disable", "unlock"])
     users.add_argument("name", nargs="?")
     users.add_argument(
         "--role", default="agent", choices=["agent", "supervisor", "trainer", "admin"]
@@ -172,6 +209,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     users.add_argument("--display-name", default=None)
     users.set_defaults(handler=_users)
 
+    privacy = commands.add_parser("privacy", help="retention purge, a customer's export/erasure")
+    privacy.add_argument("action", choices=["purge", "export", "erase"])
+    privacy.add_argument("--phone", help="the customer's phone (export, erase)")
+    privacy.add_argument("--actor", default="operator", help="who asks (recorded in the audit log)")
+    privacy.set_defaults(handler=_privacy)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    install_log_masking()
     sys.exit(args.handler(args))

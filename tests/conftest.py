@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import pytest
 
 from bot.core.settings import reset_settings
+from bot.core.stores import reset_memory_store
 
 
 @pytest.fixture(autouse=True)
@@ -30,5 +31,6 @@ def fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv = set_and_reset  # type: ignore[method-assign]
     monkeypatch.delenv = del_and_reset  # type: ignore[method-assign]
     reset_settings()
+    reset_memory_store()  # rate limits and "seen before?" marks of earlier tests
     yield
     reset_settings()

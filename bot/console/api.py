@@ -168,3 +168,13 @@ def list_handoffs(
         positions = repository.queue_positions()
         handoffs = repository.list(status=status, conversation_id=conversation_id, limit=limit)
         return [repository.to_dict(handoff, positions) for handoff in handoffs]
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi_document(request: Request) -> Dict[str, Any]:
+    """The OpenAPI description of this JSON API (for the bureau's integrators and for
+    schemathesis), to bearer-token holders only: the console publishes no API docs."""
+    from fastapi.openapi.utils import get_openapi
+
+    routes = [r for r in request.app.routes if getattr(r, "path", "").startswith("/api/v1/")]
+    return get_openapi(title="供电业务受理助手 JSON API", version="1", routes=routes)

@@ -42,7 +42,15 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    app = FastAPI(title="供电业务受理助手 console", version="1", lifespan=lifespan)
+    # No public API documentation: /api/v1/openapi.json is served to bearer-token holders.
+    app = FastAPI(
+        title="供电业务受理助手 console",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.settings = settings
     app.add_middleware(
         SessionMiddleware,

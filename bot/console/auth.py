@@ -1,9 +1,13 @@
-"""Console sign-in: users with argon2-hashed passwords, signed session cookies, CSRF, roles.
+"""Console sign-in: sessions, CSRF, roles, throttling (accounts themselves: bot/core/staff.py).
 
-* Users live in the `console_users` table (`python -m bot users add NAME --role agent`).
-* Passwords are hashed with passlib's argon2 scheme; the session is Starlette's
-  `SessionMiddleware` (an itsdangerous-signed cookie) keyed by CONSOLE_SECRET_KEY, else a key
-  created once under var/.
+* The session is Starlette's `SessionMiddleware` (an itsdangerous-signed cookie, `Secure`
+  unless CONSOLE_HTTPS_ONLY=0 is set for local HTTP) keyed by CONSOLE_SECRET_KEY, else a key
+  created once under var/. It holds the user id, the account's session version and when it
+  was issued: it ends after `console.session_hours` whatever the activity, and at once when
+  the user signs out, changes the password or is disabled (the version changes).
+* Sign-in is throttled per address (`console.attempts_per_ip_per_15_minutes`) and per account
+  (a lockout after `console.failures_before_lockout` wrong passwords, lifted by time, by
+  `python -m bot users unlock NAME` or by a supervisor). argon2 runs in a worker thread.
 * Every session gets a random CSRF token; every POST from a console page must send it back
   (form field `csrf_token` or header `X-CSRF-Token`).
 * `require_role("agent", ...)` is the dependency of every console route: no session →
@@ -13,122 +17,41 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+import time
+from typing import Callable, Tuple
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from passlib.context import CryptContext
-from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, Integer, String, select
-from sqlalchemy.orm import Session
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from bot.core.clock import to_utc_naive, utc_now
-from bot.core.db import Base, session_scope, sql_in
+from bot.core.db import session_scope
 from bot.core.settings import Settings
+from bot.core.staff import (
+    ROLES,
+    ConsoleUser,
+    Principal,
+    SignIn,
+    authenticate,
+    current_principal,
+    end_sessions,
+    list_agents,
+    unlock,
+)
+from bot.core.stores import shared_store
 
-ROLES = ("agent", "supervisor", "trainer", "admin")
-ROLE_NAMES = {"agent": "坐席", "supervisor": "班长", "trainer": "训练师", "admin": "管理员"}
+__all__ = ["ROLES", "ConsoleUser", "Principal", "list_agents", "require_role"]
+
 SESSION_USER = "user_id"
+SESSION_VERSION = "version"
+SESSION_ISSUED = "issued"
 SESSION_CSRF = "csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-SESSION_MAX_AGE_S = 12 * 3600  # one working shift
-
-passwords = CryptContext(schemes=["argon2"], deprecated="auto")
-
-
-class ConsoleUser(Base):
-    """A person who signs in to the console."""
-
-    __tablename__ = "console_users"
-    __table_args__ = (CheckConstraint(sql_in("role", ROLES), name="role"),)
-
-    id = Column(Integer, primary_key=True)
-    username = Column(String(64), nullable=False, unique=True)
-    display_name = Column(String(64), nullable=False)
-    role = Column(String(16), nullable=False)
-    password_hash = Column(String(255), nullable=False)
-    active = Column(Boolean, nullable=False, default=True)
-    created_at = Column(DateTime, nullable=False)
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The signed-in user as the routes see it."""
-
-    id: int
-    username: str
-    display_name: str
-    role: str
-
-    @property
-    def role_name(self) -> str:
-        return ROLE_NAMES.get(self.role, self.role)
-
-    def has_role(self, *roles: str) -> bool:
-        return self.role == "admin" or self.role in roles
 
 
 class NotSignedIn(Exception):
     """No valid session: pages redirect to /login, JSON calls get 401."""
-
-
-# ---------------------------------------------------------------- users
-
-
-def add_user(
-    session: Session, username: str, password: str, role: str, display_name: Optional[str] = None
-) -> ConsoleUser:
-    """Create a user (or reset an existing one's password, role and name)."""
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
-    if len(password) < 8:
-        raise ValueError("password must have at least 8 characters")
-    user = session.execute(
-        select(ConsoleUser).where(ConsoleUser.username == username)
-    ).scalar_one_or_none()
-    if user is None:
-        user = ConsoleUser(username=username, created_at=to_utc_naive(utc_now()))
-        session.add(user)
-    user.display_name = display_name or user.display_name or username
-    user.role, user.active = role, True
-    user.password_hash = passwords.hash(password)
-    session.flush()
-    return user
-
-
-def authenticate(session: Session, username: str, password: str) -> Optional[Principal]:
-    """The user when the password matches (always spends one hash, to not leak names)."""
-    user = session.execute(
-        select(ConsoleUser).where(ConsoleUser.username == username, ConsoleUser.active.is_(True))
-    ).scalar_one_or_none()
-    if user is None:
-        passwords.dummy_verify()
-        return None
-    valid, new_hash = passwords.verify_and_update(password, user.password_hash)
-    if not valid:
-        return None
-    if new_hash:
-        user.password_hash = new_hash
-    return _principal(user)
-
-
-def _principal(user: ConsoleUser) -> Principal:
-    return Principal(user.id, user.username, user.display_name, user.role)
-
-
-def list_agents(session: Session) -> list:
-    """Active users who can take conversations (for transfers)."""
-    return list(
-        session.execute(
-            select(ConsoleUser)
-            .where(
-                ConsoleUser.active.is_(True), ConsoleUser.role.in_(("agent", "supervisor", "admin"))
-            )
-            .order_by(ConsoleUser.username)
-        ).scalars()
-    )
 
 
 # ---------------------------------------------------------------- sessions and CSRF
@@ -137,6 +60,9 @@ def list_agents(session: Session) -> list:
 def secret_key(settings: Settings) -> str:
     """The session-signing key: CONSOLE_SECRET_KEY, else var/console_secret."""
     return settings.console_session_key()
+
+
+SESSION_MAX_AGE_S = 24 * 3600  # the cookie's own limit; the session ends earlier (session_hours)
 
 
 def csrf_token(request: Request) -> str:
@@ -162,16 +88,25 @@ async def check_csrf(request: Request) -> None:
 
 
 def current_user(request: Request) -> Principal:
-    """The signed-in, still active user; NotSignedIn otherwise."""
-    user_id = request.session.get(SESSION_USER)
-    if not isinstance(user_id, int):
+    """The signed-in, still active user of an unexpired session; NotSignedIn otherwise."""
+    settings: Settings = request.app.state.settings
+    user_id, version = request.session.get(SESSION_USER), request.session.get(SESSION_VERSION)
+    issued = request.session.get(SESSION_ISSUED)
+    if (
+        not isinstance(user_id, int)
+        or not isinstance(version, int)
+        or not isinstance(issued, (int, float))
+    ):
         raise NotSignedIn()
-    with session_scope(request.app.state.settings.database_url) as session:
-        user = session.get(ConsoleUser, user_id)
-        if user is None or not user.active:
-            request.session.clear()
-            raise NotSignedIn()
-        return _principal(user)
+    if time.time() - issued > settings.service.console.session_hours * 3600:
+        request.session.clear()
+        raise NotSignedIn()
+    with session_scope(settings.database_url) as session:
+        principal = current_principal(session, user_id, version)
+    if principal is None:
+        request.session.clear()
+        raise NotSignedIn()
+    return principal
 
 
 def require_role(*roles: str) -> Callable[..., Principal]:
@@ -223,36 +158,86 @@ def login_form(request: Request, next: str = "") -> HTMLResponse:
     return render(request, "login.html", {"next": _safe_next(next), "error": None})
 
 
+def _client_address(request: Request) -> str:
+    """The address a trusted proxy reports, else the peer's."""
+    peer = request.client.host if request.client else ""
+    forwarded = request.headers.get("x-forwarded-for", "")
+    trusted = request.app.state.settings.service.limits.trusted_proxies
+    if peer in trusted and forwarded:
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        return next((h for h in reversed(hops) if h not in trusted), peer)
+    return peer
+
+
+def _sign_in(settings: Settings, username: str, password: str) -> SignIn:
+    with session_scope(settings.database_url) as session:
+        return authenticate(session, username, password)
+
+
 @router.post("/login")
 async def login(
     request: Request,
-    username: str = Form(...),
-    password: str = Form(...),
-    next: str = Form(""),
+    username: str = Form(..., max_length=64),
+    password: str = Form(..., max_length=256),
+    next: str = Form("", max_length=512),
     _: None = Depends(check_csrf),
 ) -> Response:
     """Sign in; a new session (new CSRF token) on success."""
     from bot.console.templating import render
 
-    with session_scope(request.app.state.settings.database_url) as session:
-        user = authenticate(session, username.strip(), password)
-    if user is None:
+    settings: Settings = request.app.state.settings
+
+    def refused(error: str, status: int) -> Response:
         return render(
-            request,
-            "login.html",
-            {"next": _safe_next(next), "error": "用户名或密码错误"},
-            status_code=401,
+            request, "login.html", {"next": _safe_next(next), "error": error}, status_code=status
         )
+
+    limit = settings.service.console.attempts_per_ip_per_15_minutes
+    if (
+        settings.rate_limits_on
+        and shared_store().hit(f"login:{_client_address(request)}", 900) > limit
+    ):
+        return refused("登录尝试过于频繁，请15分钟后再试", 429)
+    result = await run_in_threadpool(_sign_in, settings, username.strip(), password)
+    if result.principal is None:
+        if result.locked:
+            return refused("密码错误次数过多，账号已暂时锁定，请稍后再试或联系班长解锁", 423)
+        return refused("用户名或密码错误", 401)
+    user = result.principal
     request.session.clear()
-    request.session[SESSION_USER] = user.id
+    request.session.update(
+        {
+            SESSION_USER: user.id,
+            SESSION_VERSION: user.session_version,
+            SESSION_ISSUED: int(time.time()),
+        }
+    )
     csrf_token(request)
     return RedirectResponse(_safe_next(next) or home_of(user), status_code=303)
 
 
 @router.post("/logout")
 async def logout(request: Request, _: None = Depends(check_csrf)) -> Response:
+    """Sign out — of every session of this account (another browser, a lost phone)."""
+    user_id = request.session.get(SESSION_USER)
+    if isinstance(user_id, int):
+        with session_scope(request.app.state.settings.database_url) as session:
+            end_sessions(session, user_id)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
+
+
+@router.post("/console/users/{username}/unlock")
+async def unlock_user(
+    username: str, request: Request, _: Principal = Depends(require_role("supervisor"))
+) -> Response:
+    """A supervisor lifts a lockout (JSON, CSRF header)."""
+    try:
+        with session_scope(request.app.state.settings.database_url) as session:
+            unlock(session, username)
+    except ValueError:
+        raise HTTPException(status_code=404, detail="没有这个用户") from None
+    return JSONResponse({"username": username, "locked": False})
 
 
 def login_redirect_pair() -> Tuple[type, Callable[[Request, Exception], Response]]:

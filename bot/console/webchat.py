@@ -3,18 +3,19 @@
 The page (plain HTML/CSS/JS in ``static/chat/``, no build step, no CDN) talks only to this
 router; the router talks to Rasa:
 
-* ``POST /chat/api/messages`` ``{sender, message, id?}`` → Rasa's REST channel
-  (``POST {rasa_url}/webhooks/rest/webhook``) → the replies ``[{text, buttons}]``.
-* ``GET /chat/api/history?sender=…`` → the conversation from Rasa's tracker
+* ``POST /chat/api/messages`` ``{message, id?}`` → Rasa's REST channel
+  (``POST {rasa_url}/webhooks/rest/webhook``, vouched for with the web chat's shared secret)
+  → the replies ``[{text, buttons}]``.
+* ``GET /chat/api/history`` → the conversation from Rasa's tracker
   (``GET {rasa_url}/conversations/{sender}/tracker``) as ``[{from, text, buttons,
   timestamp}]``; customer messages sent from the page also carry the page's ``id``, bot
   messages with an ``agent`` in their metadata (a human agent's) carry it. The page polls it
   to pick up messages written into the tracker later (a human agent's replies).
 
-The sender id is the only thing that protects a transcript, so only random ``web-`` ids are
-accepted (the page makes one with ``crypto.getRandomValues`` and keeps it in localStorage).
-Messages go to Rasa with ``input_channel: "webchat"``, so tickets and handoffs filed from the
-page carry channel ``webchat``.
+The conversation id is the browser's: a random ``web-`` id kept in a signed, HttpOnly cookie
+(``intake_chat``), so it never appears in a URL and no script reads it. The REST channel
+takes ``web-`` senders only with the web chat's secret (header ``X-Intake-Webchat-Secret``),
+and records them as channel ``webchat``.
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import requests
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from itsdangerous import BadSignature, TimestampSigner
 from starlette.concurrency import run_in_threadpool
 
 from bot.core.catalog import load_catalog
-from bot.core.rasa_api import RasaClient, RasaError
+from bot.core.rasa_api import WEBCHAT_SECRET_HEADER, RasaClient, RasaError
 from bot.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -45,7 +48,6 @@ MAX_MESSAGE_CHARS = 2000
 MAX_BODY_BYTES = 64 * 1024  # 2000 CJK characters are ~6 KB of JSON, escaped ~12 KB
 RASA_TIMEOUT_S = 30
 HISTORY_TIMEOUT_S = 10
-INPUT_CHANNEL = "webchat"
 
 
 def _text(key: str) -> str:
@@ -85,6 +87,45 @@ def _valid_sender(sender: Any) -> bool:
     return isinstance(sender, str) and SENDER_RE.fullmatch(sender) is not None
 
 
+CHAT_COOKIE = "intake_chat"
+CHAT_COOKIE_DAYS = 30
+
+
+def _signer(settings: Settings) -> TimestampSigner:
+    return TimestampSigner(settings.console_session_key(), salt="intake-webchat")
+
+
+def chat_sender(request: Request) -> Optional[str]:
+    """This browser's conversation id from its signed cookie, or None."""
+    cookie = request.cookies.get(CHAT_COOKIE, "")
+    try:
+        sender = (
+            _signer(_settings(request)).unsign(cookie, max_age=CHAT_COOKIE_DAYS * 86400).decode()
+        )
+    except BadSignature:
+        return None
+    return sender if _valid_sender(sender) else None
+
+
+def with_chat_cookie(request: Request, response: Response, sender: str) -> Response:
+    """Give the browser its (new) conversation cookie."""
+    settings = _settings(request)
+    response.set_cookie(
+        CHAT_COOKIE,
+        _signer(settings).sign(sender).decode(),
+        max_age=CHAT_COOKIE_DAYS * 86400,
+        httponly=True,
+        samesite="strict",
+        secure=settings.console_https_only,
+        path="/chat",
+    )
+    return response
+
+
+def new_sender() -> str:
+    return "web-" + secrets.token_hex(16)
+
+
 # ---------------------------------------------------------------- the page and its files
 
 
@@ -99,10 +140,12 @@ def _asset_version() -> str:
 
 
 @router.get("/chat", response_class=HTMLResponse, include_in_schema=False)
-def chat_page() -> HTMLResponse:
-    """The chat page (index.html with versioned asset URLs)."""
+def chat_page(request: Request) -> Response:
+    """The chat page (index.html with versioned asset URLs); a first visit gets its cookie."""
     html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
-    return HTMLResponse(html.replace("{{v}}", _asset_version()), headers=PAGE_HEADERS)
+    page = HTMLResponse(html.replace("{{v}}", _asset_version()), headers=PAGE_HEADERS)
+    sender = chat_sender(request)
+    return page if sender else with_chat_cookie(request, page, new_sender())
 
 
 @router.get("/chat/static/{name}", include_in_schema=False)
@@ -138,11 +181,12 @@ def forward_message(
     metadata ``webchat_id``, so the page recognises its message in the history.
     """
     url = f"{settings.rasa_url}/webhooks/rest/webhook"
-    body: Dict[str, Any] = {"sender": sender, "message": message, "input_channel": INPUT_CHANNEL}
+    body: Dict[str, Any] = {"sender": sender, "message": message}
     if message_id:
         body["metadata"] = {"webchat_id": message_id}
+    headers = {WEBCHAT_SECRET_HEADER: settings.webchat_secret()}
     try:
-        response = requests.post(url, json=body, timeout=RASA_TIMEOUT_S)
+        response = requests.post(url, json=body, headers=headers, timeout=RASA_TIMEOUT_S)
         response.raise_for_status()
         replies = response.json()
     except (requests.RequestException, ValueError) as error:
@@ -236,7 +280,7 @@ async def _read_body(request: Request) -> Optional[bytes]:
 
 @router.post("/chat/api/messages", include_in_schema=False)
 async def post_message(request: Request) -> JSONResponse:
-    """Forward ``{sender, message, id?}`` to Rasa; the bot's replies ``[{text, buttons}]``."""
+    """Forward ``{message, id?}`` to Rasa; the bot's replies ``[{text, buttons}]``."""
     raw = await _read_body(request)
     if raw is None:
         return _error(413, _text("message_too_long"))
@@ -246,8 +290,8 @@ async def post_message(request: Request) -> JSONResponse:
         return _error(400, _text("webchat_bad_request"))
     if not isinstance(body, dict):
         return _error(400, _text("webchat_bad_request"))
-    sender, message, message_id = body.get("sender"), body.get("message"), body.get("id")
-    if not _valid_sender(sender):
+    sender, message, message_id = chat_sender(request), body.get("message"), body.get("id")
+    if sender is None:
         return _error(422, _text("webchat_bad_sender"))
     if message_id is not None and not (
         isinstance(message_id, str) and MESSAGE_ID_RE.fullmatch(message_id)
@@ -262,19 +306,21 @@ async def post_message(request: Request) -> JSONResponse:
             forward_message, _settings(request), sender, message, message_id
         )
     except RasaUnavailable as error:
-        logger.warning("web chat %s: %s", sender[:12], error)
+        logger.warning("web chat: %s", error)
         return _error(503, _text("webchat_busy"))
     return JSONResponse(replies, headers=API_HEADERS)
 
 
 @router.get("/chat/api/history", include_in_schema=False)
-async def get_history(request: Request, sender: str = "") -> JSONResponse:
-    """The conversation so far: ``[{from, text, buttons, timestamp}]``."""
-    if not _valid_sender(sender):
-        return _error(422, _text("webchat_bad_sender"))
+async def get_history(request: Request) -> Response:
+    """The conversation so far: ``[{from, text, buttons, timestamp}]`` (a browser without its
+    cookie starts a new, empty conversation)."""
+    sender = chat_sender(request)
+    if sender is None:
+        return with_chat_cookie(request, JSONResponse([], headers=API_HEADERS), new_sender())
     try:
         events = await run_in_threadpool(fetch_events, _settings(request), sender)
     except RasaUnavailable as error:
-        logger.warning("web chat history %s: %s", sender[:12], error)
+        logger.warning("web chat history: %s", error)
         return _error(503, _text("webchat_busy"))
     return JSONResponse(history_from_events(events), headers=API_HEADERS)

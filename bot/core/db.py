@@ -44,9 +44,10 @@ MODEL_MODULES = (
     "bot.core.handoff.models",
     "bot.core.queries.billing_models",
     "bot.core.queries.outages",
-    "bot.console.auth",
+    "bot.core.staff",
     "bot.core.training.models",
     "bot.core.notifications.models",
+    "bot.core.privacy",
 )
 
 SQLITE_BUSY_TIMEOUT_S = 30

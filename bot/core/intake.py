@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -16,8 +17,9 @@ from bot.core.catalog import Service, load_catalog
 from bot.core.clock import local_zone, to_local, utc_now
 from bot.core.db import session_scope
 from bot.core.handoff.repository import HandoffRepository
-from bot.core.normalize import mask_personal_data
+from bot.core.privacy import mask_personal_data
 from bot.core.settings import get_settings
+from bot.core.stores import shared_store
 from bot.core.tickets.repository import TicketRepository
 
 logger = logging.getLogger(__name__)
@@ -153,16 +155,70 @@ def same_request_ticket(
         return ticket.ticket_no if ticket else None
 
 
-def ticket_status(lookup: str) -> List[Dict[str, Any]]:
-    """Tickets for a ticket number or a phone, newest first, as API dictionaries."""
+# Tickets never shown in the conversation, whoever asks (a whistle-blower's report).
+STAFF_ONLY_CATEGORIES = ("violation_report",)
+VERIFICATION_FAILURES_PER_HOUR = 3
+
+
+@dataclass(frozen=True)
+class TicketAnswer:
+    """What a customer may be told about a ticket look-up (spec §1 query_ticket, guarded).
+
+    `outcome`: shown, not_found, verify (ask the phone's last four digits), verify_failed,
+    locked (too many failed verifications), staff_only (a violation report), other (a phone
+    look-up that matches nothing of this conversation)."""
+
+    outcome: str
+    tickets: List[Dict[str, Any]]
+
+
+def _is_ticket_no(lookup: str) -> bool:
+    return lookup.upper().startswith("GD")
+
+
+def verification_locked(conversation_id: str, failed_now: bool = False) -> bool:
+    """Too many wrong last-four digits from this conversation within an hour (a failure now
+    is counted first): 10,000 guesses are not to be had one message at a time."""
+    key, store = f"verify-fail:{conversation_id}", shared_store()
+    count = int(store.get(key) or 0) + (1 if failed_now else 0)
+    if failed_now:
+        store.put(key, str(count), 3600)
+    return count >= VERIFICATION_FAILURES_PER_HOUR
+
+
+def lookup_ticket(
+    conversation_id: str, lookup: str, phone_last4: Optional[str] = None
+) -> TicketAnswer:
+    """Tickets this conversation may see: its own; another one only with the ticket number and
+    the last four digits of the phone it was filed with; a violation report never."""
     with session_scope() as session:
         repository = TicketRepository(session)
-        if lookup.upper().startswith("GD"):
+        if _is_ticket_no(lookup):
             ticket = repository.get(lookup.upper())
-            tickets = [ticket] if ticket else []
-        else:
-            tickets = repository.list(phone=lookup, limit=3)
-        return [repository.to_dict(t, with_history=True) for t in tickets]
+            if ticket is None:
+                return TicketAnswer("not_found", [])
+            if ticket.category in STAFF_ONLY_CATEGORIES:
+                return TicketAnswer("staff_only", [])
+            shown = [repository.to_dict(ticket, with_history=True)]
+            if ticket.conversation_id == conversation_id:
+                return TicketAnswer("shown", shown)
+            if verification_locked(conversation_id):
+                return TicketAnswer("locked", [])
+            if phone_last4 is None:
+                return TicketAnswer("verify", [])
+            phone = str(ticket.contact_phone or "")
+            if phone and secrets.compare_digest(phone[-4:], phone_last4):
+                return TicketAnswer("shown", shown)
+            locked = verification_locked(conversation_id, failed_now=True)
+            return TicketAnswer("locked" if locked else "verify_failed", [])
+        own = [
+            t
+            for t in repository.list(phone=lookup, conversation_id=conversation_id, limit=3)
+            if t.category not in STAFF_ONLY_CATEGORIES
+        ]
+        if own:
+            return TicketAnswer("shown", [repository.to_dict(t, with_history=True) for t in own])
+        return TicketAnswer("other", [])
 
 
 def latest_ticket_no(conversation_id: str) -> Optional[str]:

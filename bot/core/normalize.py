@@ -401,6 +401,18 @@ def parse_area(text: str) -> str:
     return text
 
 
+def parse_last4(text: str) -> str:
+    """The last four digits of a phone: 4 digits as given, or the end of a whole number."""
+    digits = digits_of(text)
+    if len(digits) == 4 or (len(digits) >= 7 and _looks_like_phone(digits)):
+        return digits[-4:]
+    raise InvalidValue("not_last4")
+
+
+def _looks_like_phone(digits: str) -> bool:
+    return bool(MOBILE_RE.fullmatch(digits) or LANDLINE_RE.fullmatch(digits))
+
+
 def parse_ticket_lookup(text: str) -> str:
     """A ticket number, or else the phone a ticket was filed with."""
     try:
@@ -454,6 +466,7 @@ PARSERS: Dict[str, Callable[[str], ParsedValue]] = {
     "description": parse_description,
     "area": parse_area,
     "ticket_lookup": parse_ticket_lookup,
+    "last4": parse_last4,
 }
 
 
@@ -475,13 +488,3 @@ def mask_phone(phone: str) -> str:
     if len(digits) < 7:
         return "*" * len(digits)
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
-
-
-_PHONE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)[\s-]?\d{4}[\s-]?(\d{4})(?!\d)")
-_LONG_NUMBER_IN_TEXT = re.compile(r"(?<!\d)(\d{4})\d{3,}(\d{3})(?!\d)")
-
-
-def mask_personal_data(text: str) -> str:
-    """Mask phone and account numbers inside free text (log lines)."""
-    text = _PHONE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
-    return _LONG_NUMBER_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)

@@ -18,6 +18,8 @@ import requests
 from bot.core.settings import Settings
 
 TIMEOUT_S = 15
+# The header with which the console's web chat vouches for its `web-` senders to the REST channel.
+WEBCHAT_SECRET_HEADER = "X-Intake-Webchat-Secret"
 
 
 class RasaError(RuntimeError):

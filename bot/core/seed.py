@@ -37,15 +37,26 @@ class DemoAccount:
     customer_type: str
     base_kwh: int
     unpaid_months: int  # the latest N bills are unpaid (arrears)
+    phone: str  # the contact phone on file (its last four digits verify a bill query)
 
 
 DEMO_ACCOUNTS = (
-    DemoAccount("0301234567", "陈伟明", "龙湖区长平路88号3栋502", "居民", 210, 0),
-    DemoAccount("0301234567890", "林晓燕", "潮南区峡山街道东山路12号", "居民", 260, 1),
-    DemoAccount("0754012345678901", "黄志强", "金平区金砂路21号", "居民", 320, 2),
-    DemoAccount("0754012345678902", "峡山明辉五金厂", "潮南区峡山街道西山路5号", "非居民", 2600, 1),
-    DemoAccount("0301987654", "郑丽华", "澄海区莲下镇程洋岗村", "居民", 150, 0),
-    DemoAccount("0301765432101", "李嘉欣", "南澳县后宅镇海滨路3号", "居民", 180, 0),
+    DemoAccount("0301234567", "陈伟明", "龙湖区长平路88号3栋502", "居民", 210, 0, "13812345678"),
+    DemoAccount(
+        "0301234567890", "林晓燕", "潮南区峡山街道东山路12号", "居民", 260, 1, "13923456781"
+    ),
+    DemoAccount("0754012345678901", "黄志强", "金平区金砂路21号", "居民", 320, 2, "13534567812"),
+    DemoAccount(
+        "0754012345678902",
+        "峡山明辉五金厂",
+        "潮南区峡山街道西山路5号",
+        "非居民",
+        2600,
+        1,
+        "075488881234",
+    ),
+    DemoAccount("0301987654", "郑丽华", "澄海区莲下镇程洋岗村", "居民", 150, 0, "15845678123"),
+    DemoAccount("0301765432101", "李嘉欣", "南澳县后宅镇海滨路3号", "居民", 180, 0, "18656781234"),
 )
 
 
@@ -133,16 +144,20 @@ def _seed_accounts(session: Session, local_day: date) -> int:
     added = 0
     months = _months_before(local_day, BILL_MONTHS)
     for account in DEMO_ACCOUNTS:
-        if session.get(BillingAccount, account.account_no) is None:
+        stored = session.get(BillingAccount, account.account_no)
+        if stored is None:
             session.add(
                 BillingAccount(
                     account_no=account.account_no,
                     customer_name=account.customer_name,
                     address=account.address,
                     customer_type=account.customer_type,
+                    phone=account.phone,
                 )
             )
             added += 1
+        elif stored.phone is None:
+            stored.phone = account.phone  # databases seeded before phones were on file
         existing = set(
             session.execute(
                 select(BillRecord.month).where(BillRecord.account_no == account.account_no)

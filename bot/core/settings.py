@@ -62,10 +62,45 @@ class NotificationsConfig(_Section):
     check_every_seconds: float = 10
 
 
+class LimitsConfig(_Section):
+    """What one customer (or one address) may send, before any processing."""
+
+    message_max_chars: int = 2000
+    body_max_bytes: int = 64 * 1024
+    messages_per_sender_per_minute: int = 30
+    messages_per_ip_per_minute: int = 120
+    handoffs_per_sender_per_hour: int = 3
+    handoffs_per_ip_per_hour: int = 10
+    # Proxies whose X-Forwarded-For is believed (the nginx in front of the servers).
+    trusted_proxies: Tuple[str, ...] = ("127.0.0.1", "::1")
+
+
+class ConsoleSecurityConfig(_Section):
+    """Sign-in throttling, lockout and sessions of the staff console."""
+
+    failures_before_lockout: int = 5
+    lockout_minutes: float = 15
+    attempts_per_ip_per_15_minutes: int = 30
+    session_hours: float = 12  # absolute: a session ends this long after sign-in
+    password_min_length: int = 10
+
+
+class RetentionConfig(_Section):
+    """How long personal data is kept (PIPL: no longer than needed); 0 keeps forever."""
+
+    tracker_days: int = 180
+    closed_ticket_personal_data_days: int = 365
+    inbox_days: int = 90
+    purge_every_hours: float = 24
+
+
 class ServiceConfig(_Section):
     handoff: HandoffConfig = HandoffConfig()
     dialogue: DialogueConfig = DialogueConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    limits: LimitsConfig = LimitsConfig()
+    console: ConsoleSecurityConfig = ConsoleSecurityConfig()
+    retention: RetentionConfig = RetentionConfig()
 
 
 # ------------------------------------------------------------------ config/areas.yml
@@ -140,10 +175,16 @@ class Settings(BaseSettings):
     service_config: Path = Field(CONFIG_DIR / "service.yml", env="INTAKE_SERVICE_CONFIG")
     # secrets (created once under var/ when unset, see `secret`)
     api_token_env: str = Field("", env="INTAKE_API_TOKEN")
-    rasa_token: str = Field("", env="RASA_TOKEN")
+    rasa_token_env: str = Field("", env="RASA_TOKEN")
     console_secret_key: str = Field("", env="CONSOLE_SECRET_KEY")
+    webchat_secret_env: str = Field("", env="INTAKE_WEBCHAT_SECRET")
+    action_token_env: str = Field("", env="ACTION_SERVER_TOKEN")
+    action_bind_host: str = Field("127.0.0.1", env="ACTION_BIND_HOST")
+    # shared stores (dedup, nonces, menus, rate limits, the WeChat access token): Redis or memory
+    redis_url: str = Field("", env="INTAKE_REDIS_URL")
+    rate_limits: str = Field("on", env="INTAKE_RATE_LIMITS")
     # console
-    console_https_only: bool = Field(False, env="CONSOLE_HTTPS_ONLY")
+    console_https_only: bool = Field(True, env="CONSOLE_HTTPS_ONLY")  # 0: plain local HTTP
     console_sweep_seconds: float = Field(30, env="CONSOLE_SWEEP_SECONDS")
     # billing system
     billing_api_url: str = Field("", env="BILLING_API_URL")
@@ -161,7 +202,6 @@ class Settings(BaseSettings):
     wechat_api_base_url: str = Field(
         "https://api.weixin.qq.com/cgi-bin/", env="WECHAT_API_BASE_URL"
     )
-    wechat_redis_url: str = Field("", env="WECHAT_REDIS_URL")
     wechat_reply_budget_s: float = Field(4.5, env="WECHAT_REPLY_BUDGET_S")
     # files under config/ (read by `load_settings`, never from the environment)
     service: ServiceConfig = Field(ServiceConfig(), env=FILE_ONLY)
@@ -181,10 +221,12 @@ class Settings(BaseSettings):
         "wechat_app_id",
         "wechat_app_secret",
         "wechat_api_base_url",
-        "wechat_redis_url",
-        "rasa_token",
+        "redis_url",
+        "rasa_token_env",
         "api_token_env",
         "console_secret_key",
+        "webchat_secret_env",
+        "action_token_env",
         "database_url_override",
         "rasa_url_override",
         "billing_api_url",
@@ -256,6 +298,27 @@ class Settings(BaseSettings):
     def api_token(self) -> str:
         """The JSON API bearer token: INTAKE_API_TOKEN, else var/api_token."""
         return self.secret(self.api_token_env, self.api_token_file.name)
+
+    @property
+    def rate_limits_on(self) -> bool:
+        """INTAKE_RATE_LIMITS=off turns the rate limits off (load tests, evaluations)."""
+        return self.rate_limits.strip().lower() not in ("off", "0", "false", "no")
+
+    @property
+    def rasa_token(self) -> str:
+        """The token of Rasa's HTTP API: RASA_TOKEN, else var/rasa_token (created once).
+
+        Rasa's API is never open: the runner starts Rasa with this token and every process
+        that calls the API reads the same value."""
+        return self.secret(self.rasa_token_env, "rasa_token")
+
+    def action_token(self) -> str:
+        """The token Rasa sends the action server: ACTION_SERVER_TOKEN, else var/action_token."""
+        return self.secret(self.action_token_env, "action_token")
+
+    def webchat_secret(self) -> str:
+        """What the console's web chat shows the REST channel to speak for `web-` senders."""
+        return self.secret(self.webchat_secret_env, "webchat_secret")
 
     def console_session_key(self) -> str:
         """The console's cookie-signing key: CONSOLE_SECRET_KEY, else var/console_secret."""

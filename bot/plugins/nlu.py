@@ -198,6 +198,7 @@ class LinearIntentClassifier(GraphComponent):
             "gate_max_false_reject": 0.01,
             "gate_folds": 5,
             "out_of_scope_intent": "out_of_scope",
+            "random_seed": 2026,
             "never_gated_intents": ["unclear"],
             "ranking_length": 10,
             "code_fingerprint": _CODE_FINGERPRINT,
@@ -262,7 +263,7 @@ class LinearIntentClassifier(GraphComponent):
             C=float(self.config["C"]),
             max_iter=int(self.config["max_iter"]),
             class_weight="balanced",
-            random_state=2026,
+            random_state=int(self.config["random_seed"]),
         )
         matrix, labels = self._matrix(examples), [e.get(INTENT) for e in examples]
         classifier.fit(matrix, labels)
@@ -287,12 +288,14 @@ class LinearIntentClassifier(GraphComponent):
                 C=float(self.config["gate_C"]),
                 max_iter=int(self.config["max_iter"]),
                 class_weight="balanced",
-                random_state=2026,
+                random_state=int(self.config["random_seed"]),
             )
 
         out_of_fold = np.zeros(len(labels))
         folds = StratifiedKFold(
-            n_splits=int(self.config["gate_folds"]), shuffle=True, random_state=2026
+            n_splits=int(self.config["gate_folds"]),
+            shuffle=True,
+            random_state=int(self.config["random_seed"]),
         )
         for train_rows, test_rows in folds.split(np.zeros(len(labels)), foreign):
             fitted = gate().fit(matrix[train_rows], foreign[train_rows])

@@ -32,10 +32,15 @@ def stack_environment(settings: Settings, base: Optional[Dict[str, str]] = None)
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")])),
             "RASA_TELEMETRY_ENABLED": "false",
             "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{settings.action_port}/webhook",
+            "ACTION_SERVER_TOKEN": settings.action_token(),
+            "RASA_TOKEN": settings.rasa_token,
+            # Console cookies are Secure; on a loopback-only stack (make run) plain HTTP is
+            # said explicitly, unless the operator set it.
+            "CONSOLE_HTTPS_ONLY": env.get("CONSOLE_HTTPS_ONLY")
+            or ("0" if settings.bind_host in ("127.0.0.1", "localhost", "::1") else "1"),
             "RASA_TRACKER_DB": env.get("RASA_TRACKER_DB") or str(settings.var_dir / "tracker.db"),
             "DATABASE_URL": settings.database_url,
             "INTAKE_VAR_DIR": str(settings.var_dir),
-            "SANIC_HOST": settings.bind_host,  # rasa-sdk's action server reads its host here
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
     )
@@ -54,8 +59,10 @@ class Stack:
 
     def commands(self) -> Dict[str, List[str]]:
         s = self.settings
-        rasa = [str(VENV_BIN / "rasa")]
-        server = rasa + [
+        server = [
+            sys.executable,
+            "-m",
+            "bot.plugins.rasa_server",  # `rasa run` with the project's patch points
             "run",
             "--enable-api",
             "--model",
@@ -72,11 +79,9 @@ class Stack:
             f"http://127.0.0.1:{s.console_port}",
             f"http://localhost:{s.console_port}",
         ]
-        if s.rasa_token:
-            server += ["--auth-token", s.rasa_token]
+        server += ["--auth-token", s.rasa_token]  # Rasa's HTTP API is never open
         return {
-            "actions": rasa
-            + ["run", "actions", "--actions", "actions", "--port", str(s.action_port)],
+            "actions": [sys.executable, "-m", "actions.server", "--port", str(s.action_port)],
             "rasa": server,
             "console": [sys.executable, "-m", "bot", "console"],
         }
@@ -101,7 +106,7 @@ class Stack:
 
     def health_urls(self) -> Dict[str, str]:
         s = self.settings
-        token = f"?token={s.rasa_token}" if s.rasa_token else ""
+        token = f"?token={s.rasa_token}"
         return {
             "actions": f"http://127.0.0.1:{s.action_port}/health",
             "rasa": f"http://127.0.0.1:{s.rasa_port}/status{token}",

@@ -11,8 +11,8 @@ from typing import Iterator
 import pytest
 from playwright import sync_api
 
-from bot.console.auth import add_user
 from bot.core.db import session_scope
+from bot.core.staff import add_user
 from bot.core.tickets.repository import TicketRepository
 from bot.tools.runner import Stack
 from tests.e2e.conftest import SCREENSHOTS, Api, open_page

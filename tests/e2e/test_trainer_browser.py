@@ -18,9 +18,9 @@ from playwright import sync_api
 
 from bench.stack import free_port
 from bot.console.app import create_app
-from bot.console.auth import add_user
 from bot.core.db import dispose_engines, session_scope, upgrade_database
 from bot.core.settings import load_settings
+from bot.core.staff import add_user
 from bot.core.training.intents import NLU_DIR
 from bot.core.training.models import InboxItem
 from tests.e2e.conftest import SCREENSHOTS, open_page

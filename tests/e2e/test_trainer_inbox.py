@@ -11,8 +11,8 @@ import re
 
 import requests
 
-from bot.console.auth import add_user
 from bot.core.db import session_scope
+from bot.core.staff import add_user
 from bot.core.training.inbox import collect_candidates, text_key, tracker_url
 from tests.e2e.conftest import Customer
 

@@ -31,6 +31,7 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("INTAKE_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'var' / 'default.db'}")
     monkeypatch.setenv("INTAKE_API_TOKEN", "test-token")
+    monkeypatch.setenv("CONSOLE_HTTPS_ONLY", "0")  # the test client speaks plain HTTP
     # Rasa is nowhere unless a test starts a fake of it: not even the end-to-end tests' stack,
     # which is still running (and in os.environ) when the whole suite runs in one session.
     monkeypatch.setenv("RASA_URL", "http://127.0.0.1:9")

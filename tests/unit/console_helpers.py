@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.console.app import create_app
-from bot.console.auth import add_user
 from bot.core.db import session_scope
 from bot.core.settings import load_settings
+from bot.core.staff import add_user
 
 PASSWORD = "correct horse 42"
 USERS = {

@@ -490,7 +490,7 @@ async def test_an_invalid_by_product_of_another_answer_keeps_the_previous_value(
     ],
 )
 async def test_other_details_are_normalised(
-    form: str, requested: str, text: str, slot: str, expected: Any
+    database: None, form: str, requested: str, text: str, slot: str, expected: Any
 ) -> None:
     events, messages = await validate(form, form_turn(form, requested, text, {slot: text}))
     assert events[:1] == [SlotSet(slot, expected)]
@@ -512,7 +512,9 @@ async def test_other_details_are_normalised(
         ("fault_repair_form", "address", "东山路", REASK["address"]),
     ],
 )
-async def test_each_detail_has_its_own_reask(form: str, slot: str, text: str, said: str) -> None:
+async def test_each_detail_has_its_own_reask(
+    database: None, form: str, slot: str, text: str, said: str
+) -> None:
     events, messages = await validate(form, form_turn(form, slot, text, {slot: text}))
     assert events == [SlotSet(slot, None), SlotSet("validation_failures", {slot: 1})]
     assert messages == [{"text": said}]
@@ -1513,7 +1515,9 @@ def _rendered(message: Mapping[str, Any]) -> Dict[str, str]:
 
 async def test_the_latest_bill_of_an_account(demo_data: None) -> None:
     record = _latest_bill("0301234567890")  # one unpaid month in the demo data
-    tracker = _query_tracker({"account_no": "0301234567890"}, "查电费", "query_bill")
+    tracker = _query_tracker(
+        {"account_no": "0301234567890", "phone_last4": "6781"}, "查电费", "query_bill"
+    )
     events, dispatcher = await run(ActionAnswerBill(), tracker)
 
     today = datetime.now(local_zone()).date()
@@ -1531,11 +1535,45 @@ async def test_the_latest_bill_of_an_account(demo_data: None) -> None:
             "arrears_yuan": amount,
         }
     ]
-    assert events == [SlotSet("month", None)]
+    assert events == [SlotSet("month", None), SlotSet("phone_last4", None)]
+
+
+@pytest.mark.parametrize("last4", ["1234", "5678x", ""])
+async def test_a_bill_is_told_only_to_who_knows_the_phone_on_file(
+    demo_data: None, last4: str
+) -> None:
+    tracker = _query_tracker(
+        {"account_no": "0301234567890", "phone_last4": last4}, "查电费", "query_bill"
+    )
+    events, dispatcher = await run(ActionAnswerBill(), tracker)
+    assert sent(dispatcher) == [{"response": "utter_bill_verify_failed"}]
+    assert events == [SlotSet("month", None), SlotSet("phone_last4", None)]
+    assert "157" not in json.dumps(dispatcher.messages, ensure_ascii=False)
+
+
+async def test_wrong_last_four_digits_three_times_lock_the_look_ups(demo_data: None) -> None:
+    tracker = _query_tracker(
+        {"account_no": "0301234567890", "phone_last4": "0000"}, "查电费", "query_bill"
+    )
+    said = [sent((await run(ActionAnswerBill(), tracker))[1])[0]["response"] for _ in range(4)]
+    assert said == [
+        "utter_bill_verify_failed",
+        "utter_bill_verify_failed",
+        "utter_verification_locked",
+        "utter_verification_locked",
+    ]
+    right = _query_tracker(
+        {"account_no": "0301234567890", "phone_last4": "6781"}, "查电费", "query_bill"
+    )
+    assert sent((await run(ActionAnswerBill(), right))[1]) == [
+        {"response": "utter_verification_locked"}
+    ]
 
 
 async def test_the_bill_message_can_be_sent_as_json(demo_data: None) -> None:
-    tracker = _query_tracker({"account_no": "0301234567"}, "查电费", "query_bill")
+    tracker = _query_tracker(
+        {"account_no": "0301234567", "phone_last4": "5678"}, "查电费", "query_bill"
+    )
     _, dispatcher = await run(ActionAnswerBill(), tracker)
     json.dumps(dispatcher.messages)
 
@@ -1543,7 +1581,9 @@ async def test_the_bill_message_can_be_sent_as_json(demo_data: None) -> None:
 async def test_the_bill_of_a_given_month(demo_data: None) -> None:
     today = datetime.now(local_zone()).date()
     month = (today.replace(day=1) - timedelta(days=70)).strftime("%Y-%m")
-    tracker = _query_tracker({"account_no": "0301234567", "month": month}, "查电费", "query_bill")
+    tracker = _query_tracker(
+        {"account_no": "0301234567", "month": month, "phone_last4": "5678"}, "查电费", "query_bill"
+    )
     events, dispatcher = await run(ActionAnswerBill(), tracker)
     [message] = sent(dispatcher)
     assert (message["response"], message["month"], message["arrears_yuan"]) == (
@@ -1551,20 +1591,32 @@ async def test_the_bill_of_a_given_month(demo_data: None) -> None:
         month,
         "0.00",
     )
-    assert events == [SlotSet("month", None)]
+    assert events == [SlotSet("month", None), SlotSet("phone_last4", None)]
 
 
-@pytest.mark.parametrize(
-    "account_no, month",
-    [("9999888877", None), ("0301234567", "2001-01")],
-)
-async def test_no_bill_found(demo_data: None, account_no: str, month: Optional[str]) -> None:
-    tracker = _query_tracker({"account_no": account_no, "month": month}, "查电费", "query_bill")
+async def test_no_bill_found(demo_data: None) -> None:
+    tracker = _query_tracker(
+        {"account_no": "0301234567", "month": "2001-01", "phone_last4": "5678"},
+        "查电费",
+        "query_bill",
+    )
     events, dispatcher = await run(ActionAnswerBill(), tracker)
     assert sent(dispatcher) == [
-        {"response": "utter_bill_not_found", "account_no": account_no, "month": month or ""}
+        {"response": "utter_bill_not_found", "account_no": "0301234567", "month": "2001-01"}
     ]
-    assert events == [SlotSet("month", None), SlotSet("account_no", None)]
+    assert events == [
+        SlotSet("month", None),
+        SlotSet("phone_last4", None),
+        SlotSet("account_no", None),
+    ]
+
+
+async def test_an_unknown_account_cannot_be_verified(demo_data: None) -> None:
+    tracker = _query_tracker(
+        {"account_no": "9999888877", "phone_last4": "5678"}, "查电费", "query_bill"
+    )
+    _, dispatcher = await run(ActionAnswerBill(), tracker)
+    assert sent(dispatcher) == [{"response": "utter_bill_no_phone"}]
 
 
 async def test_the_billing_system_being_down_is_said_plainly(
@@ -1574,11 +1626,16 @@ async def test_the_billing_system_being_down_is_said_plainly(
         def latest_bill(self, account_no: str, month: Optional[str] = None) -> None:
             raise BillingUnavailable("timed out")
 
+        def contact_matches(self, account_no: str, phone_last4: str) -> None:
+            raise BillingUnavailable("timed out")
+
     monkeypatch.setattr(queries, "billing_service_from_settings", Down)
-    tracker = _query_tracker({"account_no": "0301234567"}, "查电费", "query_bill")
+    tracker = _query_tracker(
+        {"account_no": "0301234567", "phone_last4": "5678"}, "查电费", "query_bill"
+    )
     events, dispatcher = await run(ActionAnswerBill(), tracker)
     assert sent(dispatcher) == [{"response": "utter_bill_unavailable"}]
-    assert events == [SlotSet("month", None)]
+    assert events == [SlotSet("month", None), SlotSet("phone_last4", None)]
 
 
 def _day_text(day: Any, clock: time) -> str:
@@ -1633,12 +1690,51 @@ async def test_ticket_status_by_number(database: None) -> None:
         "fault_repair", {"address": ADDRESS, "phone": PHONE, "description": "停电"}, "c1", "rest"
     )
     [ticket] = tickets_of("c1")
-    tracker = _query_tracker(
+    own = _query_tracker(
         {"ticket_lookup": filed.ticket_no}, f"查工单{filed.ticket_no.lower()}", "query_ticket"
     )
-    events, dispatcher = await run(ActionAnswerTicket(), tracker)
+    own = make_tracker(own.events, own.slots, sender_id="c1")  # the conversation that filed it
+    events, dispatcher = await run(ActionAnswerTicket(), own)
     assert sent(dispatcher) == [_status_message(ticket, "故障报修")]
-    assert events == [SlotSet("ticket_lookup", None)]
+    assert events == [SlotSet("ticket_lookup", None), SlotSet("phone_last4", None)]
+
+
+@pytest.mark.parametrize("last4, shown", [("5678", True), ("1111", False), (None, False)])
+async def test_another_conversations_ticket_needs_the_last_four_digits(
+    database: None, last4: Optional[str], shown: bool
+) -> None:
+    filed = intake.file_request(
+        "fault_repair", {"address": ADDRESS, "phone": PHONE, "description": "停电"}, "c1", "rest"
+    )
+    [ticket] = tickets_of("c1")
+    tracker = _query_tracker(
+        {"ticket_lookup": filed.ticket_no, "phone_last4": last4}, "查工单", "query_ticket"
+    )
+    _, dispatcher = await run(ActionAnswerTicket(), tracker)  # asked from conversation conv-1
+    expected = (
+        [_status_message(ticket, "故障报修")]
+        if shown
+        else [{"response": "utter_ticket_verify_failed", "lookup": filed.ticket_no}]
+    )
+    assert sent(dispatcher) == expected
+
+
+async def test_a_violation_report_is_never_shown(database: None) -> None:
+    filed = intake.file_request(
+        "violation_report",
+        {"address": ADDRESS, "phone": PHONE, "description": "偷电"},
+        "c1",
+        "rest",
+    )
+    for sender in ("c1", "conv-1"):
+        tracker = _query_tracker(
+            {"ticket_lookup": filed.ticket_no, "phone_last4": "5678"}, "查", "query_ticket"
+        )
+        tracker = make_tracker(tracker.events, tracker.slots, sender_id=sender)
+        _, dispatcher = await run(ActionAnswerTicket(), tracker)
+        assert sent(dispatcher) == [
+            {"response": "utter_ticket_violation_hidden", "lookup": filed.ticket_no}
+        ]
 
 
 async def test_ticket_status_by_phone_lists_that_phones_tickets_newest_first(
@@ -1653,17 +1749,21 @@ async def test_ticket_status_by_phone_lists_that_phones_tickets_newest_first(
     )
     [fault], [praise] = tickets_of("c1"), tickets_of("c2")
     tracker = _query_tracker({"ticket_lookup": PHONE}, "我的工单到哪了", "query_ticket")
-    events, dispatcher = await run(ActionAnswerTicket(), tracker)
-    assert sent(dispatcher) == [_status_message(praise, "表扬"), _status_message(fault, "故障报修")]
-    assert events == [SlotSet("ticket_lookup", None)]
+    in_c1 = make_tracker(tracker.events, tracker.slots, sender_id="c1")
+    events, dispatcher = await run(ActionAnswerTicket(), in_c1)
+    assert sent(dispatcher) == [_status_message(fault, "故障报修")]  # only this conversation's
+    assert events == [SlotSet("ticket_lookup", None), SlotSet("phone_last4", None)]
+    _, dispatcher = await run(ActionAnswerTicket(), tracker)  # anyone else: nothing listed
+    assert sent(dispatcher) == [{"response": "utter_ticket_other_conversations", "lookup": PHONE}]
+    assert praise  # filed, but in c2
 
 
-@pytest.mark.parametrize("lookup", ["GD20991231000001", "13700000000"])
-async def test_ticket_not_found(database: None, lookup: str) -> None:
+async def test_ticket_not_found(database: None) -> None:
+    lookup = "GD20991231000001"
     tracker = _query_tracker({"ticket_lookup": lookup}, lookup, "query_ticket")
     events, dispatcher = await run(ActionAnswerTicket(), tracker)
     assert sent(dispatcher) == [{"response": "utter_ticket_not_found", "lookup": lookup}]
-    assert events == [SlotSet("ticket_lookup", None)]
+    assert events == [SlotSet("ticket_lookup", None), SlotSet("phone_last4", None)]
 
 
 async def test_details_that_name_a_business_start_its_form(database: None) -> None:

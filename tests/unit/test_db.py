@@ -32,6 +32,7 @@ TABLES = {
     "trainer_inbox_items",
     "trainer_labels",
     "notifications",
+    "privacy_audit",
 }
 
 

@@ -21,7 +21,9 @@ def test_env_example_lists_exactly_the_variables_the_code_reads() -> None:
 
 def test_no_module_reads_the_environment_but_the_settings() -> None:
     readers = []
-    for path in sorted((PROJECT_ROOT / "bot").rglob("*.py")) + sorted((PROJECT_ROOT / "actions").rglob("*.py")):
+    for path in sorted((PROJECT_ROOT / "bot").rglob("*.py")) + sorted(
+        (PROJECT_ROOT / "actions").rglob("*.py")
+    ):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if re.search(r"os\.environ\.get|os\.getenv|os\.environ\[", line):
                 readers.append(f"{path.relative_to(PROJECT_ROOT)}:{number}")
@@ -50,7 +52,14 @@ def test_a_test_builds_its_own_settings() -> None:
 def test_every_dependency_points_down() -> None:
     """import-linter's contracts (.importlinter): layers, a pure core, no bench in the product."""
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "lint-imports"), "--config", str(PROJECT_ROOT / ".importlinter")],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"},
+        [
+            str(Path(sys.executable).parent / "lint-imports"),
+            "--config",
+            str(PROJECT_ROOT / ".importlinter"),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stdout[-3000:]

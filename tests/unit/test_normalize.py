@@ -9,7 +9,6 @@ import pytest
 from bot.core.normalize import (
     InvalidValue,
     is_generic_request,
-    mask_personal_data,
     mask_phone,
     normalize_text,
     parse_value,
@@ -203,6 +202,8 @@ def test_long_descriptions_are_kept_with_a_marker() -> None:
 
 
 def test_masking_for_logs() -> None:
+    from bot.core.privacy import mask_personal_data
+
     assert mask_phone("13812345678") == "138****5678"
     masked = mask_personal_data("电话13812345678，户号030123456789")
     assert "13812345678" not in masked and "030123456789" not in masked

@@ -67,7 +67,9 @@ def toy_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 
 def _generated_validators(root: Path) -> Any:
-    spec = importlib.util.spec_from_file_location("toy_form_validators", root / "actions" / "form_validators.py")
+    spec = importlib.util.spec_from_file_location(
+        "toy_form_validators", root / "actions" / "form_validators.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -78,23 +80,42 @@ def test_the_generated_domain_passes_rasa_data_validate(toy_project: Path) -> No
     domain = yaml.safe_load((toy_project / "domain" / "catalog.yml").read_text(encoding="utf-8"))
     assert "report_tree_hazard" in domain["intents"]
     assert domain["forms"]["tree_trimming_form"]["required_slots"] == [
-        "address", "phone", "description", "confirm_submission",
+        "address",
+        "phone",
+        "description",
+        "confirm_submission",
     ]
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "rasa"), "data", "validate", "--domain", "domain",
-         "--data", "data", "--config", "config.yml", "--fail-on-warnings"],
-        cwd=toy_project, capture_output=True, text=True,
+        [
+            str(Path(sys.executable).parent / "rasa"),
+            "data",
+            "validate",
+            "--domain",
+            "domain",
+            "--data",
+            "data",
+            "--config",
+            "config.yml",
+            "--fail-on-warnings",
+        ],
+        cwd=toy_project,
+        capture_output=True,
+        text=True,
     )
-    errors = [line for line in (result.stdout + result.stderr).splitlines()
-              if "tree" in line.lower() and ("error" in line.lower() or "warn" in line.lower())]
+    errors = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if "tree" in line.lower() and ("error" in line.lower() or "warn" in line.lower())
+    ]
     assert errors == []
     rules = (toy_project / "data" / "catalog_rules.yml").read_text(encoding="utf-8")
     assert "tree_trimming: start" in rules and "tree_trimming: submit" in rules
 
 
 @pytest.mark.asyncio
-async def test_its_form_is_driven_through_the_actions(toy_project: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_its_form_is_driven_through_the_actions(
+    toy_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'toy.db'}")
     upgrade_database()
     validators = _generated_validators(toy_project)
@@ -108,15 +129,26 @@ async def test_its_form_is_driven_through_the_actions(toy_project: Path, tmp_pat
 
     turn = form_turn("tree_trimming_form", "phone", "电话153200174896", {"phone": "153200174896"})
     events, dispatcher = await run(validator, turn)
-    assert sent(dispatcher) == [{"text": "您给的电话 153200174896 是12位，手机号是11位，请再核对一下。"}]
+    assert sent(dispatcher) == [
+        {"text": "您给的电话 153200174896 是12位，手机号是11位，请再核对一下。"}
+    ]
 
     from actions.requests import ActionSubmitRequest
 
-    slots = {"address": "潮南区两英镇古溪村三巷12号", "phone": "13812345678",
-             "description": "村口榕树树枝压着电线"}
-    events, dispatcher = await run(ActionSubmitRequest(), completed_form("tree_trimming_form", slots))
+    slots = {
+        "address": "潮南区两英镇古溪村三巷12号",
+        "phone": "13812345678",
+        "description": "村口榕树树枝压着电线",
+    }
+    events, dispatcher = await run(
+        ActionSubmitRequest(), completed_form("tree_trimming_form", slots)
+    )
     with session_scope() as session:
         [ticket] = TicketRepository(session).list(conversation_id="conv-1")
-        assert (ticket.category, ticket.department, ticket.priority) == ("tree_trimming", "抢修", "normal")
+        assert (ticket.category, ticket.department, ticket.priority) == (
+            "tree_trimming",
+            "抢修",
+            "normal",
+        )
         assert ticket.details == slots
     assert sent(dispatcher)[0]["service_name"] == "树障清理"

@@ -32,6 +32,7 @@ class FakeRasa:
         self.tracker_requests: List[Dict[str, Any]] = []
         self.replies: Any = [{"recipient_id": SENDER, "text": "您好"}]
         self.events: List[Dict[str, Any]] = []
+        self.secrets: List[Optional[str]] = []
         self.status = 200
 
     def handle(self, request: Request) -> Tuple[int, Any]:
@@ -39,6 +40,7 @@ class FakeRasa:
             if request.path != "/webhooks/rest/webhook":
                 return 404, {"error": "not found"}
             self.received.append(json.loads(request.body or b"{}"))
+            self.secrets.append(request.headers.get("X-Intake-Webchat-Secret"))
             return (200, self.replies) if self.status == 200 else (self.status, {"error": "boom"})
         prefix, suffix = "/conversations/", "/tracker"
         if not (
@@ -63,9 +65,17 @@ def fake_rasa(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRasa]:
         yield fake
 
 
+def chat_cookie(sender: str = SENDER) -> str:
+    """The signed cookie the page's browser holds for conversation `sender`."""
+    from bot.console.webchat import _signer
+
+    return _signer(load_settings()).sign(sender).decode()
+
+
 @pytest.fixture
 def client(fake_rasa: FakeRasa) -> Iterator[TestClient]:
     with TestClient(create_app(load_settings())) as test_client:
+        test_client.cookies.set("intake_chat", chat_cookie(), path="/chat")
         yield test_client
 
 
@@ -77,8 +87,8 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def send(client: TestClient, message: str, sender: str = SENDER, **extra: Any):
-    return client.post("/chat/api/messages", json={"sender": sender, "message": message, **extra})
+def send(client: TestClient, message: str, **extra: Any):
+    return client.post("/chat/api/messages", json={"message": message, **extra})
 
 
 # ---------------------------------------------------------------- the page
@@ -137,13 +147,10 @@ def test_message_is_forwarded_and_replies_come_back(
         {"text": "第二条", "buttons": []},
     ]
     assert fake_rasa.received == [
-        {
-            "sender": SENDER,
-            "message": "家里停电了",
-            "input_channel": "webchat",
-            "metadata": {"webchat_id": "m0123abcd"},
-        }
+        {"sender": SENDER, "message": "家里停电了", "metadata": {"webchat_id": "m0123abcd"}}
     ]
+    # the REST channel takes a web- sender only with the web chat's secret
+    assert fake_rasa.secrets == [load_settings().webchat_secret()]
     assert response.headers["cache-control"] == "no-store"
 
 
@@ -163,29 +170,47 @@ def test_script_passes_through_as_text(client: TestClient, fake_rasa: FakeRasa) 
     assert response.headers["content-type"].startswith("application/json")
 
 
-@pytest.mark.parametrize(
-    "sender",
-    [
-        "",
-        "web-short",
-        "abc-0123456789abcdef0123",
-        "web-0123456789abcdef/../x",
-        "web-" + "a" * 65,
-        "web-0123456789abcdef 0123",
-        None,
-        12345678901234567890,
-    ],
-)
-def test_invalid_sender_is_refused(client: TestClient, fake_rasa: FakeRasa, sender: Any) -> None:
-    response = client.post("/chat/api/messages", json={"sender": sender, "message": "你好"})
-    assert response.status_code in (400, 422)
+def test_the_conversation_is_the_cookies_and_a_body_sender_is_ignored(
+    client: TestClient, fake_rasa: FakeRasa
+) -> None:
+    victim = "web-ffffffffffffffffffffffffffffffff"
+    assert (
+        client.post("/chat/api/messages", json={"sender": victim, "message": "你好"}).status_code
+        == 200
+    )
+    assert fake_rasa.received[0]["sender"] == SENDER
+
+
+@pytest.mark.parametrize("cookie", [None, "web-0123456789abcdef0123456789abcdef", "forged.value"])
+def test_a_message_without_a_valid_chat_cookie_is_refused(
+    fake_rasa: FakeRasa, cookie: Optional[str]
+) -> None:
+    with TestClient(create_app(load_settings())) as anonymous:
+        if cookie:
+            anonymous.cookies.set("intake_chat", cookie, path="/chat")
+        response = anonymous.post("/chat/api/messages", json={"message": "你好"})
+    assert response.status_code == 422
     assert response.json()["error"] == "会话标识无效，请刷新页面后重试。"
     assert fake_rasa.received == []
 
 
+def test_the_page_gives_a_new_browser_its_conversation_cookie(fake_rasa: FakeRasa) -> None:
+    with TestClient(create_app(load_settings())) as browser:
+        page = browser.get("/chat")
+        cookie = page.headers["set-cookie"]
+        assert (
+            "intake_chat=" in cookie
+            and "httponly" in cookie.lower()
+            and "samesite=strict" in cookie.lower()
+        )
+        assert browser.post("/chat/api/messages", json={"message": "你好"}).status_code == 200
+    assert fake_rasa.received[0]["sender"].startswith("web-")
+    assert "web-" not in page.text  # never in the page, never in a URL
+
+
 @pytest.mark.parametrize("message", ["", "   \n", None, 42])
 def test_empty_message_is_refused(client: TestClient, fake_rasa: FakeRasa, message: Any) -> None:
-    response = client.post("/chat/api/messages", json={"sender": SENDER, "message": message})
+    response = client.post("/chat/api/messages", json={"message": message})
     assert response.status_code == 422
     assert "请输入" in response.json()["error"]
     assert fake_rasa.received == []
@@ -243,10 +268,11 @@ def test_rasa_answering_garbage_is_503(client: TestClient, fake_rasa: FakeRasa) 
 def test_rasa_down_is_503(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RASA_URL", f"http://127.0.0.1:{_closed_port()}")
     with TestClient(create_app(load_settings())) as client:
+        client.cookies.set("intake_chat", chat_cookie(), path="/chat")
         response = send(client, "你好")
         assert response.status_code == 503
         assert response.json() == {"error": "助手暂时忙不过来，请稍后再试，或拨打95598。"}
-        history = client.get("/chat/api/history", params={"sender": SENDER})
+        history = client.get("/chat/api/history")
         assert history.status_code == 503
         assert history.json() == {"error": BUSY}
 
@@ -312,7 +338,7 @@ EVENTS = [
 
 def test_history_maps_user_and_bot_events(client: TestClient, fake_rasa: FakeRasa) -> None:
     fake_rasa.events = EVENTS
-    response = client.get("/chat/api/history", params={"sender": SENDER})
+    response = client.get("/chat/api/history")
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     assert response.json() == [
@@ -350,12 +376,15 @@ def test_history_maps_user_and_bot_events(client: TestClient, fake_rasa: FakeRas
         },
         {"from": "customer", "text": "转人工", "buttons": [], "timestamp": 53.0},
     ]
-    assert fake_rasa.tracker_requests == [{"sender": SENDER, "query": {}}]
+    # Rasa's API is never open: the console sends its token (var/rasa_token when unset)
+    assert fake_rasa.tracker_requests == [
+        {"sender": SENDER, "query": {"token": [load_settings().rasa_token]}}
+    ]
 
 
 def test_history_of_a_new_conversation_is_empty(client: TestClient, fake_rasa: FakeRasa) -> None:
     fake_rasa.events = EVENTS[:3]
-    response = client.get("/chat/api/history", params={"sender": SENDER})
+    response = client.get("/chat/api/history")
     assert response.status_code == 200
     assert response.json() == []
 
@@ -364,9 +393,7 @@ def test_history_keeps_script_as_text(client: TestClient, fake_rasa: FakeRasa) -
     fake_rasa.events = [
         {"event": "user", "timestamp": 1.0, "text": "<script>window.__x=1</script>"}
     ]
-    assert client.get("/chat/api/history", params={"sender": SENDER}).json()[0]["text"] == (
-        "<script>window.__x=1</script>"
-    )
+    assert client.get("/chat/api/history").json()[0]["text"] == ("<script>window.__x=1</script>")
 
 
 def test_history_sends_the_rasa_token_when_set(
@@ -374,25 +401,30 @@ def test_history_sends_the_rasa_token_when_set(
 ) -> None:
     monkeypatch.setenv("RASA_TOKEN", "s3cret")
     with TestClient(create_app(load_settings())) as client:
-        assert client.get("/chat/api/history", params={"sender": SENDER}).status_code == 200
+        client.cookies.set("intake_chat", chat_cookie(), path="/chat")
+        assert client.get("/chat/api/history").status_code == 200
     assert fake_rasa.tracker_requests[0]["query"] == {"token": ["s3cret"]}
 
 
-@pytest.mark.parametrize(
-    "sender", ["", "web-short", "someone-elses-id-0123456789", "web-../../status0000000"]
-)
-def test_history_refuses_invalid_sender(
-    client: TestClient, fake_rasa: FakeRasa, sender: str
+def test_history_of_another_conversation_cannot_be_asked_for(
+    client: TestClient, fake_rasa: FakeRasa
 ) -> None:
-    response = client.get("/chat/api/history", params={"sender": sender})
-    assert response.status_code in (400, 422)
-    assert response.json()["error"]
+    other = "web-ffffffffffffffffffffffffffffffff"
+    client.get("/chat/api/history", params={"sender": other})
+    assert [r["sender"] for r in fake_rasa.tracker_requests] == [SENDER]
+
+
+def test_history_without_the_cookie_starts_a_new_empty_conversation(fake_rasa: FakeRasa) -> None:
+    with TestClient(create_app(load_settings())) as browser:
+        response = browser.get("/chat/api/history")
+    assert response.status_code == 200 and response.json() == []
+    assert "intake_chat=" in response.headers["set-cookie"]
     assert fake_rasa.tracker_requests == []
 
 
 def test_history_when_rasa_errors_is_503(client: TestClient, fake_rasa: FakeRasa) -> None:
     fake_rasa.status = 500
-    response = client.get("/chat/api/history", params={"sender": SENDER})
+    response = client.get("/chat/api/history")
     assert response.status_code == 503
     assert response.json() == {"error": BUSY}
 

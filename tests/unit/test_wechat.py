@@ -154,7 +154,13 @@ async def test_safe_mode_message_encrypted_by_wechatpy_gets_an_encrypted_reply(
 
 
 @pytest.mark.asyncio
-async def test_the_sample_of_wechats_encryption_guide_is_accepted(api: FakeWeChatApi) -> None:
+async def test_the_sample_of_wechats_encryption_guide_is_accepted(
+    api: FakeWeChatApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.plugins.channels.wechat as channel
+
+    # The guide's push was signed years ago: now is when it was signed (else: a stale replay).
+    monkeypatch.setattr(channel.time, "time", lambda: float(DOC["timestamp"]) + 10)
     rasa = FakeRasa()
     pushes = WeChatPushes(DOC["token"], DOC["app_id"], DOC["aes_key"])
     endpoint = make_endpoint(
@@ -175,6 +181,8 @@ async def test_the_sample_of_wechats_encryption_guide_is_accepted(api: FakeWeCha
     assert pushes.read_reply(answer.body)["Content"] == "收到：abcdteT"
     tampered = {**query, "msg_signature": "5d197aaffba7e9b25a30732f161a50dee96bd5fb"}
     assert (await endpoint.receive(tampered, body.encode())).status == 403
+    # the same signed push again: a replay
+    assert (await endpoint.receive(query, body.encode())).status == 403
 
 
 @pytest.mark.parametrize("aes_key", ["", AES_KEY], ids=["plain", "safe"])

@@ -7,10 +7,11 @@ the local billing_accounts/bills tables (demo data from bot.core.seed).
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Optional, Protocol
+from typing import Any, Dict, Iterable, Mapping, Optional, Protocol
 from urllib.parse import quote
 
 import requests
@@ -46,6 +47,10 @@ class BillingService(Protocol):
 
     def latest_bill(self, account_no: str, month: Optional[str] = None) -> Optional[Bill]:
         """The bill of `month` (YYYY-MM), or the latest one; None if there is none."""
+
+    def contact_matches(self, account_no: str, phone_last4: str) -> Optional[bool]:
+        """Whether the account's phone on file ends with `phone_last4`; None when there is no
+        such account or no phone on file (the customer is then sent to a person)."""
 
 
 def fen_to_yuan(fen: int) -> Decimal:
@@ -100,12 +105,25 @@ class SqlBillingService:
         except SQLAlchemyError as error:
             raise BillingUnavailable(f"billing database error: {error}") from error
 
+    def contact_matches(self, account_no: str, phone_last4: str) -> Optional[bool]:
+        try:
+            with session_scope(self.url) as session:
+                account = session.get(BillingAccount, account_no)
+                if account is None or not account.phone:
+                    return None
+                return secrets.compare_digest(str(account.phone)[-4:], phone_last4)
+        except SQLAlchemyError as error:
+            raise BillingUnavailable(f"billing database error: {error}") from error
+
 
 class HttpBillingService:
     """Client of a billing REST API: ``GET {base}/accounts/{no}/bills?month=YYYY-MM``.
 
     The answer is a bill object (the fields of `Bill`, dates as YYYY-MM-DD), a list of them,
     or ``{"bills": [...]}``; the latest month is taken. 404 means no such account or bill.
+    The caller is verified with ``POST {base}/accounts/{no}/verify`` ``{"phone_last4": "5678"}``
+    → ``{"verified": true|false}`` (404: no such account): the phone itself never leaves the
+    billing system.
     """
 
     def __init__(
@@ -122,12 +140,11 @@ class HttpBillingService:
 
     def latest_bill(self, account_no: str, month: Optional[str] = None) -> Optional[Bill]:
         url = f"{self.base_url}/accounts/{quote(account_no, safe='')}/bills"
-        headers = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
         params = {"month": month} if month else None
         try:
-            response = self.http.get(url, params=params, headers=headers, timeout=self.timeout)
+            response = self.http.get(
+                url, params=params, headers=self._headers(), timeout=self.timeout
+            )
         except requests.RequestException as error:
             raise BillingUnavailable(f"billing API unreachable: {error}") from error
         if response.status_code == 404:
@@ -138,6 +155,32 @@ class HttpBillingService:
             return _bill_from_json(response.json(), account_no, month)
         except (ValueError, KeyError, TypeError, ArithmeticError) as error:
             raise BillingUnavailable(f"billing API sent an unreadable bill: {error}") from error
+
+    def _headers(self) -> Dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def contact_matches(self, account_no: str, phone_last4: str) -> Optional[bool]:
+        url = f"{self.base_url}/accounts/{quote(account_no, safe='')}/verify"
+        try:
+            response = self.http.post(
+                url,
+                json={"phone_last4": phone_last4},
+                headers=self._headers(),
+                timeout=self.timeout,
+            )
+        except requests.RequestException as error:
+            raise BillingUnavailable(f"billing API unreachable: {error}") from error
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise BillingUnavailable(f"billing API answered HTTP {response.status_code}")
+        try:
+            return bool(response.json()["verified"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise BillingUnavailable(f"billing API sent an unreadable answer: {error}") from error
 
 
 def _bill_from_json(payload: Any, account_no: str, month: Optional[str]) -> Optional[Bill]:

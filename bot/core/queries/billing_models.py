@@ -16,6 +16,7 @@ class BillingAccount(Base):
     customer_name = Column(String(64), nullable=False)
     address = Column(String(255))
     customer_type = Column(String(8), nullable=False)  # 居民 / 非居民
+    phone = Column(String(20))  # the contact phone on file, digits only
 
 
 class BillRecord(Base):

@@ -1,28 +1,83 @@
-"""Rasa's REST channel with two guarantees: the customer is never answered with silence.
+"""Rasa's REST channel, hardened: the contract's customer endpoint `POST /webhooks/rest/webhook`
+with `{"sender": …, "message": …}` (registered in credentials.yml in place of Rasa's `rest`).
 
-Same URL (`POST /webhooks/rest/webhook`) and JSON as Rasa's own `rest` channel (the
-contract's customer endpoint); registered in credentials.yml in its place. After Rasa has
-handled a message:
-* a conversation waiting for an agent (paused by a hand-over) gets its queue position;
-* a turn that produced no reply at all (the action server crashed, a timeout) gets a short
-  apology — the message itself is already in the tracker, so nothing is lost, and the
-  conversation continues where it was once the action server is back.
+Before Rasa sees a message:
+* **Identity is the channel's decision.** Senders `tg-…` and `wx-…` belong to Telegram and
+  WeChat and are refused here; `web-…` only when the console's web chat vouches for it with
+  its shared secret (header `X-Intake-Webchat-Secret`). `input_channel` and `metadata` of the
+  body are ignored: the channel is `rest` (or `webchat`), the metadata only the client's
+  address as the trusted proxy reports it.
+* **Limits.** Bodies over `limits.body_max_bytes` and messages over `limits.message_max_chars`
+  get a polite 413; more than `limits.messages_per_sender_per_minute` from one sender or
+  `messages_per_ip_per_minute` from one address a polite 429 (config/service.yml;
+  INTAKE_RATE_LIMITS=off turns the rate limits off).
+
+After Rasa has handled it, the customer is never answered with silence: a conversation
+waiting for an agent gets its queue position, a turn with no reply at all (the action server
+down, a timeout) a short apology — the message is in the tracker, nothing is lost.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-from typing import Any, Awaitable, Callable, Text
+import re
+import secrets
+from typing import Any, Awaitable, Callable, Dict, Optional, Sequence, Text
 
-from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
-from rasa.core.channels.rest import RestInput
-from sanic import Blueprint
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
 
 from bot.core.catalog import load_catalog
 from bot.core.db import session_scope
 from bot.core.handoff.repository import HandoffRepository
+from bot.core.rasa_api import WEBCHAT_SECRET_HEADER
+from bot.core.settings import get_settings
+from bot.core.stores import shared_store
 
 logger = logging.getLogger(__name__)
+
+RESERVED_PREFIXES = ("tg-", "wx-")
+WEBCHAT_PREFIX = "web-"
+SENDER_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+
+
+def client_ip(request: Request, trusted: Sequence[str]) -> str:
+    """The customer's address: the peer, or what a trusted proxy in front says it was."""
+    peer = request.ip or ""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if peer not in trusted or not forwarded:
+        return peer
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return peer
+        if hop not in trusted:
+            return hop
+    return peer
+
+
+def over_limit(kind: str, key: str, per_minute: int) -> bool:
+    """Count one message of `key`; True when it is over `per_minute` (limits off: never)."""
+    if not get_settings().rate_limits_on or per_minute <= 0:
+        return False
+    return shared_store().hit(f"rate:{kind}:{key}", 60) > per_minute
+
+
+def texts() -> Dict[str, str]:
+    return dict(load_catalog().system_messages)
+
+
+def refusal(status: int, key: str) -> HTTPResponse:
+    """A clear status and a polite Chinese line (catalog `system_messages`)."""
+    limits = get_settings().service.limits
+    return response.json(
+        {"error": key, "message": texts()[key].format(max_chars=limits.message_max_chars)},
+        status=status,
+    )
 
 
 def waiting_position(conversation_id: str) -> int | None:
@@ -43,7 +98,7 @@ async def reply_when_silent(message: UserMessage) -> None:
     collector = message.output_channel
     if not isinstance(collector, CollectingOutputChannel) or collector.messages:
         return
-    texts = load_catalog().system_messages
+    system = texts()
     try:
         position = waiting_position(message.sender_id)
     except Exception:  # the database is down too: still answer the customer
@@ -52,28 +107,77 @@ async def reply_when_silent(message: UserMessage) -> None:
     if position == 0:
         return  # an agent has the conversation: the message is in the transcript they watch
     if position is not None:
-        text = texts["waiting_for_agent"].format(ahead=max(position - 1, 0))
+        text = system["waiting_for_agent"].format(ahead=max(position - 1, 0))
     else:
-        text = texts["busy"]
-        logger.warning("no reply produced for a message of %s; sent the apology", message.sender_id)
+        text = system["busy"]
+        logger.warning("no reply produced for a message; sent the apology")
     await collector.send_text_message(message.sender_id, text)
 
 
-class IntakeRestInput(RestInput):
-    """`rest` channel that never leaves a customer without an answer."""
+class IntakeRestInput(InputChannel):
+    """`rest` channel: the contract's endpoint, with identity and limits decided here."""
 
     @classmethod
     def name(cls) -> Text:
         return "rest"
 
+    def _identity(self, request: Request, sender: Any) -> Optional[str]:
+        """The input channel the sender may speak as, or None when it may not."""
+        if not isinstance(sender, str) or not SENDER_RE.fullmatch(sender):
+            return None
+        if sender.startswith(RESERVED_PREFIXES):
+            return None
+        if sender.startswith(WEBCHAT_PREFIX):
+            given = request.headers.get(WEBCHAT_SECRET_HEADER, "").encode()
+            expected = get_settings().webchat_secret().encode()
+            return "webchat" if secrets.compare_digest(given, expected) else None
+        return self.name()
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        async def handle(message: UserMessage) -> Any:
+        rest = Blueprint("intake_rest_webhook", __name__)
+
+        @rest.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @rest.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            limits = get_settings().service.limits
+            if len(request.body or b"") > limits.body_max_bytes:
+                return refusal(413, "message_too_long")
             try:
-                result = await on_new_message(message)
+                body = request.json
+            except Exception:
+                body = None
+            if not isinstance(body, dict) or not isinstance(body.get("message"), str):
+                return refusal(400, "rest_bad_request")
+            sender, text = body.get("sender"), body["message"]
+            channel = self._identity(request, sender)
+            if channel is None:
+                logger.warning("REST message refused: sender not allowed on this channel")
+                return refusal(403, "rest_sender_refused")
+            if len(text) > limits.message_max_chars:
+                return refusal(413, "message_too_long")
+            ip = client_ip(request, limits.trusted_proxies)
+            if over_limit(
+                "sender", str(sender), limits.messages_per_sender_per_minute
+            ) or over_limit("ip", ip, limits.messages_per_ip_per_minute):
+                return refusal(429, "rate_limited")
+            metadata: Dict[str, Any] = {"client_ip": ip}
+            webchat_id = (
+                (body.get("metadata") or {}).get("webchat_id") if channel == "webchat" else None
+            )
+            if isinstance(webchat_id, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", webchat_id):
+                metadata["webchat_id"] = webchat_id  # the page's id of its own message
+            collector = CollectingOutputChannel()
+            message = UserMessage(
+                text, collector, str(sender), input_channel=channel, metadata=metadata
+            )
+            try:
+                await on_new_message(message)
             except Exception:
                 logger.exception("message handling failed")
-                result = None
             await reply_when_silent(message)
-            return result
+            return response.json(collector.messages)
 
-        return super().blueprint(handle)
+        return rest

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Text
 
@@ -52,6 +51,7 @@ from telegram.ext import AIORateLimiter, ExtBot
 from bot.core.catalog import load_catalog
 from bot.core.normalize import InvalidValue, digits_of, parse_phone
 from bot.core.settings import Settings, get_settings
+from bot.core.stores import shared_store
 from bot.plugins.channels.rest import reply_when_silent
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ CHANNEL_NAME = "telegram"
 SENDER_PREFIX = "tg-"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ("message", "callback_query")
-SEEN_UPDATES_KEPT = 10_000
+SEEN_UPDATES_TTL_S = 24 * 3600  # Telegram keeps an unconfirmed update for 24 hours
+MAX_BODY_BYTES = 256 * 1024
 SEND_RETRIES = 3  # after a "429 retry after N s" from Telegram
 
 
@@ -190,21 +191,15 @@ def user_text(update: Update) -> Optional[str]:
 
 
 class SeenUpdates:
-    """The most recent update ids, to drop Telegram's re-deliveries (one process)."""
+    """Update ids already handled, to drop Telegram's re-deliveries — in the shared store, so
+    a retry that reaches another Rasa server is dropped too."""
 
-    def __init__(self, size: int = SEEN_UPDATES_KEPT) -> None:
-        self._ids: "OrderedDict[int, None]" = OrderedDict()
-        self._size = size
+    def __init__(self, ttl_s: float = SEEN_UPDATES_TTL_S) -> None:
+        self.ttl_s = ttl_s
 
     def first_time(self, update_id: int) -> bool:
         """Remember `update_id`; False when it was seen before."""
-        if update_id in self._ids:
-            self._ids.move_to_end(update_id)
-            return False
-        self._ids[update_id] = None
-        if len(self._ids) > self._size:
-            self._ids.popitem(last=False)
-        return True
+        return shared_store().first_time(f"tg-update:{update_id}", self.ttl_s)
 
 
 # --------------------------------------------------------------------------- outbound
@@ -320,6 +315,16 @@ class TelegramInput(InputChannel):
         chat = update.effective_chat
         if chat is None:
             return "ignored"
+        if chat.type != "private":
+            # A group shares one chat id: its members must not share one conversation.
+            if update.message is not None and text:
+                try:
+                    await self.bot.send_message(
+                        chat.id, load_catalog().system_messages["telegram_private_only"]
+                    )
+                except TelegramError:
+                    logger.exception("could not answer Telegram update %s", update.update_id)
+            return "group_ignored"
         if not text:
             if update.message is None:
                 return "ignored"
@@ -363,6 +368,8 @@ class TelegramInput(InputChannel):
             if not self.secret_matches(request.headers.get(SECRET_HEADER)):
                 logger.warning("Telegram webhook call with a wrong secret token rejected")
                 return response.json({"error": "wrong secret token"}, status=403)
+            if len(request.body or b"") > MAX_BODY_BYTES:
+                return response.json({"error": "body too large"}, status=413)
             try:
                 update = Update.de_json(request.json, self.bot)
             except Exception:

@@ -3,7 +3,7 @@
 Registered in credentials.yml; configured only from the environment (.env.example):
 WECHAT_TOKEN (required, else the channel is off and answers 503), WECHAT_ENCODING_AES_KEY
 (safe mode), WECHAT_APP_ID + WECHAT_APP_SECRET (the customer-service API for answers that
-take longer than WeChat's 5 s), WECHAT_API_BASE_URL, WECHAT_REDIS_URL (shared access token),
+take longer than WeChat's 5 s), WECHAT_API_BASE_URL, INTAKE_REDIS_URL (the access token and the shared stores),
 WECHAT_REPLY_BUDGET_S.
 
 One message, in order: signature check (403) → XML parsed with defusedxml, any DTD refused
@@ -17,7 +17,10 @@ sender `wx-<openid>`; subscribing gets the catalog's welcome text and a numbered
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import secrets
+import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Text
 from xml.etree.ElementTree import ParseError
@@ -38,10 +41,10 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.messages import TextMessage, VoiceMessage
 from wechatpy.replies import create_reply
-from wechatpy.utils import check_signature
 
 from bot.core.catalog import load_catalog
 from bot.core.settings import Settings, get_settings
+from bot.core.stores import shared_store
 from bot.plugins.channels.rest import reply_when_silent
 from bot.plugins.channels.wechat_turns import NumberedMenus, Replies, TurnStore, render_replies
 
@@ -49,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 SENDER_PREFIX = "wx-"
 MAX_BODY_BYTES = 64 * 1024  # WeChat's messages are a few hundred bytes
+MAX_CLOCK_SKEW_S = 300  # pushes signed more than 5 minutes away from now are refused
 SUBSCRIBE_EVENTS = ("subscribe", "subscribe_scan")
 
 
@@ -71,13 +75,18 @@ class WeChatSettings:
             app_secret=settings.wechat_app_secret,
             encoding_aes_key=settings.wechat_encoding_aes_key,
             api_base_url=settings.wechat_api_base_url.rstrip("/") + "/",
-            redis_url=settings.wechat_redis_url,
+            redis_url=settings.redis_url,
             reply_budget_s=settings.wechat_reply_budget_s,
         )
 
     @property
     def has_api(self) -> bool:
         return bool(self.app_id and self.app_secret)
+
+
+def _sha1(*parts: str) -> str:
+    """WeChat's signature: sha1 of the sorted parts, hex."""
+    return hashlib.sha1("".join(sorted(parts)).encode("utf-8")).hexdigest()
 
 
 def sender_id(openid: str) -> str:
@@ -112,7 +121,7 @@ class WeChatClientAt(WeChatClient):
 
     wechatpy 1.8 sends API calls to `API_BASE_URL` but hard-codes the token URL; here both
     follow the settings. The access token is cached in the session storage (memory, or Redis
-    when WECHAT_REDIS_URL is set) and refreshed by wechatpy before it expires.
+    when INTAKE_REDIS_URL is set) and refreshed by wechatpy before it expires.
     """
 
     def __init__(self, settings: WeChatSettings):
@@ -204,15 +213,20 @@ class WeChatEndpoint:
         )
 
     def _check_signature(self, query: Mapping[str, str]) -> None:
-        try:
-            check_signature(
-                self.settings.token,
-                query.get("signature", ""),
-                query.get("timestamp", ""),
-                query.get("nonce", ""),
-            )
-        except InvalidSignatureException as error:
-            raise RejectedRequest(403, "bad signature") from error
+        """WeChat's URL signature, compared in constant time; a timestamp more than
+        `MAX_CLOCK_SKEW_S` off is refused (a push signed an hour ago is a replay)."""
+        timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        expected = _sha1(self.settings.token, timestamp, nonce)
+        if not secrets.compare_digest(query.get("signature", "").encode(), expected.encode()):
+            raise RejectedRequest(403, "bad signature")
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW_S:
+            raise RejectedRequest(403, "stale timestamp")
+
+    def _check_fresh(self, query: Mapping[str, str]) -> None:
+        """A (timestamp, nonce) pair is good once: a push replayed within the window is refused."""
+        key = f"wx-nonce:{query.get('timestamp', '')}:{query.get('nonce', '')}"
+        if not shared_store().first_time(key, 2 * MAX_CLOCK_SKEW_S):
+            raise RejectedRequest(403, "replayed nonce")
 
     def verify(self, query: Mapping[str, str]) -> WebhookAnswer:
         """Server URL verification: echo `echostr` when the signature is right."""
@@ -228,7 +242,11 @@ class WeChatEndpoint:
             self._check_signature(query)
             outer = parse_xml_safely(body)
             encrypted = query.get("encrypt_type") == "aes"
+            if self.crypto is not None and not encrypted:
+                # Safe mode: WeChat encrypts every push; a plaintext one is not from WeChat.
+                raise RejectedRequest(403, "plaintext push refused in safe mode")
             xml = self._decrypt(query, outer) if encrypted else body
+            self._check_fresh(query)
             message = parse_message(xml)
         except RejectedRequest as rejected:
             logger.warning("WeChat request rejected (%s): %s", rejected.status, rejected)
@@ -240,9 +258,12 @@ class WeChatEndpoint:
         process = self._processor(message)
         if process is None:
             return SUCCESS
+        key = self._dedup_key(message)
+        if not self.turns.has(key) and not shared_store().first_time(f"wx-msg:{key}", 600):
+            return SUCCESS  # WeChat's retry reached another Rasa server: that one answers
         openid = message.source
         turn, _ = self.turns.start(
-            self._dedup_key(message), process, lambda replies: self._deliver_later(openid, replies)
+            key, process, lambda replies: self._deliver_later(openid, replies)
         )
         replies = await self.turns.wait(turn, self.settings.reply_budget_s)
         if not replies:
@@ -253,6 +274,14 @@ class WeChatEndpoint:
         """The inner XML of a safe-mode message (itself checked to be DTD-free)."""
         if self.crypto is None:
             raise RejectedRequest(400, "encrypted message but WECHAT_ENCODING_AES_KEY is not set")
+        expected = _sha1(
+            self.settings.token,
+            query.get("timestamp", ""),
+            query.get("nonce", ""),
+            outer.get("Encrypt", ""),
+        )
+        if not secrets.compare_digest(query.get("msg_signature", "").encode(), expected.encode()):
+            raise RejectedRequest(403, "bad msg_signature")  # the body is not the one signed
         try:
             inner = self.crypto.decrypt_message(
                 {"Encrypt": outer.get("Encrypt", "")},

@@ -13,11 +13,14 @@ lines (「回复 1 确认提交」) and `NumberedMenus` maps a customer's "1" ba
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, Generic, List, Optional, Tuple, TypeVar
+
+from bot.core.stores import shared_store
 
 Replies = List[Dict[str, Any]]
 Value = TypeVar("Value")
@@ -94,6 +97,10 @@ class TurnStore:
     def __post_init__(self) -> None:
         self.turns = TtlDict(self.ttl_s)
 
+    def has(self, key: str) -> bool:
+        """Whether this process already has a turn for `key`."""
+        return self.turns.get(key) is not None
+
     def start(
         self,
         key: str,
@@ -157,21 +164,23 @@ def _number_key(text: str) -> str:
 
 @dataclass
 class NumberedMenus:
-    """The numbered choices last shown to each customer (openid → number → payload)."""
+    """The numbered choices last shown to each customer (openid → number → payload), in the
+    shared store: the customer's "1" may reach another Rasa server than the menu came from."""
 
     ttl_s: float = 24 * 3600
-    menus: TtlDict[Dict[str, str]] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.menus = TtlDict(self.ttl_s)
 
     def remember(self, user: str, choices: Dict[str, str]) -> None:
-        self.menus.set(user, choices)
+        store = shared_store()
+        if choices:
+            store.put(f"wx-menu:{user}", json.dumps(choices, ensure_ascii=False), self.ttl_s)
+        else:
+            store.delete(f"wx-menu:{user}")
 
     def translate(self, user: str, text: str) -> str:
         """The payload of a number from the customer's last menu, else the text itself."""
-        choices = self.menus.get(user) or {}
-        return choices.get(_number_key(text), text)
+        stored = shared_store().get(f"wx-menu:{user}")
+        choices = json.loads(stored) if stored else {}
+        return str(choices.get(_number_key(text), text))
 
 
 def render_replies(replies: Replies, choice_line: str) -> Tuple[str, Dict[str, str]]:

@@ -14,7 +14,7 @@ import getpass
 from pathlib import Path
 from typing import Any, Dict
 
-from bot.core.normalize import mask_personal_data
+from bot.core.privacy import mask_personal_data
 
 
 def _entity(spec: str) -> Dict[str, Any]:

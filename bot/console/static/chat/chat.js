@@ -12,8 +12,6 @@
   "use strict";
 
   var API = "/chat/api";
-  var STORE_KEY = "gd-webchat-sender";
-  var SENDER_RE = /^web-[A-Za-z0-9_-]{16,64}$/;
   var POLL_MS = 3000;
   var RETRY_DELAYS_MS = [1000, 2000, 4000]; // three retries after the first try
   var MAX_CHARS = 2000;
@@ -37,8 +35,6 @@
   var avatarSrc = typing.querySelector(".avatar").getAttribute("src");
   var agentAvatarSrc = avatarSrc.replace("avatar.svg", "agent.svg");
 
-  var firstVisit = false;
-  var sender = loadSender();
   var shown = []; // history entries rendered in #history, in order
   var lastHistoryTs = null; // timestamp of the last entry in #history (seconds)
   var lastLocalTs = null; // timestamp of the last row in #local (seconds)
@@ -53,6 +49,8 @@
   var online = true;
 
   // ---------------------------------------------------------------- identity
+  // The conversation is this browser's: the console keeps its id in a signed, HttpOnly
+  // cookie, so the id never appears in a URL and the page's script never sees it.
 
   function randomHex(bytes) {
     var values = new Uint8Array(bytes);
@@ -60,24 +58,6 @@
     var out = "";
     for (var i = 0; i < values.length; i++) out += (values[i] + 0x100).toString(16).slice(1);
     return out;
-  }
-
-  function loadSender() {
-    var stored = null;
-    try {
-      stored = window.localStorage.getItem(STORE_KEY);
-    } catch (e) {
-      stored = null; // storage disabled: the conversation lasts as long as the tab
-    }
-    if (stored && SENDER_RE.test(stored)) return stored;
-    firstVisit = true;
-    var fresh = "web-" + randomHex(16);
-    try {
-      window.localStorage.setItem(STORE_KEY, fresh);
-    } catch (e) {
-      /* see above */
-    }
-    return fresh;
   }
 
   // ---------------------------------------------------------------- rendering
@@ -267,8 +247,9 @@
 
   async function fetchHistory() {
     try {
-      var response = await fetch(API + "/history?sender=" + encodeURIComponent(sender), {
+      var response = await fetch(API + "/history", {
         cache: "no-store",
+        credentials: "same-origin",
         headers: { Accept: "application/json" },
       });
       if (!response.ok) throw new Error("history " + response.status);
@@ -381,8 +362,9 @@
       response = await fetch(API + "/messages", {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ sender: sender, message: message.payload, id: message.id }),
+        body: JSON.stringify({ message: message.payload, id: message.id }),
         cache: "no-store",
+        credentials: "same-origin",
       });
     } catch (e) {
       return { ok: false, retry: true, error: OFFLINE };
@@ -528,11 +510,7 @@
   inputChanged();
   sync().then(function (ok) {
     if (!ok) {
-      if (firstVisit) {
-        showWelcome();
-      } else {
-        addLocal([systemRow("聊天记录暂时加载不了，稍后会自动刷新。", true)], "load-failed");
-      }
+      addLocal([systemRow("聊天记录暂时加载不了，稍后会自动刷新。", true)], "load-failed");
     }
     scrollToBottom();
     document.documentElement.setAttribute("data-ready", "1");

@@ -1,0 +1,148 @@
+"""Small shared stores: "seen before?", counters in a time window, values that expire.
+
+The channels' de-duplication (Telegram `update_id`, WeChat `MsgId`), WeChat's nonces and
+numbered menus, and the rate limits all use one of these, so several Rasa servers behind a
+load balancer agree: Redis when INTAKE_REDIS_URL is set, else this process's memory (the
+embedded profile, one Rasa server).
+
+    store = shared_store()
+    store.first_time("tg-update:123", ttl_s=86400)   # True once, False afterwards
+    store.hit("rate:ip:1.2.3.4", window_s=60)        # hits in the current window
+    store.put("menu:openid", "[...]", ttl_s=3600); store.get("menu:openid")
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from functools import lru_cache
+from typing import Callable, Dict, Optional, Protocol, Tuple
+
+from bot.core.settings import get_settings
+
+PREFIX = "intake:"
+MAX_MEMORY_KEYS = 100_000
+
+
+class SharedStore(Protocol):
+    """What the channels and the rate limits need from a store."""
+
+    def first_time(self, key: str, ttl_s: float) -> bool:
+        """Remember `key` for `ttl_s`; False when it was already there."""
+
+    def hit(self, key: str, window_s: float) -> int:
+        """Count one hit of `key` in the current fixed window; the count so far."""
+
+    def put(self, key: str, value: str, ttl_s: float) -> None:
+        """Store `value` under `key` for `ttl_s`."""
+
+    def get(self, key: str) -> Optional[str]:
+        """The value under `key`, or None when unset or expired."""
+
+    def delete(self, key: str) -> None:
+        """Forget `key`."""
+
+
+class MemoryStore:
+    """One process's memory, bounded (the oldest entries go first)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._entries: "OrderedDict[str, Tuple[float, str]]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _live(self, key: str) -> Optional[Tuple[float, str]]:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] <= self._clock():
+            del self._entries[key]
+            return None
+        return entry
+
+    def _set(self, key: str, value: str, ttl_s: float) -> None:
+        self._entries.pop(key, None)
+        self._entries[key] = (self._clock() + ttl_s, value)
+        while len(self._entries) > MAX_MEMORY_KEYS:
+            self._entries.popitem(last=False)
+
+    def first_time(self, key: str, ttl_s: float) -> bool:
+        with self._lock:
+            if self._live(key) is not None:
+                return False
+            self._set(key, "1", ttl_s)
+            return True
+
+    def hit(self, key: str, window_s: float) -> int:
+        window = int(self._clock() // window_s)
+        full = f"{key}:{window}"
+        with self._lock:
+            entry = self._live(full)
+            count = int(entry[1]) + 1 if entry else 1
+            self._set(full, str(count), window_s)
+            return count
+
+    def put(self, key: str, value: str, ttl_s: float) -> None:
+        with self._lock:
+            self._set(key, value, ttl_s)
+
+    def get(self, key: str) -> Optional[str]:
+        with self._lock:
+            entry = self._live(key)
+            return entry[1] if entry else None
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+
+class RedisStore:
+    """Redis, shared by every process that points at it (redis-py, short timeouts)."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
+        )
+
+    def first_time(self, key: str, ttl_s: float) -> bool:
+        return bool(self._redis.set(PREFIX + key, "1", nx=True, px=int(ttl_s * 1000)))
+
+    def hit(self, key: str, window_s: float) -> int:
+        full = f"{PREFIX}{key}:{int(time.time() // window_s)}"
+        pipe = self._redis.pipeline()
+        pipe.incr(full)
+        pipe.pexpire(full, int(window_s * 1000))
+        count, _ = pipe.execute()
+        return int(count)
+
+    def put(self, key: str, value: str, ttl_s: float) -> None:
+        self._redis.set(PREFIX + key, value, px=int(ttl_s * 1000))
+
+    def get(self, key: str) -> Optional[str]:
+        value = self._redis.get(PREFIX + key)
+        return str(value) if value is not None else None
+
+    def delete(self, key: str) -> None:
+        self._redis.delete(PREFIX + key)
+
+
+_memory: Dict[str, MemoryStore] = {}
+
+
+@lru_cache(maxsize=4)
+def _redis_store(url: str) -> RedisStore:
+    return RedisStore(url)
+
+
+def reset_memory_store() -> None:
+    """Forget everything this process's memory store holds (tests)."""
+    _memory.clear()
+
+
+def shared_store() -> SharedStore:
+    """Redis when INTAKE_REDIS_URL is set, else this process's memory."""
+    url = get_settings().redis_url
+    if url:
+        return _redis_store(url)
+    return _memory.setdefault("default", MemoryStore())
