@@ -14,6 +14,8 @@ VENV      := .venv
 PY        := $(VENV)/bin/python
 RASA      := $(VENV)/bin/rasa
 STAMP     := $(VENV)/.installed
+TOOLS     := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
 MODEL     := models/intake.tar.gz
 export RASA_TELEMETRY_ENABLED := false
 export PYTHONPATH := $(CURDIR)
@@ -26,7 +28,7 @@ TRAIN_INPUTS := config.yml $(wildcard domain/*.yml) $(wildcard data/*.yml) $(wil
                 bot/core/entities.py bot/catalog.yml
 TIMED        := scripts/timed.sh
 
-.PHONY: help run test test-unit test-e2e train evaluate bench shell validate lint lock clean generated browser
+.PHONY: help run test test-unit test-e2e train evaluate bench shell validate lint lock lock-tools clean generated browser nginx tools
 
 help:
 	@echo "make run       install what is missing, train if needed, start the assistant"
@@ -48,6 +50,16 @@ $(STAMP): requirements.txt scripts/find-python310.sh
 		$(PY) -m pip install --progress-bar on -r requirements.txt
 	@touch $(STAMP)
 
+# schemathesis and moto need pydantic 2 / a newer jsonschema than Rasa allows: their own venv.
+$(TOOLS_STAMP): requirements-tools.txt scripts/find-python310.sh
+	@PYTHON310=$$(scripts/find-python310.sh) || exit 1; \
+	if [ ! -x $(TOOLS)/bin/python ]; then "$$PYTHON310" -m venv $(TOOLS); fi
+	@$(TIMED) "Installing the test tools (schemathesis, moto) in $(TOOLS)" \
+		$(TOOLS)/bin/pip install --progress-bar on -r requirements-tools.txt
+	@touch $(TOOLS_STAMP)
+
+tools: $(TOOLS_STAMP)
+
 $(GENERATED) &: bot/catalog.yml bot/core/catalog.py bot/tools/generate.py | $(STAMP)
 	@$(TIMED) "Generating the domain, rules and validators from bot/catalog.yml" $(PY) -m bot catalog generate
 	@touch $(GENERATED)
@@ -62,6 +74,10 @@ $(MODEL): $(STAMP) $(GENERATED) $(TRAIN_INPUTS)
 
 train: $(MODEL)
 
+# Debian's nginx for the reverse-proxy tests (run unprivileged on a free port; no service).
+nginx:
+	@test -x /usr/sbin/nginx || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+
 # Debian's Chromium (and a CJK font) for the browser tests; Playwright drives it.
 browser:
 	@command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi wqy || { \
@@ -71,7 +87,7 @@ browser:
 run: $(MODEL)
 	$(PY) -m bot run --model $(MODEL)
 
-test: $(MODEL) browser lint
+test: $(MODEL) browser nginx tools lint
 	$(PY) -m bot catalog check
 	$(RASA) data validate --domain domain --data data --config config.yml --quiet
 	$(PY) -m bot trainer lint

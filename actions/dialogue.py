@@ -62,7 +62,7 @@ def too_many_handoffs(tracker: Tracker) -> bool:
     over = (
         store.hit(f"handoff:sender:{tracker.sender_id}", 3600) > limits.handoffs_per_sender_per_hour
     )
-    if ip:
+    if ip and ip not in limits.trusted_proxies:
         over = store.hit(f"handoff:ip:{ip}", 3600) > limits.handoffs_per_ip_per_hour or over
     return over
 

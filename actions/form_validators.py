@@ -20,27 +20,27 @@ class ValidateNewConnectionForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_new_connection_form"
 
-    async def validate_customer_name(
+    def validate_customer_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("customer_name", value, tracker)
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
 
-    async def validate_address(
+    def validate_address(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("address", value, tracker)
 
-    async def validate_customer_type(
+    def validate_customer_type(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("customer_type", value, tracker)
 
-    async def validate_capacity_kw(
+    def validate_capacity_kw(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("capacity_kw", value, tracker)
@@ -55,22 +55,22 @@ class ValidateCapacityChangeForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_capacity_change_form"
 
-    async def validate_account_no(
+    def validate_account_no(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("account_no", value, tracker)
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
 
-    async def validate_change_direction(
+    def validate_change_direction(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("change_direction", value, tracker)
 
-    async def validate_capacity_kw(
+    def validate_capacity_kw(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("capacity_kw", value, tracker)
@@ -85,17 +85,17 @@ class ValidateTransferForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_transfer_form"
 
-    async def validate_account_no(
+    def validate_account_no(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("account_no", value, tracker)
 
-    async def validate_customer_name(
+    def validate_customer_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("customer_name", value, tracker)
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
@@ -110,12 +110,12 @@ class ValidateAccountClosureForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_account_closure_form"
 
-    async def validate_account_no(
+    def validate_account_no(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("account_no", value, tracker)
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
@@ -130,17 +130,17 @@ class ValidateMeterRelocationForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_meter_relocation_form"
 
-    async def validate_account_no(
+    def validate_account_no(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("account_no", value, tracker)
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
 
-    async def validate_address(
+    def validate_address(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("address", value, tracker)
@@ -155,12 +155,12 @@ class ValidateTariffChangeForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_tariff_change_form"
 
-    async def validate_account_no(
+    def validate_account_no(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("account_no", value, tracker)
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
@@ -175,17 +175,17 @@ class ValidateEvChargerForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_ev_charger_form"
 
-    async def validate_customer_name(
+    def validate_customer_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("customer_name", value, tracker)
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
 
-    async def validate_address(
+    def validate_address(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("address", value, tracker)
@@ -200,22 +200,22 @@ class ValidateSolarPvForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_solar_pv_form"
 
-    async def validate_customer_name(
+    def validate_customer_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("customer_name", value, tracker)
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
 
-    async def validate_address(
+    def validate_address(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("address", value, tracker)
 
-    async def validate_capacity_kw(
+    def validate_capacity_kw(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("capacity_kw", value, tracker)
@@ -230,17 +230,17 @@ class ValidateFaultRepairForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_fault_repair_form"
 
-    async def validate_address(
+    def validate_address(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("address", value, tracker)
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
 
-    async def validate_description(
+    def validate_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("description", value, tracker)
@@ -255,12 +255,12 @@ class ValidateEmergencyForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_emergency_form"
 
-    async def validate_address(
+    def validate_address(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("address", value, tracker)
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
@@ -275,17 +275,17 @@ class ValidateMeterDisputeForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_meter_dispute_form"
 
-    async def validate_account_no(
+    def validate_account_no(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("account_no", value, tracker)
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
 
-    async def validate_description(
+    def validate_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("description", value, tracker)
@@ -300,12 +300,12 @@ class ValidateComplaintForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_complaint_form"
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
 
-    async def validate_description(
+    def validate_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("description", value, tracker)
@@ -320,17 +320,17 @@ class ValidateViolationReportForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_violation_report_form"
 
-    async def validate_description(
+    def validate_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("description", value, tracker)
 
-    async def validate_address(
+    def validate_address(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("address", value, tracker)
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
@@ -345,12 +345,12 @@ class ValidateSuggestionForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_suggestion_form"
 
-    async def validate_description(
+    def validate_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("description", value, tracker)
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
@@ -365,12 +365,12 @@ class ValidatePraiseForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_praise_form"
 
-    async def validate_description(
+    def validate_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("description", value, tracker)
 
-    async def validate_phone(
+    def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone", value, tracker)
@@ -385,12 +385,12 @@ class ValidateBillQueryForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_bill_query_form"
 
-    async def validate_account_no(
+    def validate_account_no(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("account_no", value, tracker)
 
-    async def validate_phone_last4(
+    def validate_phone_last4(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone_last4", value, tracker)
@@ -405,7 +405,7 @@ class ValidateOutageQueryForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_outage_query_form"
 
-    async def validate_area(
+    def validate_area(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("area", value, tracker)
@@ -420,12 +420,12 @@ class ValidateTicketQueryForm(CatalogFormValidator):
     def name(self) -> Text:
         return "validate_ticket_query_form"
 
-    async def validate_ticket_lookup(
+    def validate_ticket_lookup(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("ticket_lookup", value, tracker)
 
-    async def validate_phone_last4(
+    def validate_phone_last4(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone_last4", value, tracker)

@@ -22,6 +22,7 @@ A turn inside a form, in order:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from abc import abstractmethod
 from typing import Any, Dict, List, Optional, Text
@@ -105,6 +106,9 @@ class CatalogFormValidator(FormValidationAction):
         domain: DomainDict,
     ) -> List[Text]:
         """The catalog's details for what is known so far (e.g. capacity only for 非居民)."""
+        return await asyncio.to_thread(self._required, tracker)
+
+    def _required(self, tracker: Tracker) -> List[Text]:
         service = self.service
         if service is None:
             required = list(self.entry.required)
@@ -165,16 +169,22 @@ class CatalogFormValidator(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> List[EventType]:
-        """Every rule of the module docstring, for the latest message."""
+        """Every rule of the module docstring, for the latest message (in a worker thread: the
+        rules read the database)."""
+        return await asyncio.to_thread(self._validation_events, dispatcher, tracker, domain)
+
+    def _validation_events(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
         requested = tracker.get_slot("requested_slot")
         # The opening message: Rasa validates what it pre-filled before asking anything.
         opening = requested is None or tracker.active_loop_name != self.form_name()
         if not opening and resumed_after_digression(tracker, self.form_name()):
             return []  # the form resumes after an FAQ answer or the like: nothing new to read
-        slots = await self.required_slots([], dispatcher, tracker, domain)
+        slots = self._required(tracker)
         fields = [s for s in slots if s != CONFIRM_SLOT]
         text = str((tracker.latest_message or {}).get("text") or "")
-        turn = _Turn(self, dispatcher, tracker, requested)
+        turn = _Turn(self, dispatcher, tracker, requested, domain)
 
         named = named_details(text, fields, self.catalog)
         declined_now = declined_details(text, fields, requested, self.catalog)
@@ -228,8 +238,10 @@ class CatalogFormValidator(FormValidationAction):
         opening: bool,
         named: Dict[str, str],
     ) -> None:
-        """Check one candidate value and record what follows from it."""
-        normalised, reason = self._parse(name, value)
+        """Check one candidate value (its `validate_<slot>`) and record what follows from it."""
+        validate = getattr(self, f"validate_{name}")
+        normalised = validate(value, turn.dispatcher, turn.tracker, turn.domain).get(name)
+        reason = None if normalised is not None else self._parse(name, value)[1]
         if normalised is None and declined:
             self._declined(turn, name)
             return
@@ -388,11 +400,13 @@ class _Turn:
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         requested: Optional[str],
+        domain: DomainDict,
     ) -> None:
         self.form = form
         self.dispatcher = dispatcher
         self.tracker = tracker
         self.requested = requested
+        self.domain = domain
         self.result: Dict[str, Any] = {}
         self.failures: Dict[str, int] = dict(tracker.get_slot(FAILURES_SLOT) or {})
         self.declined: List[str] = list(tracker.get_slot(DECLINED_SLOT) or [])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import List, Text
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.dialogue import EMERGENCY_TICKET_SLOT, FAILURES_SLOT, hand_over, note_stall
+from actions.threads import BlockingAction
 from actions.tracker_utils import latest_intent
 from bot.core.catalog import load_catalog
 from bot.core.settings import get_settings
@@ -28,13 +29,13 @@ def _reason(tracker: Tracker) -> str:
     return "request_human"
 
 
-class ActionHandoff(Action):
+class ActionHandoff(BlockingAction):
     """「转人工」, an emergency after filing, a complaint offer accepted, failed details."""
 
     def name(self) -> Text:
         return "action_handoff"
 
-    async def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         return hand_over(dispatcher, tracker, _reason(tracker))
@@ -54,7 +55,7 @@ def _start_named_business(tracker: Tracker) -> List[EventType]:
     return events + [FollowupAction(service.form_name)]
 
 
-class ActionFallback(Action):
+class ActionFallback(BlockingAction):
     """Say we did not understand; the second time in a row, hand over to a person.
 
     Also runs for `inform` outside a form: details that name a business start its form;
@@ -64,7 +65,7 @@ class ActionFallback(Action):
     def name(self) -> Text:
         return "action_fallback"
 
-    async def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         if latest_intent(tracker) == "inform":

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import List, Text
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.threads import BlockingAction
 from actions.tracker_utils import last_form, latest_intent
 from bot.core import intake
 from bot.core.catalog import load_catalog
@@ -16,13 +17,13 @@ from bot.core.queries.billing import BillingUnavailable, billing_service_from_se
 from bot.core.queries.outages import OutageService
 
 
-class ActionAnswerFaq(Action):
+class ActionAnswerFaq(BlockingAction):
     """Answers from the catalog's FAQ section, keyed by intent."""
 
     def name(self) -> Text:
         return "action_answer_faq"
 
-    async def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         answer = load_catalog().faq.get(latest_intent(tracker) or "")
@@ -32,13 +33,13 @@ class ActionAnswerFaq(Action):
         return []
 
 
-class ActionAnswerMaterials(Action):
+class ActionAnswerMaterials(BlockingAction):
     """The documents a business needs; the business from the message or the current form."""
 
     def name(self) -> Text:
         return "action_answer_materials"
 
-    async def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         catalog = load_catalog()
@@ -65,11 +66,11 @@ class ActionAnswerMaterials(Action):
         return [SlotSet("business", None)]
 
 
-class ActionAnswerBill(Action):
+class ActionAnswerBill(BlockingAction):
     def name(self) -> Text:
         return "action_answer_bill"
 
-    async def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         account_no = tracker.get_slot("account_no")
@@ -87,9 +88,9 @@ class ActionAnswerBill(Action):
         except BillingUnavailable:
             dispatcher.utter_message(response="utter_bill_unavailable")
             return done
-        if verified is None:
-            dispatcher.utter_message(response="utter_bill_no_phone")
-            return done
+        if verified is None:  # no such account, or no phone to check against
+            dispatcher.utter_message(response="utter_bill_no_phone", account_no=account_no)
+            return [*done, SlotSet("account_no", None)]
         if not verified:
             locked = intake.verification_locked(tracker.sender_id, failed_now=True)
             dispatcher.utter_message(
@@ -113,11 +114,11 @@ class ActionAnswerBill(Action):
         return done
 
 
-class ActionAnswerOutage(Action):
+class ActionAnswerOutage(BlockingAction):
     def name(self) -> Text:
         return "action_answer_outage"
 
-    async def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         area = tracker.get_slot("area")
@@ -147,11 +148,11 @@ class ActionAnswerOutage(Action):
         return [SlotSet("area", None)]
 
 
-class ActionAnswerTicket(Action):
+class ActionAnswerTicket(BlockingAction):
     def name(self) -> Text:
         return "action_answer_ticket"
 
-    async def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         catalog = load_catalog()

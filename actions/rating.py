@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List, Text
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.threads import BlockingAction
 from bot.core import intake
 from bot.core.handoff.rating import parse_rating
 
@@ -37,13 +38,13 @@ class ValidateRatingForm(FormValidationAction):
         return {RATING_SLOT: str(rating) if rating is not None else SKIPPED}
 
 
-class ActionStoreRating(Action):
+class ActionStoreRating(BlockingAction):
     """Store the rating on the conversation's latest closed handoff and thank the customer."""
 
     def name(self) -> Text:
         return "action_store_rating"
 
-    async def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         value = tracker.get_slot(RATING_SLOT)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Text
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.dialogue import DECLINED_SLOT, EMERGENCY_TICKET_SLOT, FAILURES_SLOT, STALL_SLOT
 from actions.forms import ADDRESS_PARTIAL_SLOT, DUPLICATE_SLOT, KEEP_EXISTING
+from actions.threads import BlockingAction
 from actions.tracker_utils import (
     channel_of,
     form_activation_time,
@@ -56,13 +57,13 @@ def _submission(tracker: Tracker, service: Service) -> str | None:
     return f"{tracker.sender_id}:{service.form_name}:{started}" if started else None
 
 
-class ActionAskConfirmSubmission(Action):
+class ActionAskConfirmSubmission(BlockingAction):
     """Show the collected details with 「确认提交」「修改」, or ask which detail to change."""
 
     def name(self) -> Text:
         return "action_ask_confirm_submission"
 
-    async def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         service = _service(tracker)
@@ -100,13 +101,13 @@ class ActionAskConfirmSubmission(Action):
         return [SlotSet("requested_slot", CONFIRM_SLOT)]
 
 
-class ActionSubmitRequest(Action):
+class ActionSubmitRequest(BlockingAction):
     """File the confirmed request and tell the ticket number and the due time."""
 
     def name(self) -> Text:
         return "action_submit_request"
 
-    async def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         service = _service(tracker)
@@ -162,13 +163,13 @@ class ActionSubmitRequest(Action):
         return events + reset
 
 
-class ActionFileEmergency(Action):
+class ActionFileEmergency(BlockingAction):
     """File the urgent ticket at once, with whatever the first message said."""
 
     def name(self) -> Text:
         return "action_file_emergency"
 
-    async def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         service = next(s for s in load_catalog().requestable if s.files_before_asking)
@@ -189,13 +190,13 @@ class ActionFileEmergency(Action):
         return [SlotSet(EMERGENCY_TICKET_SLOT, filed.ticket_no)]
 
 
-class ActionCancelRequest(Action):
+class ActionCancelRequest(BlockingAction):
     """End the form without a ticket (an emergency ticket, already filed, stays)."""
 
     def name(self) -> Text:
         return "action_cancel_request"
 
-    async def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         emergency_ticket = tracker.get_slot(EMERGENCY_TICKET_SLOT)
@@ -208,13 +209,13 @@ class ActionCancelRequest(Action):
         return [ActiveLoop(None), *_reset_request(tracker)]
 
 
-class ActionAskAddress(Action):
+class ActionAskAddress(BlockingAction):
     """Ask for the address — or, when part of it is known (「潮南区两英镇」), only the rest."""
 
     def name(self) -> Text:
         return "action_ask_address"
 
-    async def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         catalog = load_catalog()

@@ -19,6 +19,7 @@ from typing import Any, List, Optional
 from sanic import response
 from sanic.request import Request
 
+from bot.core.privacy import install_log_masking
 from bot.core.settings import get_settings
 
 logger = logging.getLogger("bot.action_server")
@@ -58,6 +59,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s  - %(message)s"
     )
+    install_log_masking()
     settings = get_settings()
     app = create_action_app()
     port = args.port or settings.action_port

@@ -144,6 +144,15 @@ def _users(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nginx(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.tools.nginx import render
+
+    print(render(args.listen, args.rasa, args.console, Path(args.prefix)))
+    return 0
+
+
 def _privacy(args: argparse.Namespace) -> int:
     import json
 
@@ -208,6 +217,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     )
     users.add_argument("--display-name", default=None)
     users.set_defaults(handler=_users)
+
+    nginx = commands.add_parser("nginx", help="the reverse proxy's configuration")
+    nginx.add_argument("action", choices=["render"])
+    nginx.add_argument("--listen", default="8080")
+    nginx.add_argument("--rasa", nargs="+", default=["127.0.0.1:5005"])
+    nginx.add_argument("--console", default="127.0.0.1:8000")
+    nginx.add_argument("--prefix", default="/var/lib/intake/nginx")
+    nginx.set_defaults(handler=_nginx)
 
     privacy = commands.add_parser("privacy", help="retention purge, a customer's export/erasure")
     privacy.add_argument("action", choices=["purge", "export", "erase"])

@@ -14,6 +14,7 @@ import uvicorn
 
 from bot.console.app import create_app
 from bot.core.db import upgrade_database
+from bot.core.privacy import install_log_masking
 from bot.core.settings import get_settings
 
 logger = logging.getLogger("bot.console")
@@ -25,6 +26,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--seed-demo", action="store_true", help="add demo bills and outages")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    install_log_masking()
 
     settings = get_settings()
     upgrade_database(settings.database_url)

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from bot.console.api import require_token
+from bot.console.api import HandoffId, require_token
 from bot.console.auth import ROLES, Principal, list_agents, require_role
 from bot.console.templating import render
 from bot.core.catalog import load_catalog
@@ -116,7 +116,7 @@ def _settings(request: Request) -> Any:
     return request.app.state.settings
 
 
-def _get_or_404(request: Request, handoff_id: int) -> handover.HandoffView:
+def _get_or_404(request: Request, handoff_id: HandoffId) -> handover.HandoffView:
     try:
         return handover.get(_settings(request), handoff_id)
     except handover.HandoffNotFound:
@@ -156,7 +156,7 @@ def queue_json(request: Request, user: Principal = Depends(agent_only)) -> List[
 
 @router.get("/console/handoffs/{handoff_id}", response_class=HTMLResponse)
 async def conversation_page(
-    request: Request, handoff_id: int, error: str = "", user: Principal = Depends(agent_only)
+    request: Request, handoff_id: HandoffId, error: str = "", user: Principal = Depends(agent_only)
 ) -> HTMLResponse:
     view = _get_or_404(request, handoff_id)
     try:
@@ -191,7 +191,7 @@ async def conversation_page(
 
 @router.get("/console/api/handoffs/{handoff_id}/transcript")
 async def transcript_json(
-    request: Request, handoff_id: int, user: Principal = Depends(agent_only)
+    request: Request, handoff_id: HandoffId, user: Principal = Depends(agent_only)
 ) -> Dict[str, Any]:
     view = _get_or_404(request, handoff_id)
     try:
@@ -203,14 +203,14 @@ async def transcript_json(
     return {"handoff": handoff_json(view), "transcript": transcript_from_events(events)}
 
 
-def _back(handoff_id: int, error: str = "") -> RedirectResponse:
+def _back(handoff_id: HandoffId, error: str = "") -> RedirectResponse:
     from urllib.parse import quote
 
     suffix = f"?error={quote(error)}" if error else ""
     return RedirectResponse(f"/console/handoffs/{handoff_id}{suffix}", status_code=303)
 
 
-async def _do(handoff_id: int, action: Callable[[], Any]) -> RedirectResponse:
+async def _do(handoff_id: HandoffId, action: Callable[[], Any]) -> RedirectResponse:
     """Run an agent action; state errors come back to the page as a message."""
     try:
         await run_in_threadpool(action)
@@ -232,7 +232,7 @@ def _override(user: Principal) -> bool:
 
 @router.post("/console/handoffs/{handoff_id}/claim")
 async def claim_form(
-    request: Request, handoff_id: int, user: Principal = Depends(agent_only)
+    request: Request, handoff_id: HandoffId, user: Principal = Depends(agent_only)
 ) -> Response:
     return await _do(
         handoff_id, lambda: handover.claim(_settings(request), handoff_id, user.username)
@@ -241,7 +241,10 @@ async def claim_form(
 
 @router.post("/console/handoffs/{handoff_id}/reply")
 async def reply_form(
-    request: Request, handoff_id: int, text: str = Form(""), user: Principal = Depends(agent_only)
+    request: Request,
+    handoff_id: HandoffId,
+    text: str = Form(""),
+    user: Principal = Depends(agent_only),
 ) -> Response:
     return await _do(
         handoff_id,
@@ -254,7 +257,7 @@ async def reply_form(
 @router.post("/console/handoffs/{handoff_id}/transfer")
 async def transfer_form(
     request: Request,
-    handoff_id: int,
+    handoff_id: HandoffId,
     to_agent: str = Form(...),
     user: Principal = Depends(agent_only),
 ) -> Response:
@@ -273,7 +276,7 @@ async def transfer_form(
 
 @router.post("/console/handoffs/{handoff_id}/handback")
 async def handback_form(
-    request: Request, handoff_id: int, user: Principal = Depends(agent_only)
+    request: Request, handoff_id: HandoffId, user: Principal = Depends(agent_only)
 ) -> Response:
     return await _do(
         handoff_id,
@@ -285,7 +288,7 @@ async def handback_form(
 
 @router.post("/console/handoffs/{handoff_id}/close")
 async def close_form(
-    request: Request, handoff_id: int, user: Principal = Depends(agent_only)
+    request: Request, handoff_id: HandoffId, user: Principal = Depends(agent_only)
 ) -> Response:
     return await _do(
         handoff_id,
@@ -325,12 +328,12 @@ def _api_call(action: Callable[[], handover.HandoffView]) -> JSONResponse:
 
 
 @api_router.post("/handoffs/{handoff_id}/claim")
-def api_claim(request: Request, handoff_id: int, body: AgentAction) -> JSONResponse:
+def api_claim(request: Request, handoff_id: HandoffId, body: AgentAction) -> JSONResponse:
     return _api_call(lambda: handover.claim(_settings(request), handoff_id, body.agent))
 
 
 @api_router.post("/handoffs/{handoff_id}/messages")
-def api_reply(request: Request, handoff_id: int, body: AgentAction) -> JSONResponse:
+def api_reply(request: Request, handoff_id: HandoffId, body: AgentAction) -> JSONResponse:
     return _api_call(
         lambda: handover.reply(
             _settings(request), handoff_id, body.agent, body.agent, body.text or ""
@@ -339,10 +342,10 @@ def api_reply(request: Request, handoff_id: int, body: AgentAction) -> JSONRespo
 
 
 @api_router.post("/handoffs/{handoff_id}/handback")
-def api_handback(request: Request, handoff_id: int, body: AgentAction) -> JSONResponse:
+def api_handback(request: Request, handoff_id: HandoffId, body: AgentAction) -> JSONResponse:
     return _api_call(lambda: handover.finish(_settings(request), handoff_id, body.agent, True))
 
 
 @api_router.post("/handoffs/{handoff_id}/close")
-def api_close(request: Request, handoff_id: int, body: AgentAction) -> JSONResponse:
+def api_close(request: Request, handoff_id: HandoffId, body: AgentAction) -> JSONResponse:
     return _api_call(lambda: handover.finish(_settings(request), handoff_id, body.agent, False))

@@ -6,9 +6,9 @@ Every route of this router requires ``Authorization: Bearer <settings.api_token(
 from __future__ import annotations
 
 import secrets
-from typing import Any, ContextManager, Dict, List, Optional
+from typing import Annotated, Any, ContextManager, Dict, List, Optional
 
-from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -23,6 +23,11 @@ from bot.core.tickets.models import STATUSES, Ticket
 from bot.core.tickets.repository import InvalidStatus, TicketNotFound, TicketRepository
 
 _bearer = HTTPBearer(auto_error=False)
+
+# A row id in a path: a positive 64-bit integer (larger numbers name no row and must not
+# reach the database, whose integers they would overflow).
+MAX_ROW_ID = 2**63 - 1
+HandoffId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 def require_token(

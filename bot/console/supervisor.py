@@ -192,10 +192,31 @@ def chart(request: Request, name: str, user: Principal = Depends(SUPERVISOR)) ->
     )
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (=HYPERLINK(…), +cmd…) starts with a
+    quote instead (OWASP's advice for CSV injection); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class SafeCsvWriter:
+    """csv.writer whose text cells cannot become formulas."""
+
+    def __init__(self, buffer: Any) -> None:
+        self._writer = csv.writer(buffer)
+
+    def writerow(self, row: List[Any]) -> None:
+        self._writer.writerow([spreadsheet_safe(cell) for cell in row])
+
+
 def to_csv(stats: Dict[str, List[Dict[str, Any]]]) -> str:
     """Both tables in one CSV (a `scope` column tells department rows from agent rows)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeCsvWriter(buffer)
     writer.writerow(
         [
             "scope",

@@ -3,7 +3,9 @@
 * every 30 s (CONSOLE_SWEEP_SECONDS; 0 turns both tasks off), conversations nobody claimed
   within `handoff.claim_wait_minutes` become call-back tickets;
 * every `notifications.check_every_seconds` (config/service.yml), notices to customers that
-  are due — new ones, and failed ones whose retry time has come — are delivered.
+  are due — new ones, and failed ones whose retry time has come — are delivered;
+* every `retention.purge_every_hours`, personal data past its retention is removed
+  (bot/core/privacy.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.core.handoff.service import sweep_unclaimed
 from bot.core.notifications.delivery import NoticeDelivery, RetryPolicy
+from bot.core.privacy import purge
 from bot.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -54,5 +57,10 @@ def background_tasks(settings: Settings) -> List[Awaitable[None]]:
             "notice delivery",
             lambda: deliver_notices(settings),
             RetryPolicy.from_settings(settings).check_every_s,
+        ),
+        repeat_forever(
+            "privacy purge",
+            lambda: purge(settings),
+            settings.service.retention.purge_every_hours * 3600,
         ),
     ]

@@ -18,9 +18,10 @@ from typing import Any, Dict, List, Optional
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from bot.console.api import MAX_ROW_ID
 from bot.console.auth import Principal, require_role
 from bot.console.templating import render
 from bot.core.db import session_scope
@@ -47,14 +48,14 @@ class EntitySpan(BaseModel):
 
 
 class LabelRequest(BaseModel):
-    item_id: int
+    item_id: int = Field(..., ge=1, le=MAX_ROW_ID)
     intent: str
     entities: List[EntitySpan] = []
     patch: bool = False
 
 
 class DiscardRequest(BaseModel):
-    item_id: int
+    item_id: int = Field(..., ge=1, le=MAX_ROW_ID)
     reason: str = "noise"
 
 

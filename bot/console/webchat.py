@@ -36,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.core.catalog import load_catalog
 from bot.core.rasa_api import WEBCHAT_SECRET_HEADER, RasaClient, RasaError
-from bot.core.settings import Settings
+from bot.core.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +44,14 @@ STATIC_DIR = Path(__file__).resolve().parent / "static" / "chat"
 SENDER_RE = re.compile(r"^web-[A-Za-z0-9_-]{16,64}$")
 MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ASSET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\.(?:js|css|svg|png|ico)$")
-MAX_MESSAGE_CHARS = 2000
-MAX_BODY_BYTES = 64 * 1024  # 2000 CJK characters are ~6 KB of JSON, escaped ~12 KB
 RASA_TIMEOUT_S = 30
 HISTORY_TIMEOUT_S = 10
 
 
 def _text(key: str) -> str:
     """What the page shows the customer (catalog `system_messages`)."""
-    return load_catalog().system_messages[key].format(max_chars=MAX_MESSAGE_CHARS)
+    limits = get_settings().service.limits
+    return load_catalog().system_messages[key].format(max_chars=limits.message_max_chars)
 
 
 # The page may load only its own files and talk only to this origin.
@@ -95,16 +94,23 @@ def _signer(settings: Settings) -> TimestampSigner:
     return TimestampSigner(settings.console_session_key(), salt="intake-webchat")
 
 
-def chat_sender(request: Request) -> Optional[str]:
-    """This browser's conversation id from its signed cookie, or None."""
-    cookie = request.cookies.get(CHAT_COOKIE, "")
+def sign_chat_sender(settings: Settings, sender: str) -> str:
+    """The cookie value that names conversation `sender`."""
+    return _signer(settings).sign(sender).decode()
+
+
+def read_chat_sender(settings: Settings, cookie: str) -> Optional[str]:
+    """The conversation id a cookie value names, or None when it is forged, expired or bad."""
     try:
-        sender = (
-            _signer(_settings(request)).unsign(cookie, max_age=CHAT_COOKIE_DAYS * 86400).decode()
-        )
+        sender = _signer(settings).unsign(cookie, max_age=CHAT_COOKIE_DAYS * 86400).decode()
     except BadSignature:
         return None
     return sender if _valid_sender(sender) else None
+
+
+def chat_sender(request: Request) -> Optional[str]:
+    """This browser's conversation id from its signed cookie, or None."""
+    return read_chat_sender(_settings(request), request.cookies.get(CHAT_COOKIE, ""))
 
 
 def with_chat_cookie(request: Request, response: Response, sender: str) -> Response:
@@ -112,7 +118,7 @@ def with_chat_cookie(request: Request, response: Response, sender: str) -> Respo
     settings = _settings(request)
     response.set_cookie(
         CHAT_COOKIE,
-        _signer(settings).sign(sender).decode(),
+        sign_chat_sender(settings, sender),
         max_age=CHAT_COOKIE_DAYS * 86400,
         httponly=True,
         samesite="strict",
@@ -266,14 +272,15 @@ def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 async def _read_body(request: Request) -> Optional[bytes]:
-    """The request body, or None when it is larger than MAX_BODY_BYTES."""
+    """The request body, or None when it is larger than `limits.body_max_bytes`."""
+    most = _settings(request).service.limits.body_max_bytes
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared.isdigit() and int(declared) > most:
         return None
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
-        if len(body) > MAX_BODY_BYTES:
+        if len(body) > most:
             return None
     return bytes(body)
 
@@ -299,7 +306,7 @@ async def post_message(request: Request) -> JSONResponse:
         return _error(400, _text("webchat_bad_request"))
     if not isinstance(message, str) or not message.strip():
         return _error(422, _text("webchat_empty"))
-    if len(message) > MAX_MESSAGE_CHARS:
+    if len(message) > _settings(request).service.limits.message_max_chars:
         return _error(413, _text("message_too_long"))
     try:
         replies = await run_in_threadpool(

@@ -18,7 +18,7 @@ import re
 from typing import Dict, Iterable, Optional, Set, Tuple
 
 from bot.core.catalog import Catalog, load_catalog
-from bot.core.normalize import CN_DIGITS, digits_of, normalize_text
+from bot.core.normalize import CN_DIGITS, TICKET_RE, digits_of, normalize_text
 
 NUMBER_KINDS = ("phone", "account_no", "ticket_lookup", "capacity_kw")
 _NUMBER = re.compile(f"[0-9{CN_DIGITS}](?:[\\s-]?[0-9{CN_DIGITS}])*")
@@ -89,7 +89,10 @@ def named_details(
         rest = _FILLER.sub("", rest, count=1)
         rest = _CLAUSE_END.split(rest, maxsplit=1)[0].strip(" ,，、")
         kind = catalog.fields[name].kind
-        if kind in NUMBER_KINDS:
+        ticket = TICKET_RE.search(rest[:40]) if kind == "ticket_lookup" else None
+        if ticket:
+            values[name] = ticket.group(0)
+        elif kind in NUMBER_KINDS:
             number = _NUMBER.search(rest[:24])
             if number and (kind == "capacity_kw" or len(digits_of(number.group())) >= 3):
                 values[name] = (

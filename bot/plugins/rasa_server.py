@@ -64,7 +64,10 @@ def apply_patches() -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    """`rasa …` with the patches applied."""
+    """`rasa …` with the patches applied (and personal data masked in its logs)."""
+    from bot.core.privacy import install_log_masking
+
+    install_log_masking()
     apply_patches()
     from rasa.__main__ import main as rasa_main
 

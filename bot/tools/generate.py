@@ -316,7 +316,7 @@ def _class_name(form_name: str) -> str:
 def _validator_class(entry: Service | Query, fields: List[str], what: str) -> str:
     methods = "".join(
         f"""
-    async def validate_{name}(
+    def validate_{name}(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("{name}", value, tracker)

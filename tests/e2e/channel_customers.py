@@ -21,9 +21,9 @@ import requests
 from bot.core.catalog import load_catalog
 from bot.plugins.channels.telegram import SECRET_HEADER
 from bot.tools.runner import Stack
-from tests.e2e.conftest import TELEGRAM_SECRET, WECHAT
 from tests.fakes.fake_telegram import FakeBotApi, callback_update, contact_update, text_update
 from tests.fakes.wechat_simulator import WeChatPushes
+from tests.stack import TELEGRAM_SECRET, WECHAT
 
 UPDATE_IDS = itertools.count(random.randrange(10**8, 9 * 10**8))
 

@@ -15,8 +15,8 @@ from bot.core.db import session_scope
 from bot.core.staff import add_user
 from bot.core.tickets.repository import TicketRepository
 from bot.tools.runner import Stack
-from tests.e2e.conftest import SCREENSHOTS, Api, open_page
 from tests.e2e.test_handover import WebCustomer, wait_for
+from tests.stack import SCREENSHOTS, Api, open_page
 
 expect = sync_api.expect
 PASSWORD = "browser-test-pass"

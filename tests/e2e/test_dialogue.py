@@ -6,8 +6,8 @@ import pytest
 import requests
 
 from bot.core.catalog import load_catalog
-from tests.e2e.conftest import Api, Customer, texts
 from tests.e2e.test_service_requests import asked_field, fill_form
+from tests.stack import Api, Customer, texts
 
 CATALOG = load_catalog()
 
@@ -82,11 +82,22 @@ def test_bill_query(customer: Customer) -> None:
     replies = customer.say("帮我查下电费")
     assert asked_field(replies) == "account_no"
     replies = customer.say("0301234567")
+    assert asked_field(replies) == "phone_last4", customer.transcript
+    assert "元" not in texts(replies)  # nothing about the account before the check
+    replies = customer.say("5678")  # the phone on file is 13812345678
     assert "电费" in texts(replies) and "元" in texts(replies), customer.transcript
+
+
+def test_bill_query_with_the_wrong_phone_tells_nothing(customer: Customer) -> None:
+    customer.say("户号0301234567的电费是多少")
+    replies = customer.say("1234")
+    assert "核对不上" in texts(replies) and "元" not in texts(replies), customer.transcript
 
 
 def test_bill_query_in_one_message_with_unknown_account(customer: Customer) -> None:
     replies = customer.say("户号9999888877的电费是多少")
+    assert asked_field(replies) == "phone_last4", customer.transcript
+    replies = customer.say("5678")
     assert "没有查到" in texts(replies), customer.transcript
 
 
@@ -99,8 +110,13 @@ def test_ticket_progress_by_number(customer: Customer, api: Api) -> None:
     summary = fill_form(customer, customer.say("家里跳闸了推不上去，地址龙湖区长平路88号3栋502"))
     customer.click(summary, "确认提交")
     ticket_no = api.tickets(customer.sender)[0]["ticket_no"]
+    replies = customer.say(f"帮我查下工单{ticket_no.lower()}进度")  # its own ticket: no check
+    assert ticket_no in texts(replies) and "故障报修" in texts(replies), customer.transcript
     other = Customer(customer.stack)
     replies = other.say(f"帮我查下工单{ticket_no.lower()}进度")
+    assert asked_field(replies) == "phone_last4", other.transcript
+    assert "故障报修" not in texts(replies)
+    replies = other.say("尾号5678")  # the phone given in the form is 13812345678
     assert ticket_no in texts(replies) and "故障报修" in texts(replies), other.transcript
 
 

@@ -8,9 +8,7 @@ for a rating → the rating is stored against the agent.
 
 from __future__ import annotations
 
-import secrets
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List
 
 import requests
@@ -18,7 +16,7 @@ import requests
 from bot.core.db import session_scope
 from bot.core.handoff.repository import HandoffRepository
 from bot.tools.runner import Stack
-from tests.e2e.conftest import API_TOKEN, Api, Customer, texts
+from tests.stack import API_TOKEN, Api, Customer, WebCustomer, texts
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 WAIT_S = 30
@@ -34,34 +32,6 @@ def wait_for(check: Callable[[], Any], timeout: float = WAIT_S, what: str = "con
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.2)
-
-
-@dataclass
-class WebCustomer:
-    """A customer in the web chat page's shoes (console /chat/api, channel `webchat`)."""
-
-    stack: Stack
-    sender: str = field(default_factory=lambda: f"web-{secrets.token_hex(10)}")
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.stack.settings.console_port}"
-
-    def say(self, text: str) -> List[Dict[str, Any]]:
-        response = requests.post(
-            f"{self.base}/chat/api/messages",
-            json={"sender": self.sender, "message": text},
-            timeout=60,
-        )
-        response.raise_for_status()
-        return response.json()
-
-    def history(self) -> List[Dict[str, Any]]:
-        response = requests.get(
-            f"{self.base}/chat/api/history", params={"sender": self.sender}, timeout=10
-        )
-        response.raise_for_status()
-        return response.json()
 
 
 class Agent:
@@ -84,7 +54,9 @@ class Agent:
 
 def tracker_events(stack: Stack, sender: str) -> List[Dict[str, Any]]:
     url = f"http://127.0.0.1:{stack.settings.rasa_port}/conversations/{sender}/tracker"
-    return requests.get(url, timeout=10).json()["events"]
+    return requests.get(url, params={"token": stack.settings.rasa_token}, timeout=10).json()[
+        "events"
+    ]
 
 
 def stored_rating(stack: Stack, handoff_id: int) -> Any:

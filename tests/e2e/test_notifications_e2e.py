@@ -2,7 +2,7 @@
 delivers the notice through Rasa into the customer's channel — the fake Telegram Bot API, the
 fake WeChat customer-service API, or the web chat page's history — and records how it went.
 
-The stack retries a failed notice after 1 s, twice (tests/e2e/conftest.py NOTICE_RETRY_AFTER_S).
+The stack retries a failed notice after 1 s, twice (tests/stack.py NOTICE_RETRY_AFTER_S).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import requests
 from bot.core import intake
 from bot.tools.runner import Stack
 from tests.e2e.channel_customers import ASK, PUSHES, TelegramCustomer, msg_ids, openid, push
-from tests.e2e.conftest import NOTICE_RETRY_AFTER_S, Api
 from tests.fakes.fake_telegram import FakeBotApi
 from tests.fakes.wechat_simulator import FakeWeChatApi
+from tests.stack import NOTICE_RETRY_AFTER_S, Api, WebCustomer
 
 FAULT = {"address": "金平区东墩路22号", "phone": "13812345678", "description": "家里整屋没电"}
 WECHAT_ANSWERS = {
@@ -51,6 +51,7 @@ def all_sent(count: int) -> Callable[[List[Dict[str, Any]]], bool]:
 def bot_texts(stack: Stack, conversation_id: str) -> List[str]:
     tracker = requests.get(
         f"http://127.0.0.1:{stack.settings.rasa_port}/conversations/{conversation_id}/tracker",
+        params={"token": stack.settings.rasa_token},
         timeout=10,
     ).json()
     return [e.get("text") for e in tracker["events"] if e["event"] == "bot"]
@@ -173,11 +174,7 @@ def test_a_web_chat_customer_sees_the_notice_in_the_page_history(stack: Stack, a
     api.patch_ticket(ticket_no, status="resolved")
 
     wait_for_notices(api, ticket_no, all_sent(1))
-    history = requests.get(
-        f"http://127.0.0.1:{stack.settings.console_port}/chat/api/history",
-        params={"sender": sender},
-        timeout=10,
-    ).json()
+    history = WebCustomer(stack, sender).history()
     assert [(m["from"], m["text"]) for m in history] == [
         ("bot", f"您的故障报修工单{ticket_no}已处理完毕。如还有问题，直接回复这里就行。")
     ]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bot.core.settings import PROJECT_ROOT
-from tests.e2e.conftest import MODEL
+from tests.stack import MODEL
 
 
 def test_conversation_stories_pass(tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import Api, Customer, texts
 from tests.e2e.test_service_requests import asked_field
+from tests.stack import Api, Customer, texts
 
 
 def test_a_restarted_rasa_server_continues_the_form(customer: Customer, api: Api) -> None:

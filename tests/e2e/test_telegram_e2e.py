@@ -18,8 +18,8 @@ from bot.plugins.channels.telegram import TelegramSettings
 from bot.plugins.channels.telegram_poll import poll
 from bot.tools.runner import Stack
 from tests.e2e.channel_customers import UPDATE_IDS, TelegramCustomer, webhook_url
-from tests.e2e.conftest import TELEGRAM_SECRET, Api
 from tests.fakes.fake_telegram import TOKEN, FakeBotApi, text_update
+from tests.stack import TELEGRAM_SECRET, Api
 
 CATALOG = load_catalog()
 ANSWERS = {"customer_name": "陈伟明", "address": "龙湖区长平路88号3栋502"}
@@ -90,7 +90,7 @@ def test_messages_pushed_by_rasa_reach_the_telegram_chat(tg_customer: TelegramCu
     answer = requests.post(
         f"http://127.0.0.1:{tg_customer.stack.settings.rasa_port}/conversations/"
         f"{tg_customer.sender_id}/execute",
-        params={"output_channel": "latest"},
+        params={"output_channel": "latest", "token": tg_customer.stack.settings.rasa_token},
         json={"name": "utter_goodbye"},
         timeout=30,
     )

@@ -23,7 +23,7 @@ from bot.core.settings import load_settings
 from bot.core.staff import add_user
 from bot.core.training.intents import NLU_DIR
 from bot.core.training.models import InboxItem
-from tests.e2e.conftest import SCREENSHOTS, open_page
+from tests.stack import SCREENSHOTS, open_page
 
 expect = sync_api.expect
 TEXT = "我叫陈伟明，电话13812345678，出去旅游半个月电费反而比平时高"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import requests
@@ -17,14 +17,25 @@ from playwright import sync_api
 
 from bot.core.catalog import load_catalog
 from bot.tools.runner import Stack
-from tests.e2e.conftest import SCREENSHOTS, Api, open_page
+from tests.stack import SCREENSHOTS, Api, open_page
 
 expect = sync_api.expect
 
 REPLY_TIMEOUT_MS = 60_000  # the first messages after start-up can be slow on two cores
 TICKET_NO = re.compile(r"GD\d{14}")
 PHONE_QUESTION = load_catalog().fields["phone"].ask
-SENDER_KEY = "gd-webchat-sender"
+
+
+def page_sender(page: Any, stack: Stack) -> str:
+    """The conversation of the page's browser, from its signed HttpOnly cookie (no script can
+    read it; the test reads the browser's cookie jar and checks the signature)."""
+    from bot.console.webchat import CHAT_COOKIE, read_chat_sender
+
+    [cookie] = [c for c in page.context.cookies() if c["name"] == CHAT_COOKIE]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    sender = read_chat_sender(stack.settings, cookie["value"])
+    assert sender is not None
+    return sender
 
 
 @pytest.fixture
@@ -108,7 +119,7 @@ def test_customer_reports_a_fault_and_gets_a_ticket(stack: Stack, api: Api, page
         settled(page)
         expect(page.locator(".row.bot .chip:enabled", has_text="确认提交")).to_have_count(0)
 
-    sender = page.evaluate(f"localStorage.getItem('{SENDER_KEY}')")
+    sender = page_sender(page, stack)
     assert re.fullmatch(r"web-[A-Za-z0-9_-]{16,64}", sender)
     tickets = api.tickets(sender)
     assert [t["ticket_no"] for t in tickets] == [ticket_no]
@@ -122,7 +133,7 @@ def test_customer_reports_a_fault_and_gets_a_ticket(stack: Stack, api: Api, page
     before = page.locator("#history .bubble").all_inner_texts()
     page.reload()
     page.wait_for_selector("html[data-ready]")
-    assert page.evaluate(f"localStorage.getItem('{SENDER_KEY}')") == sender
+    assert page_sender(page, stack) == sender
     expect(bot_bubbles(page).filter(has_text=ticket_no)).to_have_count(1)
     expect(page.locator(".welcome")).to_have_count(0)
     expect(page.locator("#history .bubble")).to_have_count(len(before))
@@ -223,10 +234,11 @@ def test_messages_written_into_the_tracker_later_appear(stack: Stack, page) -> N
     with showing_the_page(page):
         say(page, "你好")
         settled(page)
-        sender = page.evaluate(f"localStorage.getItem('{SENDER_KEY}')")
+        sender = page_sender(page, stack)
         rasa = f"http://127.0.0.1:{stack.settings.rasa_port}"
         response = requests.post(
             f"{rasa}/conversations/{sender}/tracker/events",
+            params={"token": stack.settings.rasa_token},
             json={
                 "event": "bot",
                 "text": "您好，我是人工客服小林，\n请问还有什么可以帮您？",

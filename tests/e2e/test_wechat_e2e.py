@@ -10,13 +10,14 @@ import requests
 
 from bot.tools.runner import Stack
 from tests.e2e.channel_customers import ASK, PUSHES, msg_ids, openid, push, reply_content, webhook
-from tests.e2e.conftest import WECHAT
 from tests.fakes.wechat_simulator import WeChatPushes
+from tests.stack import WECHAT
 
 
 def user_texts(stack: Stack, openid_: str) -> list:
     tracker: Dict[str, Any] = requests.get(
         f"http://127.0.0.1:{stack.settings.rasa_port}/conversations/wx-{openid_}/tracker",
+        params={"token": stack.settings.rasa_token},
         timeout=10,
     ).json()
     return [e.get("text") for e in tracker["events"] if e["event"] == "user"]

@@ -1615,8 +1615,9 @@ async def test_an_unknown_account_cannot_be_verified(demo_data: None) -> None:
     tracker = _query_tracker(
         {"account_no": "9999888877", "phone_last4": "5678"}, "查电费", "query_bill"
     )
-    _, dispatcher = await run(ActionAnswerBill(), tracker)
-    assert sent(dispatcher) == [{"response": "utter_bill_no_phone"}]
+    events, dispatcher = await run(ActionAnswerBill(), tracker)
+    assert sent(dispatcher) == [{"response": "utter_bill_no_phone", "account_no": "9999888877"}]
+    assert SlotSet("account_no", None) in events  # the customer can send the right number
 
 
 async def test_the_billing_system_being_down_is_said_plainly(

@@ -326,6 +326,19 @@ async def test_a_message_without_words_gets_a_polite_line_and_other_updates_are_
     ]
 
 
+@pytest.mark.asyncio
+async def test_an_over_long_message_gets_a_polite_line_and_never_reaches_rasa(
+    fake_api: FakeBotApi,
+) -> None:
+    assistant = FakeAssistant()
+    async with webhook_client(channel_for(fake_api), assistant) as client:
+        answer = await post_update(client, text_update(700013, CHAT, "停电" * 1500))
+    assert answer.json()["status"] == "too_long"
+    assert assistant.messages == []
+    [sent] = fake_api.sent("sendMessage")
+    assert "2000" in sent["text"]
+
+
 # ---------------------------------------------------------------------- outbound
 
 

@@ -270,3 +270,34 @@ def test_an_uncontacted_complaint_past_24_hours_counts_as_first_contact_overdue(
         repository.update(ticket.ticket_no, actor="lizhang", note="已电话联系客户")
         [row] = [r for r in department_stats(session, later) if r["department"] == "客服投诉组"]
         assert row["first_contact_overdue"] == 0
+
+
+def test_csv_cells_cannot_become_spreadsheet_formulas() -> None:
+    from bot.console.supervisor import to_csv
+
+    stats = {
+        "departments": [
+            {
+                "department": '=HYPERLINK("http://evil")',
+                "open": 1,
+                "overdue": 0,
+                "first_contact_overdue": 0,
+                "total": 1,
+            }
+        ],
+        "agents": [
+            {
+                "agent": "@SUM(A1)",
+                "handoffs": 1,
+                "median_first_response_min": -3,
+                "median_handling_min": None,
+                "ratings": 0,
+                "average_rating": None,
+                "open_tickets": 0,
+                "overdue_tickets": 0,
+            }
+        ],
+    }
+    text = to_csv(stats)
+    assert "'=HYPERLINK" in text and "'@SUM(A1)" in text
+    assert ",-3," in text  # a negative number is a number, not text

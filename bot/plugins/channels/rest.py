@@ -7,8 +7,8 @@ Before Rasa sees a message:
   its shared secret (header `X-Intake-Webchat-Secret`). `input_channel` and `metadata` of the
   body are ignored: the channel is `rest` (or `webchat`), the metadata only the client's
   address as the trusted proxy reports it.
-* **Limits.** Bodies over `limits.body_max_bytes` and messages over `limits.message_max_chars`
-  get a polite 413; more than `limits.messages_per_sender_per_minute` from one sender or
+* **Limits.** Bodies over `limits.body_max_bytes` get a polite 413, messages over
+  `limits.message_max_chars` a polite reply (Rasa never sees either); more than `limits.messages_per_sender_per_minute` from one sender or
   `messages_per_ip_per_minute` from one address a polite 429 (config/service.yml;
   INTAKE_RATE_LIMITS=off turns the rate limits off).
 
@@ -77,6 +77,18 @@ def refusal(status: int, key: str) -> HTTPResponse:
     return response.json(
         {"error": key, "message": texts()[key].format(max_chars=limits.message_max_chars)},
         status=status,
+    )
+
+
+def too_long(text: str) -> bool:
+    """True when a customer's message is over `limits.message_max_chars`."""
+    return len(text) > get_settings().service.limits.message_max_chars
+
+
+def too_long_text() -> str:
+    """The polite line for an over-long message."""
+    return texts()["message_too_long"].format(
+        max_chars=get_settings().service.limits.message_max_chars
     )
 
 
@@ -156,12 +168,16 @@ class IntakeRestInput(InputChannel):
             if channel is None:
                 logger.warning("REST message refused: sender not allowed on this channel")
                 return refusal(403, "rest_sender_refused")
-            if len(text) > limits.message_max_chars:
-                return refusal(413, "message_too_long")
+            if too_long(text):
+                # Within the body limit: the customer gets the polite line as a chat reply.
+                return response.json([{"recipient_id": sender, "text": too_long_text()}])
             ip = client_ip(request, limits.trusted_proxies)
+            # This machine itself (the proxy, the console's web chat, operators) is not limited
+            # per address: the address that counts is the one the proxy reports.
+            per_ip = 0 if ip in limits.trusted_proxies else limits.messages_per_ip_per_minute
             if over_limit(
                 "sender", str(sender), limits.messages_per_sender_per_minute
-            ) or over_limit("ip", ip, limits.messages_per_ip_per_minute):
+            ) or over_limit("ip", ip, per_ip):
                 return refusal(429, "rate_limited")
             metadata: Dict[str, Any] = {"client_ip": ip}
             webchat_id = (

@@ -52,7 +52,7 @@ from bot.core.catalog import load_catalog
 from bot.core.normalize import InvalidValue, digits_of, parse_phone
 from bot.core.settings import Settings, get_settings
 from bot.core.stores import shared_store
-from bot.plugins.channels.rest import reply_when_silent
+from bot.plugins.channels.rest import reply_when_silent, too_long, too_long_text
 
 logger = logging.getLogger(__name__)
 
@@ -335,6 +335,12 @@ class TelegramInput(InputChannel):
             except TelegramError:
                 logger.exception("could not answer Telegram update %s", update.update_id)
             return "unsupported"
+        if too_long(text):
+            try:
+                await self.bot.send_message(chat.id, too_long_text())
+            except TelegramError:
+                logger.exception("could not answer Telegram update %s", update.update_id)
+            return "too_long"
         output = TelegramOutput(self.bot)
         message = UserMessage(
             text,

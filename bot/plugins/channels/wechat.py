@@ -45,7 +45,7 @@ from wechatpy.replies import create_reply
 from bot.core.catalog import load_catalog
 from bot.core.settings import Settings, get_settings
 from bot.core.stores import shared_store
-from bot.plugins.channels.rest import reply_when_silent
+from bot.plugins.channels.rest import reply_when_silent, too_long, too_long_text
 from bot.plugins.channels.wechat_turns import NumberedMenus, Replies, TurnStore, render_replies
 
 logger = logging.getLogger(__name__)
@@ -319,6 +319,8 @@ class WeChatEndpoint:
 
     async def _converse(self, openid: str, text: str, msg_id: Optional[int]) -> Replies:
         """One turn through Rasa; never raises, never returns nothing (see rest.py)."""
+        if too_long(text):
+            return [{"text": too_long_text()}]
         collector = CollectingOutputChannel()
         message = UserMessage(
             self.output.menus.translate(openid, text),

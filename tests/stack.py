@@ -1,4 +1,5 @@
-"""End-to-end fixtures: the real Rasa server, action server and console on free ports.
+"""The real stack for the end-to-end, security and fault tests: Rasa, the action server and
+the console on free ports (a pytest plugin: conftest.py at the repository root).
 
 One stack per test session (loading the model takes 30–60 s); every test talks to it as a
 customer would, through Rasa's REST channel, and checks tickets through the JSON API.
@@ -19,7 +20,7 @@ import requests
 import yaml
 
 from bench.stack import isolated_env
-from bot.core.settings import PROJECT_ROOT, load_settings
+from bot.core.settings import PROJECT_ROOT, load_settings, reset_settings
 from bot.tools.runner import Stack
 from tests.fakes.fake_telegram import TOKEN as TELEGRAM_TOKEN
 from tests.fakes.fake_telegram import FakeBotApi
@@ -64,6 +65,7 @@ def fast_service_config(var_dir: Path) -> Path:
         "retry_after_seconds": list(NOTICE_RETRY_AFTER_S),
         "check_every_seconds": 0.5,
     }
+
     path = var_dir / "service.yml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return path
@@ -91,6 +93,7 @@ def stack(
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    reset_settings()
     from bot.core.db import upgrade_database
     from bot.core.seed import seed_default_database
 
@@ -140,6 +143,40 @@ class Customer:
         payload = next((b["payload"] for b in buttons if b["title"] == title), None)
         assert payload is not None, f"no button {title!r} in {buttons}"
         return self.say(payload)
+
+
+class WebCustomer:
+    """A customer in the web chat page's shoes: one browser session (its signed conversation
+    cookie) talking to the console's /chat/api, channel `webchat`."""
+
+    def __init__(self, stack: Stack, sender: str | None = None) -> None:
+        from bot.console.webchat import CHAT_COOKIE, read_chat_sender, sign_chat_sender
+
+        self.stack = stack
+        self.http = requests.Session()
+        if sender is None:  # a first visit to the page hands out the cookie
+            self.http.get(f"{self.base}/chat", timeout=10).raise_for_status()
+            sender = read_chat_sender(stack.settings, self.http.cookies[CHAT_COOKIE])
+            assert sender is not None
+        else:  # the browser of an earlier conversation
+            self.http.cookies.set(CHAT_COOKIE, sign_chat_sender(stack.settings, sender))
+        self.sender = sender
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.stack.settings.console_port}"
+
+    def say(self, text: str) -> List[Dict[str, Any]]:
+        response = self.http.post(
+            f"{self.base}/chat/api/messages", json={"message": text}, timeout=60
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def history(self) -> List[Dict[str, Any]]:
+        response = self.http.get(f"{self.base}/chat/api/history", timeout=10)
+        response.raise_for_status()
+        return response.json()
 
 
 def texts(replies: List[Dict[str, Any]]) -> str:
