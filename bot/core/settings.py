@@ -135,6 +135,7 @@ class LintConfig(_Section):
     min_examples_per_intent: int = 10
     near_duplicate_similarity: float = 0.9
     leak_min_chars: int = 6
+    leak_similarity: float = 0.6
 
 
 class PiiConfig(_Section):

@@ -9,7 +9,18 @@ import pytest
 
 from bot.tools.trainer.lint import Issue, lint
 
-GOOD_FAULT = [f"家里第{n}个房间没电了，麻烦派人来修" for n in "一二三四五六七八九十"]
+GOOD_FAULT = [
+    "家里第一个房间没电了，麻烦派人来修",
+    "厨房插座冒火花",
+    "楼道灯全灭了",
+    "空调一开就跳闸",
+    "我家电压忽高忽低",
+    "整栋楼都黑了",
+    "电线被风吹断了挂在树上",
+    "电表箱里面噼啪响",
+    "冰箱插头烧焦了",
+    "一打雷家里就没电",
+]
 
 BAD_DATA = """\
 version: "3.1"
@@ -40,6 +51,7 @@ nlu:
   examples: |
     - 电话[13812345678](phone)家里没电
     - 家里第一个房间没电了，麻烦派人来修
+    - 空调一开就会跳闸
     - 谢谢
 """
 
@@ -91,8 +103,13 @@ def test_entity_values_that_disagree_with_the_normalised_form(issues: List[Issue
 
 
 def test_examples_leaking_from_the_test_set(issues: List[Issue]) -> None:
-    # 谢谢 is in both too, but a stock phrase that short is not a leak.
-    assert _of(issues, "leak") == ["家里第一个房间没电了，麻烦派人来修"]
+    # 谢谢 is in both too, but a stock phrase that short is not a leak; 空调一开就跳闸 is a
+    # paraphrase of the test set's 空调一开就会跳闸, and the phone example of its 电话…家里没电.
+    assert _of(issues, "leak") == [
+        "家里第一个房间没电了，麻烦派人来修",
+        "电话13812345678 家里没电",
+        "空调一开就跳闸",
+    ]
 
 
 def test_clean_data_has_no_issue(tmp_path: Path) -> None:

@@ -221,14 +221,49 @@ def entity_problems(examples: Sequence[Example], today: Optional[dt.date] = None
     return issues
 
 
-def leaks(training: Sequence[Example], tests: Sequence[Example], min_chars: int) -> List[Issue]:
-    """Training examples also in a test set; stock phrases (你好, 转人工) are too short to leak."""
-    tested = {_same_text(e.text): e for e in tests}
-    return [
-        Issue("leak", e.intent, e.text, e.file, f"also in {tested[key].file}")
-        for e in training
-        if len(text_key(e.text)) >= min_chars and (key := _same_text(e.text)) in tested
-    ]
+def leaks(
+    training: Sequence[Example], tests: Sequence[Example], min_chars: int, similarity: float
+) -> List[Issue]:
+    """Training examples that are in a test set, or a paraphrase of one (character bigrams
+    overlapping ≥ `similarity`); stock phrases (你好, 转人工) are too short to leak."""
+    tested = {_same_text(e.text): e for e in tests if len(text_key(e.text)) >= min_chars}
+    postings: Dict[str, List[Example]] = defaultdict(list)
+    test_grams: Dict[int, frozenset] = {}
+    for example in tested.values():
+        test_grams[id(example)] = grams = _bigrams(example.text)
+        for gram in grams:
+            postings[gram].append(example)
+    issues = []
+    for example in training:
+        if len(text_key(example.text)) < min_chars:
+            continue
+        if (key := _same_text(example.text)) in tested:
+            issues.append(
+                Issue(
+                    "leak",
+                    example.intent,
+                    example.text,
+                    example.file,
+                    f"also in {tested[key].file}",
+                )
+            )
+            continue
+        mine = _bigrams(example.text)
+        shared = Counter(id(t) for gram in mine for t in postings[gram])
+        by_id = {id(t): t for gram in mine for t in postings[gram]}
+        for test_id, common in shared.most_common(1):
+            if common / (len(mine) + len(test_grams[test_id]) - common) >= similarity:
+                other = by_id[test_id]
+                issues.append(
+                    Issue(
+                        "leak",
+                        example.intent,
+                        example.text,
+                        example.file,
+                        f"a paraphrase of「{other.text}」in {other.file}",
+                    )
+                )
+    return issues
 
 
 def lint(data_dir: Path = DATA_DIR, tests_dir: Optional[Path] = TESTS_DIR) -> List[Issue]:
@@ -242,7 +277,10 @@ def lint(data_dir: Path = DATA_DIR, tests_dir: Optional[Path] = TESTS_DIR) -> Li
     )
     if tests_dir is not None:
         issues += leaks(
-            training, load_examples(Path(tests_dir).glob("*.yml")), config.leak_min_chars
+            training,
+            load_examples(Path(tests_dir).glob("*.yml")),
+            config.leak_min_chars,
+            config.leak_similarity,
         )
     issues += near_duplicates(training, config.near_duplicate_similarity)
     return issues
