@@ -12,6 +12,7 @@ from rasa_sdk.types import DomainDict
 from actions.dialogue import EMERGENCY_TICKET_SLOT, FAILURES_SLOT, hand_over, note_stall
 from actions.threads import BlockingAction
 from actions.tracker_utils import latest_intent
+from bot.core import metrics
 from bot.core.catalog import load_catalog
 from bot.core.settings import get_settings
 
@@ -76,6 +77,7 @@ class ActionFallback(BlockingAction):
                 # Details without a request: understood, just out of context.
                 dispatcher.utter_message(response="utter_inform_no_context")
                 return []
+        metrics.count_fallback()  # not understood (the hand-over itself is counted from the DB)
         stall, limit_reached = note_stall(tracker)
         if limit_reached:
             return hand_over(dispatcher, tracker, "fallback")

@@ -50,6 +50,7 @@ def throwaway_stack(
     from bot.core.seed import seed_default_database
 
     var_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    saved = dict(os.environ)  # put back afterwards: a test session may run another stack
     os.environ.update({**isolated_env(var_dir), **(extra_env or {})})
     reset_settings()
     settings = get_settings()
@@ -64,3 +65,6 @@ def throwaway_stack(
     finally:
         stack.stop()
         shutil.rmtree(var_dir, ignore_errors=True)
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_settings()

@@ -12,6 +12,8 @@ python -m bot users add NAME --role agent [--display-name 张三]
 python -m bot users list          console users and their roles
 python -m bot telegram poll       Telegram by long polling (no public HTTPS address needed)
 python -m bot telegram set-webhook URL   register the public Telegram webhook
+python -m bot dead-letters [--limit N] [--source S]
+                                  work given up after its retries (newest first, no payload)
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ def _telegram(args: argparse.Namespace) -> int:
         asyncio.run(set_webhook(settings, args.url))
         print(f"webhook set: {args.url}")
         return 0
+    from bot.core.db import upgrade_database
+
+    upgrade_database()  # updates given up are recorded as dead letters
     try:
         asyncio.run(poll(settings, get_settings().rasa_url + WEBHOOK_PATH))
     except ForwardRefused as error:
@@ -87,6 +92,13 @@ def _telegram(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _read_password() -> str:
@@ -175,6 +187,23 @@ def _privacy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_letters(args: argparse.Namespace) -> int:
+    from bot.core import dead_letters
+    from bot.core.db import upgrade_database
+
+    upgrade_database()
+    letters = dead_letters.recent(args.limit, source=args.source)
+    if not letters:
+        print("no dead letters")
+        return 0
+    print("id\ttime\tsource\tkey\tattempts\terror")
+    for letter in letters:
+        row = dead_letters.as_dict(letter)  # without the payload: it may hold personal data
+        fields = ("id", "created_at", "source", "key", "attempts", "last_error")
+        print("\t".join(str(row[name]) for name in fields))
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(
@@ -231,6 +260,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     privacy.add_argument("--phone", help="the customer's phone (export, erase)")
     privacy.add_argument("--actor", default="operator", help="who asks (recorded in the audit log)")
     privacy.set_defaults(handler=_privacy)
+
+    letters = commands.add_parser(
+        "dead-letters", help="work given up after its retries (e.g. Telegram updates)"
+    )
+    letters.add_argument("--limit", type=_positive, default=50, help="how many, newest first")
+    letters.add_argument("--source", default=None, help="only this source, e.g. telegram_poll")
+    letters.set_defaults(handler=_dead_letters)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -1,4 +1,4 @@
-"""JSON API v1 (spec §5): tickets and handoffs, behind a bearer token.
+"""JSON API v1 (spec §5): tickets, handoffs, notices and dead letters, behind a bearer token.
 
 Every route of this router requires ``Authorization: Bearer <settings.api_token()>``.
 """
@@ -14,13 +14,19 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from bot.console.sweeper import deliver_notices
+from bot.core import dead_letters
 from bot.core.db import session_scope
 from bot.core.handoff.models import HANDOFF_STATUSES
 from bot.core.handoff.repository import HandoffRepository
 from bot.core.notifications.models import NOTICE_STATES
 from bot.core.notifications.outbox import list_notices, notice_dict
 from bot.core.tickets.models import STATUSES, Ticket
-from bot.core.tickets.repository import InvalidStatus, TicketNotFound, TicketRepository
+from bot.core.tickets.repository import (
+    InvalidStatus,
+    StatusNotAllowed,
+    TicketNotFound,
+    TicketRepository,
+)
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -140,6 +146,8 @@ def patch_ticket(
             raise _not_found(ticket_no) from None
         except InvalidStatus as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
+        except StatusNotAllowed as error:
+            raise HTTPException(status_code=409, detail=str(error)) from None
         answer = _with_notifications(session, ticket)
     if body.status is not None:
         background.add_task(deliver_notices, request.app.state.settings)
@@ -173,6 +181,19 @@ def list_handoffs(
         positions = repository.queue_positions()
         handoffs = repository.list(status=status, conversation_id=conversation_id, limit=limit)
         return [repository.to_dict(handoff, positions) for handoff in handoffs]
+
+
+@router.get("/dead-letters")
+def list_dead_letters(
+    request: Request,
+    source: Optional[str] = Query(None, max_length=dead_letters.SOURCE_MAX_CHARS),
+    limit: int = Query(100, ge=1, le=1000),
+) -> List[Dict[str, Any]]:
+    """Work given up after its bounded retries (e.g. Telegram updates the poller could not
+    forward), newest first, with the payload that was being sent (it may hold personal data:
+    this is the only place it is shown)."""
+    letters = dead_letters.recent(limit, source=source, url=request.app.state.settings.database_url)
+    return [dead_letters.as_dict(letter, with_payload=True) for letter in letters]
 
 
 @router.get("/openapi.json", include_in_schema=False)

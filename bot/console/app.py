@@ -1,5 +1,10 @@
-"""The console web app: ``GET /healthz``, the JSON API under /api/v1, the web chat, and the
-staff console under /console (sign-in at /login; agents, supervisors, trainers, admins).
+"""The console web app: ``GET /healthz`` and ``GET /metrics``, the JSON API under /api/v1, the
+web chat, and the staff console under /console (sign-in at /login; agents, supervisors,
+trainers, admins).
+
+``/metrics`` (Prometheus) carries the figures read from the database at scrape time —
+tickets, hand-overs, the agents' queue, notices (bot/core/metrics.py) — and is internal
+like ``/healthz``: the nginx door does not pass it, and it holds no personal data.
 
 Run it with ``python -m bot.console`` (migrates, then serves on BIND_HOST:CONSOLE_PORT), or
 ``uvicorn --factory bot.console.app:create_app``.
@@ -14,7 +19,7 @@ from pathlib import Path
 from typing import AsyncIterator, Optional
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -22,7 +27,7 @@ from bot.console import agent, auth, supervisor, tickets_views, trainer_views
 from bot.console.api import router as api_router
 from bot.console.sweeper import background_tasks
 from bot.console.webchat import router as webchat_router
-from bot.core.db import ping
+from bot.core import metrics
 from bot.core.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -64,13 +69,22 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
-        """200 once the database answers, 503 otherwise."""
-        try:
-            ping(app.state.settings.database_url)
-        except Exception as error:  # any failure means "not ready"
-            logger.warning("health check failed: %s", error)
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        """503 while the database does not answer; "degraded" (200) while Rasa does not —
+        the queue and the tickets still work, agents' replies and notices wait."""
+        current: Settings = app.state.settings
+        dependencies = [
+            metrics.database_dependency(current.database_url),
+            metrics.http_dependency("rasa", f"{current.rasa_url}/", required=False),
+        ]
+        status, body = metrics.health(dependencies)
+        return JSONResponse(body, status_code=status)
+
+    @app.get("/metrics", include_in_schema=False)
+    def scrape() -> Response:
+        """Prometheus text: this process's figures and the database's (tickets, queue…)."""
+        collector = metrics.DatabaseCollector(app.state.settings.database_url)
+        body, content_type = metrics.exposition([collector])
+        return Response(body, media_type=content_type)
 
     app.include_router(api_router)
     app.include_router(agent.api_router)

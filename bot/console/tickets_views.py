@@ -23,7 +23,12 @@ from bot.core.clock import to_utc_naive, utc_now
 from bot.core.db import session_scope
 from bot.core.notifications.outbox import list_notices
 from bot.core.tickets.models import FINAL_STATUSES, STATUSES, Ticket
-from bot.core.tickets.repository import InvalidStatus, TicketNotFound, TicketRepository
+from bot.core.tickets.repository import (
+    InvalidStatus,
+    StatusNotAllowed,
+    TicketNotFound,
+    TicketRepository,
+)
 
 TICKET_ROLES = ("agent", "supervisor", "trainer")
 EDIT_ROLES = ("agent", "supervisor")
@@ -199,6 +204,8 @@ def update_ticket(
         raise HTTPException(status_code=404, detail="工单不存在") from None
     except InvalidStatus:
         return RedirectResponse(f"{target}?error={quote('状态无效')}", status_code=303)
+    except StatusNotAllowed as error:
+        return RedirectResponse(f"{target}?error={quote(str(error))}", status_code=303)
     if status:
         background.add_task(deliver_notices, request.app.state.settings)
     return RedirectResponse(target, status_code=303)

@@ -1,9 +1,13 @@
 """The trainer's inbox in the console: ``GET /console/trainer`` (page) and its JSON API.
 
 * ``GET  /console/trainer/api/inbox?refresh=1`` → collect from the tracker store (when refresh), then
-  ``{items, intents, entities}``: open items (count, predicted intent, confidence, context)
+  ``{items, intents, entities, unwritten}``: open items (count, predicted intent, confidence,
+  context); `unwritten` counts labels recorded but not yet in their data file
 * ``POST /console/trainer/api/label`` ``{item_id, intent, entities: [{start, end, entity, value?}],
-  patch?: bool}`` → ``{example, data_file, patch?}`` (personal data replaced before writing)
+  patch?: bool}`` → ``{example, data_file, patch?, written, write_error, message}`` (personal
+  data replaced before writing). The label is committed before the file is written: when the
+  write fails the answer is 202 with ``written: false``, the error and a message for the
+  trainer (「已记录，写入训练文件失败：…」); ``python -m bot trainer flush`` writes it later.
 * ``POST /console/trainer/api/discard`` ``{item_id, reason}``
 * ``GET  /console/trainer/api/compare`` → the last ``python -m bot trainer compare`` (reports/compare.json),
   ``GET /console/trainer/compare.png`` its confusion matrix image
@@ -17,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -34,7 +38,7 @@ from bot.core.training.inbox import (
     tracker_url,
 )
 from bot.core.training.intents import choice_list, entity_list, nlu_dir
-from bot.core.training.labelling import LabelError, discard_item, label_item
+from bot.core.training.labelling import LabelError, discard_item, label_item, unwritten_count
 
 trainer_user = require_role("trainer")
 router = APIRouter(prefix="/console/trainer")
@@ -79,26 +83,29 @@ async def inbox(
 ) -> Dict[str, Any]:
     """Open inbox items (after collecting from the tracker store when `refresh`)."""
 
-    def load() -> List[Dict[str, Any]]:
+    def load() -> Dict[str, Any]:
         candidates = collect_candidates(tracker_url()) if refresh else []
         with session_scope(_url(request)) as session:
             sync_inbox(session, candidates)
-            return [item_as_dict(item) for item in open_items(session)]
+            return {
+                "items": [item_as_dict(item) for item in open_items(session)],
+                "unwritten": unwritten_count(session),
+            }
 
     try:
-        items = await run_in_threadpool(load)
+        loaded = await run_in_threadpool(load)
     except Exception as error:  # e.g. no tracker store yet: say so, don't 500
         raise HTTPException(
             status_code=503, detail=f"无法读取对话记录：{type(error).__name__}"
         ) from error
-    return {"items": items, "intents": choice_list(), "entities": entity_list()}
+    return {**loaded, "intents": choice_list(), "entities": entity_list()}
 
 
 @router.post("/api/label")
 def label(
     body: LabelRequest, request: Request, user: Principal = Depends(trainer_user)
-) -> Dict[str, Any]:
-    """Label one item: pseudonymise, write to its area file (or return the patch)."""
+) -> JSONResponse:
+    """Label one item: pseudonymise, record, write to its area file (or return the patch)."""
     try:
         with session_scope(_url(request)) as session:
             result = label_item(
@@ -112,12 +119,17 @@ def label(
             )
     except LabelError as error:
         raise HTTPException(status_code=422, detail=str(error)) from error
-    return {
+    answer = {
         "item_id": result.item_id,
         "example": result.example,
         "data_file": result.data_file,
         "patch": result.patch,
+        "written": result.written,
+        "write_error": result.write_error,
+        "message": result.message,
     }
+    recorded_not_written = result.patch is None and not result.written
+    return JSONResponse(answer, status_code=202 if recorded_not_written else 200)
 
 
 @router.post("/api/discard")

@@ -102,6 +102,7 @@ class Catalog:
     faq: Mapping[str, str]
     statuses: Mapping[str, str] = field(default_factory=dict)
     ticket_notifications: Mapping[str, str] = field(default_factory=dict)
+    status_transitions: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
     system_messages: Mapping[str, str] = field(default_factory=dict)
     conversation_intents: Tuple[str, ...] = ()
     answered_anywhere: Mapping[str, str] = field(default_factory=dict)
@@ -228,6 +229,13 @@ def parse_catalog(raw: Mapping[str, Any]) -> Catalog:
             template.format(**{name: "" for name in NOTIFICATION_PLACEHOLDERS})
         except (KeyError, IndexError, ValueError) as error:
             raise ValueError(f"ticket_notifications.{status}: bad placeholder {error}") from None
+    transitions = {
+        status: _tuple(targets) for status, targets in (raw.get("status_transitions") or {}).items()
+    }
+    for status, targets in transitions.items():
+        unknown = [name for name in (status, *targets) if name not in statuses]
+        if unknown:
+            raise ValueError(f"status_transitions names unknown status {unknown[0]!r}")
     return Catalog(
         fields=fields,
         services=services,
@@ -235,6 +243,7 @@ def parse_catalog(raw: Mapping[str, Any]) -> Catalog:
         faq=raw.get("faq", {}),
         statuses=statuses,
         ticket_notifications=notifications,
+        status_transitions=transitions,
         system_messages=raw.get("system_messages", {}),
         conversation_intents=_tuple(raw.get("conversation_intents")),
         answered_anywhere=raw.get("answered_anywhere") or {},

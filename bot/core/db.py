@@ -48,6 +48,7 @@ MODEL_MODULES = (
     "bot.core.training.models",
     "bot.core.notifications.models",
     "bot.core.privacy",
+    "bot.core.dead_letters",
 )
 
 SQLITE_BUSY_TIMEOUT_S = 30

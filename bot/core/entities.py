@@ -94,6 +94,49 @@ def _with_landmark(text: str, entity: Dict[str, Any]) -> Dict[str, Any]:
     return {**entity, ENTITY_ATTRIBUTE_END: entity[ENTITY_ATTRIBUTE_END] + following.end()}
 
 
+# A name after the words customers put before one (我叫…, 联系人…, 新户主是…): the
+# statistical extractor misses names it has not seen, the lead-in is the reliable cue.
+# 我是/我系 are left out on purpose (「我是居民」, 「我系业主」).
+_NAME_LEAD_IN = re.compile(
+    r"(?:我叫|我的名字(?:是|叫)|名字(?:是|叫)|姓名(?:是|为)?|联系人(?:是|叫)?|联络人(?:是|叫)?"
+    r"|(?:新)?户主(?:名字)?(?:是|叫|系|为)?|申请人(?:姓名)?(?:是|为)?|登记人(?:是|为)?)[:：\s]*"
+)
+_NAME_AFTER_LEAD_IN = re.compile(
+    r"([\u4e00-\u9fa5]{2,4}?)(?=$|[，,。.！!？?；;、\s\d]|电话|手机|联系|号码|的|嘅|啊|呀|吗|呢|先生|女士)"
+)
+_NOT_A_NAME_START = set("这那什怎谁哪一不是要我你他她们的了在有没")
+LEAD_IN_EXTRACTOR = "LeadInNames"
+
+
+def names_after_lead_ins(text: str) -> List[Tuple[int, int]]:
+    """(start, end) of the names that follow a lead-in such as 我叫 or 新户主是."""
+    spans = []
+    for lead in _NAME_LEAD_IN.finditer(text):
+        match = _NAME_AFTER_LEAD_IN.match(text, lead.end())
+        if match and match.group(1)[0] not in _NOT_A_NAME_START:
+            spans.append((match.start(1), match.end(1)))
+    return spans
+
+
+def _lead_in_names(text: str, kept: List[Dict[str, Any]], today: dt.date) -> List[Dict[str, Any]]:
+    found = []
+    for start, end in names_after_lead_ins(text):
+        candidate = {
+            ENTITY_ATTRIBUTE_TYPE: "customer_name",
+            ENTITY_ATTRIBUTE_START: start,
+            ENTITY_ATTRIBUTE_END: end,
+            EXTRACTOR: LEAD_IN_EXTRACTOR,
+        }
+        if any(_overlaps(candidate, k) for k in kept):
+            continue
+        value = value_for("customer_name", text[start:end], None, today)
+        if value is not None:
+            found.append(
+                {**candidate, ENTITY_ATTRIBUTE_VALUE: value, "processors": ["EntityNormalizer"]}
+            )
+    return found
+
+
 def normalize_entities(
     text: str, entities: List[Dict[str, Any]], today: dt.date
 ) -> List[Dict[str, Any]]:
@@ -138,4 +181,6 @@ def normalize_entities(
                 "processors": [*entity.get("processors", []), "EntityNormalizer"],
             }
         )
+    if not any(k[ENTITY_ATTRIBUTE_TYPE] == "customer_name" for k in kept):
+        kept += _lead_in_names(text, kept, today)
     return sorted(kept, key=lambda e: e[ENTITY_ATTRIBUTE_START])

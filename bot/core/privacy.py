@@ -164,6 +164,7 @@ class PurgeReport:
     tickets: int = 0
     handoffs: int = 0
     inbox_items: int = 0
+    dead_letters: int = 0
 
     def as_dict(self) -> Dict[str, int]:
         return dict(self.__dict__)
@@ -177,6 +178,7 @@ def purge(
     settings: Optional[Settings] = None, now: Optional[dt.datetime] = None, actor: str = "retention"
 ) -> PurgeReport:
     """Apply the retention policy once (idempotent)."""
+    from bot.core import dead_letters
     from bot.core.handoff.models import Handoff
     from bot.core.tickets.models import FINAL_STATUSES, Ticket, TicketEvent
     from bot.core.training.models import InboxItem
@@ -190,6 +192,8 @@ def purge(
         report.tracker_events = _delete_tracker_events(
             settings, "timestamp < :cutoff", {"cutoff": cutoff.timestamp()}
         )
+        # Dead letters hold customers' messages as they arrived: kept as long as the trackers.
+        report.dead_letters = dead_letters.delete_before(cutoff, settings.database_url)
     with session_scope(settings.database_url) as session:
         if policy.closed_ticket_personal_data_days:
             cutoff = now - dt.timedelta(days=policy.closed_ticket_personal_data_days)

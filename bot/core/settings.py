@@ -94,6 +94,39 @@ class RetentionConfig(_Section):
     purge_every_hours: float = 24
 
 
+class ForwardRetryConfig(_Section):
+    """Bounded retries of one outbound item, then a dead letter (bot/core/dead_letters.py).
+
+    Attempt n+1 waits `retry_after_seconds[n-1]` (the last wait repeats); after
+    `max_attempts` failed attempts the item is recorded as a dead letter and skipped."""
+
+    max_attempts: int = 5
+    retry_after_seconds: Tuple[float, ...] = (1, 2, 5, 15)
+
+    @validator("max_attempts")
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("at least 1")
+        return value
+
+    @validator("retry_after_seconds")
+    def _some_waits(cls, value: Tuple[float, ...]) -> Tuple[float, ...]:
+        if not value or any(wait < 0 for wait in value):
+            raise ValueError("give at least one wait, none negative")
+        return value
+
+    def wait_before(self, attempt: int) -> float:
+        """Seconds to wait before attempt `attempt` (2, 3, …)."""
+        index = min(max(attempt - 2, 0), len(self.retry_after_seconds) - 1)
+        return float(self.retry_after_seconds[index])
+
+
+class TelegramPollConfig(_Section):
+    """`python -m bot telegram poll`: forwarding each update to the Rasa server."""
+
+    forward: ForwardRetryConfig = ForwardRetryConfig()
+
+
 class ServiceConfig(_Section):
     handoff: HandoffConfig = HandoffConfig()
     dialogue: DialogueConfig = DialogueConfig()
@@ -101,6 +134,7 @@ class ServiceConfig(_Section):
     limits: LimitsConfig = LimitsConfig()
     console: ConsoleSecurityConfig = ConsoleSecurityConfig()
     retention: RetentionConfig = RetentionConfig()
+    telegram_poll: TelegramPollConfig = TelegramPollConfig()
 
 
 # ------------------------------------------------------------------ config/areas.yml

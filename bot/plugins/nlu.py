@@ -113,12 +113,9 @@ class EntityNormalizer(GraphComponent):
         today = dt.datetime.now(self.timezone).date()
         for message in messages:
             found = message.get(ENTITIES) or []
-            if found:
-                message.set(
-                    ENTITIES,
-                    normalize_entities(message.get(TEXT), found, today),
-                    add_to_output=True,
-                )
+            normalized = normalize_entities(message.get(TEXT) or "", found, today)
+            if found or normalized:  # a name after 我叫… is found even when nothing else is
+                message.set(ENTITIES, normalized, add_to_output=True)
         return messages
 
 

@@ -1,16 +1,20 @@
 """Start and stop the whole assistant: Rasa server, action server and console.
 
 `python -m bot run` (what `make run` calls) runs the three in the foreground until Ctrl-C,
-which stops all of them. The end-to-end tests use the same `Stack` on free ports, so what
-is tested is what runs.
+which stops all of them. It supervises them: a process that dies is restarted after a
+backoff (1 s, doubling up to 30 s while it keeps dying within a minute of starting), and
+each restart is logged. The end-to-end and fault tests use the same `Stack` on free ports,
+so what is tested is what runs.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +26,13 @@ from bot.core.settings import PROJECT_ROOT, Settings, get_settings
 
 VENV_BIN = Path(sys.executable).parent
 READY_TIMEOUT_S = 240
+# Restart backoff: first wait, longest wait, and how long a process must stay up for the
+# next crash to count as a fresh one (the wait goes back to the first).
+FIRST_RESTART_WAIT_S = 1.0
+LONGEST_RESTART_WAIT_S = 30.0
+STABLE_AFTER_S = 60.0
+
+logger = logging.getLogger(__name__)
 
 
 def stack_environment(settings: Settings, base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
@@ -49,13 +60,21 @@ def stack_environment(settings: Settings, base: Optional[Dict[str, str]] = None)
 
 @dataclass
 class Stack:
-    """The three processes of the assistant."""
+    """The three processes of the assistant, optionally supervised (restarted when they die)."""
 
     settings: Settings
     model: str = "models"
     log_dir: Optional[Path] = None  # None: inherit the terminal
     processes: Dict[str, subprocess.Popen] = field(default_factory=dict)
-    _logs: List[IO[bytes]] = field(default_factory=list)
+    restarts: Dict[str, int] = field(default_factory=dict)
+    _logs: Dict[str, IO[bytes]] = field(default_factory=dict)
+    _started_at: Dict[str, float] = field(default_factory=dict)
+    _wait_s: Dict[str, float] = field(default_factory=dict)
+    _restart_at: Dict[str, float] = field(default_factory=dict)
+    _held: set = field(default_factory=set)  # stopped on purpose: not restarted
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _supervisor: Optional[threading.Thread] = None
 
     def commands(self) -> Dict[str, List[str]]:
         s = self.settings
@@ -86,23 +105,83 @@ class Stack:
             "console": [sys.executable, "-m", "bot", "console"],
         }
 
+    def _spawn(self, name: str) -> None:
+        output = self._logs.get(name)
+        if output is None and self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = self._logs[name] = open(self.log_dir / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(
+            self.commands()[name],
+            cwd=PROJECT_ROOT,
+            env=stack_environment(self.settings),
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            start_new_session=True,
+        )
+        self._started_at[name] = time.monotonic()
+
     def start(self) -> None:
-        env = stack_environment(self.settings)
         self.settings.var_dir.mkdir(parents=True, exist_ok=True)
-        for name, command in self.commands().items():
-            output: Optional[IO[bytes]] = None
-            if self.log_dir is not None:
-                self.log_dir.mkdir(parents=True, exist_ok=True)
-                output = open(self.log_dir / f"{name}.log", "ab")
-                self._logs.append(output)
-            self.processes[name] = subprocess.Popen(
-                command,
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT if output else None,
-                start_new_session=True,
-            )
+        for name in self.commands():
+            self._spawn(name)
+
+    # -- supervision -------------------------------------------------------------------
+
+    def check_children(self) -> List[str]:
+        """Restart every child that died (not stopped on purpose) once its backoff has
+        passed; the names restarted now."""
+        restarted = []
+        now = time.monotonic()
+        with self._lock:
+            for name, process in list(self.processes.items()):
+                if name in self._held or self._stopping.is_set() or process.poll() is None:
+                    continue
+                if name not in self._restart_at:
+                    lived = now - self._started_at.get(name, now)
+                    wait = (
+                        FIRST_RESTART_WAIT_S
+                        if lived >= STABLE_AFTER_S
+                        else min(
+                            self._wait_s.get(name, FIRST_RESTART_WAIT_S / 2) * 2,
+                            LONGEST_RESTART_WAIT_S,
+                        )
+                    )
+                    self._wait_s[name], self._restart_at[name] = wait, now + wait
+                    message = (
+                        f"{name} exited with code {process.returncode} after {lived:.0f} s; "
+                        f"restarting in {wait:g} s"
+                    )
+                    logger.warning(message)
+                    print(message, flush=True)
+                    continue
+                if now >= self._restart_at[name]:
+                    del self._restart_at[name]
+                    self._spawn(name)
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    restarted.append(name)
+                    print(f"{name} restarted (restart {self.restarts[name]})", flush=True)
+        return restarted
+
+    def supervise_in_background(self, interval_s: float = 0.25) -> None:
+        """Check the children every `interval_s` in a thread until `stop()`."""
+
+        def loop() -> None:
+            while not self._stopping.wait(interval_s):
+                try:
+                    self.check_children()
+                except Exception:  # the supervisor itself must not die
+                    logger.exception("supervisor check failed")
+
+        self._supervisor = threading.Thread(target=loop, name="stack-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def kill_process(self, name: str) -> None:
+        """kill -9 one process (fault tests); a supervised stack restarts it."""
+        process = self.processes[name]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    # -- readiness and stopping --------------------------------------------------------
 
     def health_urls(self) -> Dict[str, str]:
         s = self.settings
@@ -114,13 +193,15 @@ class Stack:
         }
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
-        """Wait until every process answers its health URL; raise if one dies or times out."""
+        """Wait until every process answers its health URL; raise if one dies (and is not
+        supervised) or the time is up."""
         deadline = time.monotonic() + timeout
         pending = dict(self.health_urls())
         while pending:
             for name, url in list(pending.items()):
                 process = self.processes.get(name)
-                if process is not None and process.poll() is not None:
+                supervised = self._supervisor is not None and name not in self._held
+                if process is not None and process.poll() is not None and not supervised:
                     raise RuntimeError(f"{name} exited with code {process.returncode}")
                 try:
                     if requests.get(url, timeout=2).status_code == 200:
@@ -133,6 +214,10 @@ class Stack:
                 time.sleep(0.5)
 
     def stop_process(self, name: str, timeout: float = 20) -> None:
+        """Stop one process on purpose (the supervisor leaves it stopped)."""
+        with self._lock:
+            self._held.add(name)
+            self._restart_at.pop(name, None)
         process = self.processes.get(name)
         if process is None or process.poll() is not None:
             return
@@ -146,21 +231,17 @@ class Stack:
     def restart_process(self, name: str) -> None:
         """Stop and start one process (tests: a restarted Rasa server mid-form)."""
         self.stop_process(name)
-        env = stack_environment(self.settings)
-        output = self._logs[list(self.commands()).index(name)] if self._logs else None
-        self.processes[name] = subprocess.Popen(
-            self.commands()[name],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT if output else None,
-            start_new_session=True,
-        )
+        with self._lock:
+            self._spawn(name)
+            self._held.discard(name)
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)
         for name in reversed(list(self.processes)):
             self.stop_process(name)
-        for log in self._logs:
+        for log in self._logs.values():
             log.close()
 
 
@@ -204,10 +285,7 @@ def run_stack(model: str = "models") -> int:
             flush=True,
         )
         while not stopping:
-            dead = [n for n, p in stack.processes.items() if p.poll() is not None]
-            if dead:
-                print(f"{', '.join(dead)} stopped unexpectedly; stopping the rest.", flush=True)
-                return 1
+            stack.check_children()  # a crashed process is restarted with backoff
             time.sleep(0.5)
         return 0
     except (RuntimeError, TimeoutError) as error:

@@ -85,7 +85,11 @@ def test_every_api_route_requires_the_token(client: TestClient, filed: list, hea
 
 def test_healthz(client: TestClient) -> None:
     response = client.get("/healthz")
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    # Rasa is nowhere in the unit tests (RASA_URL on a closed port): degraded, still 200.
+    assert response.status_code == 200 and response.json() == {
+        "status": "degraded",
+        "depends_on": {"database": "up", "rasa": "down"},
+    }
 
 
 def test_healthz_unavailable(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,6 +177,17 @@ def test_patch_rejects_bad_bodies(client: TestClient, filed: list, body: dict) -
     assert len(history) == 1
 
 
+def test_a_closed_ticket_cannot_be_reopened_through_the_api(
+    client: TestClient, filed: list
+) -> None:
+    url = f"/api/v1/tickets/{filed[0]}"
+    assert client.patch(url, headers=AUTH, json={"status": "closed"}).status_code == 200
+    response = client.patch(url, headers=AUTH, json={"status": "new"})
+    assert response.status_code == 409 and "不能改为" in response.json()["detail"]
+    ticket = client.get(url, headers=AUTH).json()
+    assert ticket["status"] == "closed" and len(ticket["history"]) == 2
+
+
 def test_patch_unknown_ticket(client: TestClient) -> None:
     response = client.patch(
         "/api/v1/tickets/GD20990101000009", headers=AUTH, json={"status": "closed"}
@@ -201,3 +216,31 @@ def test_handoffs(client: TestClient, filed: list) -> None:
     assert [h["reason"] for h in one] == ["complaint"]
     assert client.get("/api/v1/handoffs?status=closed", headers=AUTH).json() == []
     assert client.get("/api/v1/handoffs?status=gone", headers=AUTH).status_code == 422
+
+
+def test_dead_letters_need_the_token_and_list_the_records_with_their_payload(
+    client: TestClient, db_url: str
+) -> None:
+    from bot.core import dead_letters
+
+    update = {"update_id": 810001, "message": {"text": "我家停电了", "chat": {"id": 555001}}}
+    dead_letters.record(
+        "telegram_poll", 810001, attempts=5, error="HTTP 500", payload=update, url=db_url
+    )
+    dead_letters.record("other", "x-1", attempts=2, error="timeout", payload={}, url=db_url)
+    assert client.get("/api/v1/dead-letters").status_code == 401
+    wrong = {"Authorization": "Bearer wrong"}
+    assert client.get("/api/v1/dead-letters", headers=wrong).status_code == 401
+    everything = client.get("/api/v1/dead-letters", headers=AUTH).json()
+    assert [(d["source"], d["key"]) for d in everything] == [
+        ("other", "x-1"),
+        ("telegram_poll", "810001"),
+    ]
+    [letter] = client.get(
+        "/api/v1/dead-letters", headers=AUTH, params={"source": "telegram_poll"}
+    ).json()
+    assert set(letter) == {"id", "created_at", "source", "key", "attempts", "last_error", "payload"}
+    assert (letter["attempts"], letter["last_error"], letter["payload"]) == (5, "HTTP 500", update)
+    assert letter["created_at"].endswith("+08:00")  # local time, like every API time
+    assert len(client.get("/api/v1/dead-letters?limit=1", headers=AUTH).json()) == 1
+    assert client.get("/api/v1/dead-letters?limit=0", headers=AUTH).status_code == 422

@@ -116,9 +116,13 @@ def test_claim_reply_hand_back(client: TestClient, sqlite_url: str, rasa: RasaRe
     assert events[0]["event"] == "bot" and events[0]["text"] == "您好，我是王芳"
     assert events[0]["metadata"] == {"agent": "agent1-名"}
     client.post(f"/console/handoffs/{handoff_id}/handback", data={"csrf_token": token})
-    assert rasa.calls[-3][2] == [{"event": "resume"}]
+
+    def shape(events: List[Dict[str, Any]]) -> List[tuple]:
+        return [(e["event"], e.get("name"), e["metadata"]["part"]) for e in events]
+
+    assert shape(rasa.calls[-3][2]) == [("resume", None, "resume")]
     assert rasa.calls[-2] == ("execute", "web-abc", "rating_form", "webchat")
-    assert rasa.calls[-1][2] == [{"event": "action", "name": "action_listen"}]
+    assert shape(rasa.calls[-1][2]) == [("action", "action_listen", "rated")]
     with session_scope(sqlite_url) as session:
         handoff = HandoffRepository(session).get(handoff_id)
         assert (handoff.status, handoff.agent) == ("closed", "agent1")
@@ -183,7 +187,9 @@ def test_api_agent_actions_need_the_token(
     closed = client.post(
         f"/api/v1/handoffs/{handoff_id}/close", json={"agent": "api-agent"}, headers=auth
     )
-    assert closed.json()["status"] == "closed" and rasa.calls[-1][2] == [{"event": "resume"}]
+    assert closed.json()["status"] == "closed" and [e["event"] for e in rasa.calls[-1][2]] == [
+        "resume"
+    ]
 
 
 def test_sweep_turns_unclaimed_handoffs_into_callbacks(
@@ -203,7 +209,7 @@ def test_sweep_turns_unclaimed_handoffs_into_callbacks(
         assert kept.status == "waiting"
         assert TicketRepository(session).get(filed[0]).category == "callback"
     ((_, conversation, events, _channel),) = rasa.calls
-    assert conversation == "web-old" and events[0] == {"event": "resume"}
+    assert conversation == "web-old" and events[0]["event"] == "resume"
     assert filed[0] in events[1]["text"]
     assert filed[0] in caplog.text and "13812345678" not in caplog.text  # phones masked in logs
 

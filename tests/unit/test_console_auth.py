@@ -17,6 +17,7 @@ from tests.unit.console_helpers import PASSWORD, USERS, csrf_of, make_client, si
 
 PUBLIC = {
     "/healthz",
+    "/metrics",  # internal like /healthz (the nginx door does not pass it), no personal data
     "/login",
     "/logout",
     "/chat",

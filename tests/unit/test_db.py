@@ -21,6 +21,7 @@ from bot.core.db import (
 from bot.core.tickets.models import TicketSequence
 
 TABLES = {
+    "dead_letters",
     "tickets",
     "ticket_events",
     "ticket_sequences",

@@ -78,7 +78,8 @@ def test_claim_close_and_rate(db_url: str, clock_at, now) -> None:
             handoffs.claim(9999, "agent-8")
         assert handoffs.record_rating("a", 5) is None  # nothing closed yet
         handoffs.close(a.id)
-        handoffs.close(a.id)  # closing twice is harmless
+        with pytest.raises(HandoffStateError):  # closing twice is refused, not repeated
+            handoffs.close(a.id)
         assert a.status == "closed" and a.closed_at is not None
         rated = handoffs.record_rating("a", 4)
         assert rated.id == a.id and rated.rating == 4

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from bot.core.entities import normalize_entities
 from bot.core.normalize import (
     InvalidValue,
     is_generic_request,
@@ -208,3 +209,26 @@ def test_masking_for_logs() -> None:
     masked = mask_personal_data("电话13812345678，户号030123456789")
     assert "13812345678" not in masked and "030123456789" not in masked
     assert "138****5678" in masked
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("自建房要通电，我叫蔡少鸿，电话159 1803 2276", "蔡少鸿"),
+        ("要过户，新户主是陈伟明", "陈伟明"),
+        ("联系人：黄志强 13702468135", "黄志强"),
+        ("户主系李嘉欣嘅", "李嘉欣"),
+        ("申请人姓名:吴晓燕", "吴晓燕"),
+    ],
+)
+def test_a_name_after_a_lead_in_is_found_without_the_statistical_extractor(
+    text: str, name: str
+) -> None:
+    [entity] = normalize_entities(text, [], dt.date(2026, 12, 1))
+    assert (entity["entity"], entity["value"]) == ("customer_name", name)
+    assert text[entity["start"] : entity["end"]] == name
+
+
+@pytest.mark.parametrize("text", ["我是居民", "我想问下户主是谁怎么查", "我叫不出名字"])
+def test_words_after_a_lead_in_that_are_not_names_are_left_alone(text: str) -> None:
+    assert normalize_entities(text, [], dt.date(2026, 12, 1)) == []

@@ -35,21 +35,26 @@ POLICY = RetryPolicy(retry_after_s=(30, 120))  # three attempts in all
 
 # ------------------------------------------------------------------ a fake of Rasa's HTTP API
 class FakeRasa:
-    """Records POST /conversations/{id}/tracker/events; fails while `failures` > 0."""
+    """Rasa's tracker API as the console uses it: GET …/tracker (the events appended so far),
+    POST …/tracker/events (recorded), POST …/execute (recorded, adds the action's event).
+
+    Fails while `failures` > 0; while `lost_answers` > 0 it stores the events but answers 500,
+    as when the answer (not the call) is lost."""
 
     def __init__(self) -> None:
         self.appended: List[Dict[str, Any]] = []
+        self.executed: List[Dict[str, Any]] = []
+        self.trackers: Dict[str, List[Dict[str, Any]]] = {}
         self.failures = 0
+        self.lost_answers = 0
         self.url = ""
 
     def handle(self, request: Request) -> Tuple[int, Any]:
-        prefix, suffix = "/conversations/", "/tracker/events"
-        if not (
-            request.method == "POST"
-            and request.path.startswith(prefix)
-            and request.path.endswith(suffix)
-        ):
+        prefix = "/conversations/"
+        if not request.path.startswith(prefix):
             return 404, {"message": "not found"}
+        conversation, _, tail = request.path[len(prefix) :].partition("/")
+        conversation = unquote(conversation)
         if self.failures > 0:
             self.failures -= 1
             return 500, {
@@ -57,13 +62,25 @@ class FakeRasa:
                 "reason": "ConversationError",
                 "message": "An unexpected error occurred. Error: Bad Gateway",
             }
-        self.appended.append(
-            {
-                "conversation_id": unquote(request.path[len(prefix) : -len(suffix)]),
-                "query": {k: v[0] for k, v in request.query.items()},
-                "events": json.loads(request.body),
-            }
-        )
+        tracker = self.trackers.setdefault(conversation, [])
+        if request.method == "GET" and tail == "tracker":
+            return 200, {"sender_id": conversation, "events": list(tracker)}
+        query = {k: v[0] for k, v in request.query.items()}
+        if request.method == "POST" and tail == "tracker/events":
+            events = json.loads(request.body)
+            self.appended.append(
+                {"conversation_id": conversation, "query": query, "events": events}
+            )
+            tracker.extend(events)
+        elif request.method == "POST" and tail == "execute":
+            name = json.loads(request.body)["name"]
+            self.executed.append({"conversation_id": conversation, "query": query, "name": name})
+            tracker.append({"event": "action", "name": name})
+        else:
+            return 404, {"message": "not found"}
+        if self.lost_answers > 0:
+            self.lost_answers -= 1
+            return 500, {"message": "the answer was lost"}
         return 200, {"events": []}
 
 
@@ -217,6 +234,7 @@ def test_a_due_notice_goes_to_rasa_with_the_customers_channel(
     assert (event["event"], event["text"]) == ("bot", notice.text)
     assert event["metadata"] == {
         "notification": notice.id,
+        "part": "message",
         "kind": "ticket_status",
         "ticket_status": "in_progress",
     }
@@ -237,8 +255,8 @@ def test_a_failed_delivery_is_recorded_and_retried_when_its_time_comes(
     [notice] = notices(sqlite_url)
     assert (notice.state, notice.attempts) == ("pending", 1)
     assert notice.last_error == (
-        "RasaError: POST " + fake_rasa.url + "/conversations/web-abc123"
-        "/tracker/events: HTTP 500 An unexpected error occurred. "
+        "RasaError: GET " + fake_rasa.url + "/conversations/web-abc123"
+        "/tracker: HTTP 500 An unexpected error occurred. "
         "Error: Bad Gateway"
     )
     assert "rasa-secret-token" not in notice.last_error
@@ -453,3 +471,139 @@ def test_console_status_change_notifies_and_shows_the_notice(
     page = client.get(f"/console/tickets/{ticket_no}").text
     assert "客户通知" in page and "已送达" in page and "已处理完毕" in page
     assert "notified" in page
+
+
+# ------------------------------------------------------------------ effectively once, in order
+def test_a_notice_whose_answer_was_lost_is_not_sent_twice(
+    sqlite_url: str, clock: Clock, fake_rasa: FakeRasa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rasa took the message but its answer never came back (a timeout, a lock held past the
+    client's 15 s): the retry finds the notice in the tracker and does not send it again."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    ticket_no = file_ticket(sqlite_url, clock)
+    change_status(sqlite_url, clock, ticket_no, "resolved")
+    fake_rasa.lost_answers = 1
+
+    first = delivery(sqlite_url, clock).deliver_due()
+    clock.advance(31)
+    second = delivery(sqlite_url, clock).deliver_due()
+
+    [notice] = notices(sqlite_url)
+    assert first.retrying == [notice.id] and second.sent == [notice.id]
+    assert len(fake_rasa.appended) == 1  # the customer read it once
+    bot_messages = [e for e in fake_rasa.trackers["web-abc123"] if e["event"] == "bot"]
+    assert [m["metadata"]["notification"] for m in bot_messages] == [notice.id]
+
+
+def test_a_conversations_notices_go_out_in_the_order_they_were_written(
+    sqlite_url: str, clock: Clock, fake_rasa: FakeRasa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    first_ticket = file_ticket(sqlite_url, clock)
+    change_status(sqlite_url, clock, first_ticket, "in_progress")
+    with session_scope(sqlite_url) as session:
+        second, _ = TicketRepository(session, clock=clock).create(
+            "meter_dispute",
+            {"account_no": "0301234567", "phone": "13812345678"},
+            "web-abc123",
+            "webchat",
+        )
+        second_ticket = second.ticket_no
+    change_status(sqlite_url, clock, second_ticket, "assigned")
+    fake_rasa.failures = 1  # the first notice fails once…
+
+    report = delivery(sqlite_url, clock).deliver_due()
+    assert report.sent == []  # …and the second waits behind it instead of overtaking it
+    clock.advance(31)
+    report = delivery(sqlite_url, clock).deliver_due()
+
+    texts = [call["events"][0]["text"] for call in fake_rasa.appended]
+    assert len(texts) == 2 and first_ticket in texts[0] and second_ticket in texts[1]
+    assert len(report.sent) == 2
+
+
+def test_a_failed_send_does_not_overwrite_superseded(
+    sqlite_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    ticket_no = file_ticket(sqlite_url, clock)
+    change_status(sqlite_url, clock, ticket_no, "assigned")
+
+    def supersede_while_sending(notice: Notification) -> None:
+        change_status(sqlite_url, clock, ticket_no, "resolved")
+        raise RuntimeError("channel down")
+
+    last_try = NoticeDelivery(
+        load_settings(), send=supersede_while_sending, clock=clock, policy=RetryPolicy(())
+    )
+    last_try.deliver_due(max_rounds=1)
+
+    states = {n.ticket_status: n.state for n in notices(sqlite_url)}
+    assert states == {"assigned": "superseded", "resolved": "pending"}
+
+
+def test_a_hand_back_while_rasa_is_down_resumes_the_bot_when_rasa_returns(
+    sqlite_url: str, fake_rasa: FakeRasa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The close and the bot's return are one transaction: the customer is never left paused,
+    and the rating form runs exactly once even when an answer is lost on the way."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    with session_scope(sqlite_url) as session:
+        handoffs = HandoffRepository(session)
+        handoff = handoffs.open("tg-4242", "telegram", "request_human", "normal", {})
+        handoffs.claim(handoff.id, "agent1")
+        handoff_id = handoff.id
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", "s3cret")
+    fake_rasa.failures = 1  # Rasa is down when the agent hands back
+
+    view = handover.finish(load_settings(), handoff_id, "agent1", ask_rating=True)
+
+    assert view.status == "closed"
+    [notice] = notices(sqlite_url)
+    assert (notice.kind, notice.state, notice.handoff_id) == (
+        "handback_rating",
+        "pending",
+        handoff_id,
+    )
+    assert fake_rasa.appended == [] and fake_rasa.executed == []
+    with pytest.raises(handover.HandoverError):  # a second hand-back is refused, nothing lost
+        handover.finish(load_settings(), handoff_id, "agent1", ask_rating=True)
+
+    fake_rasa.lost_answers = 2  # the resume and the rating form both reach Rasa, answers lost
+    patient = RetryPolicy(retry_after_s=(30, 30, 30, 30))
+    at = utc_now()
+    for _ in range(4):
+        at += timedelta(seconds=31)
+        NoticeDelivery(load_settings(), clock=Clock(at), policy=patient).deliver_due()
+
+    [notice] = notices(sqlite_url)
+    assert notice.state == "sent"
+    events = fake_rasa.trackers["tg-4242"]
+    assert [e["event"] for e in events] == ["resume", "action", "action"]
+    assert [e.get("name") for e in events[1:]] == ["rating_form", "action_listen"]
+    assert len(fake_rasa.executed) == 1  # the rating question was asked once
+
+
+def test_the_sweep_leaves_a_handover_an_agent_claimed_alone(
+    sqlite_url: str, fake_rasa: FakeRasa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    with session_scope(sqlite_url) as session:
+        handoff = HandoffRepository(session).open(
+            "web-late01", "webchat", "request_human", "normal", {}
+        )
+        handoff.created_at -= timedelta(minutes=30)
+        handoff_id = handoff.id
+    real_file_callback = handover._file_callback
+
+    def agent_claims_first(settings: Any, view: Any) -> Optional[str]:
+        handover.claim(load_settings(), handoff_id, "agent1")  # between the read and the convert
+        return real_file_callback(settings, view)
+
+    monkeypatch.setattr(handover, "_file_callback", agent_claims_first)
+    assert handover.sweep_unclaimed(load_settings()) == []
+    assert handover.get(load_settings(), handoff_id).status == "active"
+    assert notices(sqlite_url) == []
+    with session_scope(sqlite_url) as session:
+        assert TicketRepository(session).list() == []

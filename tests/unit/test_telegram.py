@@ -10,15 +10,19 @@ from __future__ import annotations
 import logging
 import uuid
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Dict, Iterator, List
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, List
 
 import httpx
 import pytest
 from aiohttp import web
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
+from telegram import Update
 
+from bot.core import dead_letters
 from bot.core.catalog import load_catalog
+from bot.core.settings import ForwardRetryConfig
+from bot.plugins.channels import telegram_poll
 from bot.plugins.channels.telegram import (
     SECRET_HEADER,
     TelegramInput,
@@ -392,3 +396,129 @@ async def test_polling_forwards_each_update_to_the_webhook_with_the_secret(
     offsets = [c.params.get("offset") for c in fake_api.calls if c.method == "getUpdates"]
     assert offsets == [None, 800003]  # the second call acknowledges both updates
     assert "deleteWebhook" in [c.method for c in fake_api.calls]
+
+
+# ------------------------------------------------------- long polling: bounded retries
+
+FAST_RETRY = ForwardRetryConfig(max_attempts=3, retry_after_seconds=(0.01, 0.02))
+
+
+@asynccontextmanager
+async def stub_webhook(status_for: Callable[[int, int], int]) -> AsyncIterator[tuple]:
+    """A webhook on 127.0.0.1 answering `status_for(update_id, attempt)`; yields its URL and
+    the list of (update_id, status) it answered."""
+    answered: List[tuple] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        update_id = (await request.json())["update_id"]
+        attempt = 1 + sum(1 for seen, _ in answered if seen == update_id)
+        status = status_for(update_id, attempt)
+        answered.append((update_id, status))
+        return web.json_response({"status": "ok" if status == 200 else "error"}, status=status)
+
+    app = web.Application()
+    app.router.add_post("/webhooks/telegram/webhook", webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/webhooks/telegram/webhook", answered
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_a_poisonous_update_is_dead_lettered_after_its_attempts_and_the_next_is_delivered(
+    fake_api: FakeBotApi,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    poison_text = "我的电话13812345678，地址长平路88号"
+    fake_api.queue_update(text_update(810001, CHAT, poison_text))
+    fake_api.queue_update(text_update(810002, CHAT, "停电了"))
+    settings = TelegramSettings(TOKEN, SECRET, fake_api.base_url)
+    with caplog.at_level(logging.INFO, logger="bot.plugins.channels.telegram_poll"):
+        async with stub_webhook(lambda update_id, _: 500 if update_id == 810001 else 200) as (
+            url,
+            answered,
+        ):
+            forwarded = await poll(settings, url, timeout=1, max_rounds=2, retry=FAST_RETRY)
+    assert forwarded == 1
+    assert answered == [(810001, 500)] * 3 + [(810002, 200)]
+    offsets = [c.params.get("offset") for c in fake_api.calls if c.method == "getUpdates"]
+    assert offsets == [None, 810003]  # the poisonous update is acknowledged too
+    [letter] = dead_letters.recent(10)
+    assert (letter.source, letter.key, letter.attempts, letter.last_error) == (
+        "telegram_poll",
+        "810001",
+        3,
+        "HTTP 500",
+    )
+    assert dead_letters.payload_of(letter)["message"]["text"] == poison_text
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "810001" in logged and "dead letter" in logged
+    assert "13812345678" not in logged and "长平路" not in logged  # the update id only
+
+
+@pytest.mark.asyncio
+async def test_a_transient_failure_is_retried_and_delivered_once_without_a_dead_letter(
+    fake_api: FakeBotApi, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    fake_api.queue_update(text_update(820001, CHAT, "查电费"))
+    settings = TelegramSettings(TOKEN, SECRET, fake_api.base_url)
+    async with stub_webhook(lambda _, attempt: 502 if attempt < 3 else 200) as (url, answered):
+        forwarded = await poll(settings, url, timeout=1, max_rounds=1, retry=FAST_RETRY)
+    assert forwarded == 1
+    assert answered == [(820001, 502), (820001, 502), (820001, 200)]
+    assert dead_letters.recent(10) == []
+
+
+@pytest.mark.asyncio
+async def test_an_update_the_webhook_refuses_with_a_4xx_is_dead_lettered_at_once(
+    fake_api: FakeBotApi, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    fake_api.queue_update(text_update(830001, CHAT, "你好"))
+    fake_api.queue_update(text_update(830002, CHAT, "你好"))
+    settings = TelegramSettings(TOKEN, SECRET, fake_api.base_url)
+    async with stub_webhook(lambda update_id, _: 400 if update_id == 830001 else 200) as (
+        url,
+        answered,
+    ):
+        forwarded = await poll(settings, url, timeout=1, max_rounds=1, retry=FAST_RETRY)
+    assert forwarded == 1 and answered == [(830001, 400), (830002, 200)]
+    [letter] = dead_letters.recent(10, source="telegram_poll")
+    assert (letter.key, letter.attempts, letter.last_error) == ("830001", 1, "HTTP 400")
+
+
+@pytest.mark.asyncio
+async def test_while_rasa_accepts_no_connection_the_update_waits_without_using_attempts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits: List[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(telegram_poll, "sleep", no_wait)
+    outcomes = iter(["refused"] * 5 + [500, 200])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        outcome = next(outcomes)
+        if outcome == "refused":
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(int(outcome), json={})
+
+    update = Update.de_json(text_update(840001, CHAT, "你好"), None)
+    assert update is not None
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        outcome = await telegram_poll.forward(
+            http, "http://rasa/webhooks/telegram/webhook", SECRET, update, FAST_RETRY
+        )
+    assert outcome.delivered and outcome.attempts == 2  # the refused connections not counted
+    assert waits == [0.01, 0.02, 0.02, 0.02, 0.02, 0.01]  # backing off, capped at the last wait

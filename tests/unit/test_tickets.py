@@ -8,7 +8,13 @@ import pytest
 
 from bot.core.db import session_scope
 from bot.core.tickets.models import HistoryIsAppendOnly, TicketEvent
-from bot.core.tickets.repository import InvalidStatus, TicketNotFound, TicketRepository, request_key
+from bot.core.tickets.repository import (
+    InvalidStatus,
+    StatusNotAllowed,
+    TicketNotFound,
+    TicketRepository,
+    request_key,
+)
 
 FAULT = {"address": "潮南区峡山街道东山路12号", "phone": "13812345678", "description": "整栋楼停电"}
 NEW_CONNECTION = {
@@ -202,6 +208,25 @@ def test_invalid_status_and_unknown_ticket(db_url: str, clock) -> None:
             tickets.update("GD20990101000001", "api", status="closed")
         assert tickets.get("GD20990101000001") is None
         assert ticket.status == "new"
+
+
+def test_a_closed_ticket_never_goes_back(db_url: str, clock) -> None:
+    """The catalog's status_transitions are enforced: closed and cancelled are final, and a
+    refused change leaves neither a history entry nor a notice."""
+    with session_scope(db_url) as session:
+        tickets = TicketRepository(session, clock=clock)
+        ticket, _ = tickets.create("fault_repair", FAULT, "c", "rest")
+        for status in ("assigned", "in_progress", "resolved", "in_progress", "resolved", "closed"):
+            tickets.update(ticket.ticket_no, "staff1", status=status)
+        entries = len(ticket.events)
+        for status in ("new", "assigned", "in_progress", "resolved", "cancelled"):
+            with pytest.raises(StatusNotAllowed, match="已办结"):
+                tickets.update(ticket.ticket_no, "staff1", status=status)
+        assert ticket.status == "closed" and len(ticket.events) == entries
+        other, _ = tickets.create("fault_repair", {**FAULT, "description": "跳闸"}, "c", "rest")
+        tickets.update(other.ticket_no, "staff1", status="cancelled")
+        with pytest.raises(StatusNotAllowed):
+            tickets.update(other.ticket_no, "staff1", status="new")
 
 
 def test_list_filters_and_order(db_url: str, clock_at, now) -> None:

@@ -95,6 +95,8 @@ def test_label_writes_a_pseudonymised_example_into_the_area_file(
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["data_file"] == "meter_dispute.yml"
+    assert result["written"] is True and result["write_error"] is None
+    assert result["message"] == f"已写入 meter_dispute.yml：{result['example']}"
     written = (nlu_dir / "meter_dispute.yml").read_text(encoding="utf-8")
     assert f"    - {result['example']}\n" in written
     assert "陈伟明" not in written and "13812345678" not in written
@@ -145,3 +147,49 @@ def test_patch_discard_and_bad_requests(client: TestClient, nlu_dir: Path) -> No
     )
     assert discarded.status_code == 200
     assert [i["id"] for i in _items(client)] == [second["id"]]
+
+
+def test_a_failed_write_is_recorded_and_the_trainer_is_told(
+    client: TestClient, nlu_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.core.training import writer
+
+    def read_only(path: Path, text: str) -> None:
+        raise PermissionError(f"{path.name} is read-only")
+
+    csrf = sign_in(client, "trainer1")
+    item = _items(client)[1]
+    before = (nlu_dir / "meter_dispute.yml").read_text(encoding="utf-8")
+    with monkeypatch.context() as patched:
+        patched.setattr(writer, "replace_text", read_only)
+        response = client.post(
+            "/console/trainer/api/label",
+            headers={"X-CSRF-Token": csrf},
+            json={"item_id": item["id"], "intent": "dispute_meter"},
+        )
+    assert response.status_code == 202, response.text
+    result = response.json()
+    assert result["written"] is False and "read-only" in result["write_error"]
+    assert result["message"].startswith("已记录，写入训练文件失败：PermissionError")
+    assert "稍后可重试" in result["message"]
+    assert (nlu_dir / "meter_dispute.yml").read_text(encoding="utf-8") == before
+    inbox = client.get("/console/trainer/api/inbox").json()
+    assert inbox["unwritten"] == 1 and item["id"] not in [i["id"] for i in inbox["items"]]
+
+
+def test_refresh_with_a_2000_character_message_twice(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.unit.test_trainer_collect import fill_tracker_store
+    from tests.unit.test_trainer_labels import LONG
+
+    url = fill_tracker_store(
+        tmp_path / "tracker.db",
+        {"long": [(LONG, "nlu_fallback", 0.2, "抱歉没听懂", ["action_fallback"])]},
+    )
+    monkeypatch.setenv("RASA_TRACKER_URL", url)
+    sign_in(client, "trainer1")
+    for _ in range(2):
+        response = client.get("/console/trainer/api/inbox", params={"refresh": 1})
+        assert response.status_code == 200, response.text
+        assert [i["text"] for i in response.json()["items"]].count(LONG) == 1

@@ -116,3 +116,66 @@ def test_every_real_area_file_changes_by_exactly_one_added_line() -> None:
             if line[:1] in "+-"
         ]
         assert changes == ["+     - 一个新例子"], path.name
+
+
+def test_concurrent_writers_keep_every_example(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from bot.core.training import writer
+
+    slow = writer.with_example
+
+    def with_example(source: str, intent: str, markup: str) -> str:
+        time.sleep(0.05)  # read … (another writer would read the same file here) … write
+        return slow(source, intent, markup)
+
+    monkeypatch.setattr(writer, "with_example", with_example)
+    examples = [f"第{n}个例子" for n in range(6)]
+    threads = [
+        threading.Thread(
+            target=write_example, args=(LabelledExample("cancel", text), "t", data_dir)
+        )
+        for text in examples
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    written = (data_dir / "control.yml").read_text(encoding="utf-8")
+    assert all(f"    - {text}\n" in written for text in examples)
+    assert len((data_dir / LABELS_LOG).read_text(encoding="utf-8").splitlines()) == 6
+
+
+def test_the_file_is_replaced_atomically_and_keeps_its_mode(data_dir: Path) -> None:
+    import os
+
+    from bot.core.training.writer import lock_path
+
+    path = data_dir / "control.yml"
+    path.chmod(0o640)
+    inode = path.stat().st_ino
+    write_example(LabelledExample("cancel", "唔搞喇"), "trainer1", data_dir)
+    assert path.stat().st_ino != inode  # a new file renamed over the old one
+    assert oct(path.stat().st_mode & 0o777) == oct(0o640)
+    assert lock_path(path) == data_dir / ".control.yml.lock" and lock_path(path).exists()
+    assert sorted(p.name for p in data_dir.iterdir() if p.name.endswith(".tmp")) == []
+    assert os.access(path, os.R_OK)
+
+
+def test_a_failed_replace_leaves_the_file_and_no_temporary(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    def fail(source: str, target: str) -> None:
+        raise OSError("rename failed")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="rename failed"):
+        write_example(LabelledExample("cancel", "唔搞喇"), "trainer1", data_dir)
+    assert (data_dir / "control.yml").read_text(encoding="utf-8") == CONTROL
+    assert not (data_dir / LABELS_LOG).exists()
+    assert [p.name for p in data_dir.iterdir() if p.name.endswith(".tmp")] == []

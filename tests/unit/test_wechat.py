@@ -357,3 +357,18 @@ def test_render_joins_texts_and_numbers_buttons_across_messages() -> None:
     )
     assert text == "第一段\n\n第二段\n\n回复 1 是\n回复 2 否"
     assert choices == {"1": "/affirm", "2": "/deny"}
+
+
+def test_an_invalid_credential_is_retried_once_not_forever(api: FakeWeChatApi) -> None:
+    """wechatpy refreshes the token and resends on 40001 without limit; the client here
+    refreshes once, tries once more, then fails (the notice outbox records and retries)."""
+    from wechatpy.exceptions import WeChatClientException
+
+    settings = WeChatSettings(
+        token=TOKEN, app_id=APP_ID, app_secret="secret", api_base_url=api.base_url
+    )
+    api.failures = 10**6
+    api.failure = {"errcode": 40001, "errmsg": "invalid credential"}
+    with pytest.raises(WeChatClientException):
+        WeChatClientAt(settings).message.send_text(OPENID, "您的工单已处理完毕")
+    assert api.token_requests == 2

@@ -6,7 +6,7 @@ Queue order: catalog priority (urgent first, see bot.core.catalog.priority_rank)
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -139,51 +139,64 @@ class HandoffRepository:
         )
         return list(self.session.execute(query).scalars())
 
-    def claim(self, handoff_id: int, agent: str) -> Handoff:
-        """An agent takes a waiting conversation (atomic: two agents cannot both win)."""
+    def _move(self, handoff_id: int, from_statuses: Tuple[str, ...], **values: Any) -> Handoff:
+        """One conditional UPDATE (`… WHERE status IN from_statuses`): of two concurrent
+        transitions only one wins, the other gets HandoffStateError."""
         result = self.session.execute(
             update(Handoff)
-            .where(Handoff.id == handoff_id, Handoff.status == "waiting")
-            .values(status="active", agent=agent, claimed_at=self._now())
+            .where(Handoff.id == handoff_id, Handoff.status.in_(from_statuses))
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
         handoff = self.session.get(Handoff, handoff_id, populate_existing=True)
         if handoff is None:
             raise HandoffNotFound(handoff_id)
         if result.rowcount != 1:
-            raise HandoffStateError(f"handoff {handoff_id} is {handoff.status}, not waiting")
+            expected = " or ".join(from_statuses)
+            raise HandoffStateError(f"handoff {handoff_id} is {handoff.status}, not {expected}")
         return handoff
 
-    def transfer(self, handoff_id: int, agent: str) -> Handoff:
-        """Give an active conversation to another agent."""
-        handoff = self.session.get(Handoff, handoff_id, with_for_update=True)
+    def claim(self, handoff_id: int, agent: str) -> Handoff:
+        """An agent takes a waiting conversation (two agents cannot both win)."""
+        return self._move(
+            handoff_id, ("waiting",), status="active", agent=agent, claimed_at=self._now()
+        )
+
+    def transfer(self, handoff_id: int, agent: str, from_agent: Optional[str] = None) -> Handoff:
+        """Give an active conversation to another agent (only if `from_agent` still has it)."""
+        if from_agent is None:
+            return self._move(handoff_id, ("active",), agent=agent)
+        result = self.session.execute(
+            update(Handoff)
+            .where(
+                Handoff.id == handoff_id, Handoff.status == "active", Handoff.agent == from_agent
+            )
+            .values(agent=agent)
+            .execution_options(synchronize_session=False)
+        )
+        handoff = self.session.get(Handoff, handoff_id, populate_existing=True)
         if handoff is None:
             raise HandoffNotFound(handoff_id)
-        if handoff.status != "active":
-            raise HandoffStateError(f"handoff {handoff_id} is {handoff.status}, not active")
-        handoff.agent = agent
-        self.session.flush()
+        if result.rowcount != 1:
+            raise HandoffStateError(f"handoff {handoff_id} is no longer {from_agent}'s")
         return handoff
 
-    def convert_to_callback(self, handoff_id: int, ticket_no: str) -> Handoff:
-        """Nobody claimed it in time: record it as a call-back (with its ticket) and close it."""
-        handoff = self.session.get(Handoff, handoff_id, with_for_update=True)
-        if handoff is None:
-            raise HandoffNotFound(handoff_id)
-        handoff.reason, handoff.ticket_no = "callback", ticket_no
-        handoff.status, handoff.closed_at = "closed", self._now()
-        self.session.flush()
-        return handoff
+    def convert_to_callback(self, handoff_id: int, ticket_no: Optional[str]) -> Handoff:
+        """Nobody claimed it in time: record it as a call-back (with its ticket) and close it.
+
+        Only a handoff that is still waiting: one an agent claimed meanwhile is left alone."""
+        return self._move(
+            handoff_id,
+            ("waiting",),
+            reason="callback",
+            ticket_no=ticket_no,
+            status="closed",
+            closed_at=self._now(),
+        )
 
     def close(self, handoff_id: int) -> Handoff:
-        """End the handover (closing a closed handoff changes nothing)."""
-        handoff = self.session.get(Handoff, handoff_id, with_for_update=True)
-        if handoff is None:
-            raise HandoffNotFound(handoff_id)
-        if handoff.status != "closed":
-            handoff.status, handoff.closed_at = "closed", self._now()
-            self.session.flush()
-        return handoff
+        """End the handover; HandoffStateError when it was already closed (by someone else)."""
+        return self._move(handoff_id, OPEN_STATUSES, status="closed", closed_at=self._now())
 
     def record_rating(self, conversation_id: str, rating: int) -> Optional[Handoff]:
         """Store a 1–5 rating on the conversation's latest closed handoff (None if none)."""

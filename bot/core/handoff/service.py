@@ -19,14 +19,13 @@ from bot.core.db import session_scope
 from bot.core.handoff.models import Handoff
 from bot.core.handoff.repository import HandoffNotFound, HandoffRepository, HandoffStateError
 from bot.core.notifications.delivery import NoticeDelivery
-from bot.core.notifications.outbox import enqueue_notice
+from bot.core.notifications.outbox import enqueue_handback, enqueue_notice
 from bot.core.rasa_api import RasaClient
 from bot.core.settings import Settings
 from bot.core.tickets.repository import TicketRepository
 
 logger = logging.getLogger(__name__)
 
-RATING_FORM = "rating_form"
 MAX_REPLY_CHARS = 2000
 __all__ = ["HandoffNotFound", "HandoffStateError", "HandoverError"]
 
@@ -139,9 +138,10 @@ def reply(
 def transfer(
     settings: Settings, handoff_id: int, agent: str, to_agent: str, override: bool = False
 ) -> HandoffView:
-    _active_for(settings, handoff_id, agent, override)
+    current = _active_for(settings, handoff_id, agent, override)
     with session_scope(settings.database_url) as session:
-        view = _view(HandoffRepository(session).transfer(handoff_id, to_agent), None)
+        moved = HandoffRepository(session).transfer(handoff_id, to_agent, from_agent=current.agent)
+        view = _view(moved, None)
     logger.info("handoff %s transferred from %s to %s", handoff_id, agent, to_agent)
     return view
 
@@ -149,25 +149,56 @@ def transfer(
 def finish(
     settings: Settings, handoff_id: int, agent: str, ask_rating: bool, override: bool = False
 ) -> HandoffView:
-    """End the handover: the bot resumes; with `ask_rating` it asks for a 1–5 rating."""
+    """End the handover: the bot resumes; with `ask_rating` it asks for a 1–5 rating.
+
+    The close and the bot's return are one transaction (the return goes through the notice
+    outbox, retried while Rasa is down), so a customer is never left paused."""
     _active_for(settings, handoff_id, agent, override)
     with session_scope(settings.database_url) as session:
-        view = _view(HandoffRepository(session).close(handoff_id), None)
-    rasa = RasaClient(settings)
-    rasa.append(view.conversation_id, [{"event": "resume"}], view.channel)
-    if ask_rating:
-        rasa.execute(view.conversation_id, RATING_FORM, view.channel)
-        # An executed action is not followed by action_listen as a predicted one is; without
-        # it the policies would take the customer's answer as arriving mid-action.
-        rasa.append(
-            view.conversation_id, [{"event": "action", "name": "action_listen"}], view.channel
-        )
+        try:
+            handoff = HandoffRepository(session).close(handoff_id)
+        except HandoffStateError as error:
+            raise HandoverError("该会话已结束") from error
+        enqueue_handback(session, handoff, ask_rating, to_utc_naive(utc_now()))
+        view = _view(handoff, None)
+    NoticeDelivery(settings).deliver_due()
     logger.info("handoff %s %s by %s", handoff_id, "handed back" if ask_rating else "closed", agent)
     return view
 
 
 def claim_wait_minutes(settings: Settings) -> float:
     return settings.service.handoff.claim_wait_minutes
+
+
+def _file_callback(settings: Settings, view: HandoffView) -> Optional[str]:
+    """In one transaction: close the hand-over as a call-back if it is still waiting, file its
+    ticket (one per hand-over, whichever console process gets there) and owe the customer the
+    「无人接入」 notice. None when an agent claimed it first."""
+    catalog = load_catalog()
+    details = {k: v for k, v in view.details.items() if k in catalog.fields}
+    details["description"] = intake.staff_text(
+        "callback_unclaimed",
+        reason=view.reason,
+        minutes=f"{claim_wait_minutes(settings):g}",
+        conversation_id=view.conversation_id,
+    )
+    with session_scope(settings.database_url) as session:
+        try:
+            handoff = HandoffRepository(session).convert_to_callback(view.id, None)
+        except HandoffStateError:
+            return None  # claimed (or swept by another console) meanwhile
+        ticket, created = TicketRepository(session).create(
+            intake.CALLBACK_SERVICE,
+            details,
+            view.conversation_id,
+            view.channel,
+            submission=f"handoff-callback:{view.id}",
+        )
+        handoff.ticket_no = ticket.ticket_no
+        if created:
+            text = catalog.system_messages["handoff_timeout"].format(ticket_no=ticket.ticket_no)
+            enqueue_notice(session, ticket, "handoff_timeout", text, to_utc_naive(utc_now()))
+        return str(ticket.ticket_no)
 
 
 def sweep_unclaimed(settings: Settings) -> List[str]:
@@ -182,33 +213,10 @@ def sweep_unclaimed(settings: Settings) -> List[str]:
         ]
     filed = []
     for view in stale:
-        details = {k: v for k, v in view.details.items() if k in load_catalog().fields}
-        callback = intake.file_request(
-            intake.CALLBACK_SERVICE,
-            {
-                **details,
-                "description": intake.staff_text(
-                    "callback_unclaimed",
-                    reason=view.reason,
-                    minutes=f"{claim_wait_minutes(settings):g}",
-                    conversation_id=view.conversation_id,
-                ),
-            },
-            view.conversation_id,
-            view.channel,
-        )
-        with session_scope(settings.database_url) as session:
-            HandoffRepository(session).convert_to_callback(view.id, callback.ticket_no)
-            ticket = TicketRepository(session).get(callback.ticket_no)
-            assert ticket is not None  # filed just above
-            text = (
-                load_catalog()
-                .system_messages["handoff_timeout"]
-                .format(ticket_no=callback.ticket_no)
-            )
-            enqueue_notice(session, ticket, "handoff_timeout", text, to_utc_naive(utc_now()))
-        logger.info("handoff %s unclaimed: call-back ticket %s", view.id, callback.ticket_no)
-        filed.append(callback.ticket_no)
+        ticket_no = _file_callback(settings, view)
+        if ticket_no is not None:
+            logger.info("handoff %s unclaimed: call-back ticket %s", view.id, ticket_no)
+            filed.append(ticket_no)
     if filed:
         NoticeDelivery(settings).deliver_due()
     return filed

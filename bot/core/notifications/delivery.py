@@ -14,13 +14,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import aliased
 
 from bot.core.clock import to_utc_naive, utc_now
 from bot.core.db import session_scope
-from bot.core.notifications.models import Notification
+from bot.core.notifications.models import RATING_FORM, Notification
 from bot.core.rasa_api import RasaClient
 from bot.core.settings import Settings
 from bot.core.tickets.models import TicketEvent
@@ -101,35 +102,91 @@ def push_problem(settings: Settings, channel: str) -> Optional[str]:
     return None
 
 
-def rasa_sender(settings: Settings) -> Sender:
-    """Send a notice as a bot message appended to the customer's conversation in Rasa.
+def rasa_sender(settings: Settings, client: Optional[RasaClient] = None) -> Sender:
+    """Send a notice through Rasa, effectively once.
 
-    Rasa stores the message in the tracker (the transcript and the web chat page show it) and
-    sends it through the named output channel; a channel that fails makes the call fail."""
+    Every event a notice appends carries the notice's id (and which part it is) in its
+    metadata. Before sending, the conversation's tracker is read: the parts already there —
+    because an earlier try reached Rasa but its answer, or our record of it, was lost — are
+    not sent again. Rasa stores the events (the transcript and the web chat page show them)
+    and sends bot messages through the named output channel; a channel that fails makes the
+    call fail."""
 
     def send(notice: Notification) -> None:
         problem = push_problem(settings, notice.channel)
         if problem:
             raise ChannelOff(problem)
-        RasaClient(settings).append(notice.conversation_id, notice_events(notice), notice.channel)
+        rasa = client or RasaClient(settings)
+        events = rasa.events(notice.conversation_id)
+        done = delivered_parts(events, notice.id)
+        for part in notice_parts(notice):
+            if part.name in done:
+                continue
+            if part.execute and not ran_after(events, notice.id, part.execute):
+                rasa.execute(notice.conversation_id, part.execute, notice.channel)
+            if part.events:
+                rasa.append(notice.conversation_id, part.events, notice.channel)
 
     return send
 
 
-def notice_events(notice: Notification) -> List[Dict[str, Any]]:
-    """The tracker events of a notice: the bot message (a hand-over that timed out first
-    resumes the paused conversation, so the bot answers the customer again)."""
-    message = {
-        "event": "bot",
-        "text": notice.text,
-        "timestamp": time.time(),
-        "metadata": {
-            "notification": notice.id,
-            "kind": notice.kind,
-            "ticket_status": notice.ticket_status,
-        },
-    }
-    return [{"event": "resume"}, message] if notice.kind == "handoff_timeout" else [message]
+@dataclass(frozen=True)
+class NoticePart:
+    """One step of a notice: events to append and/or an action to run first."""
+
+    name: str
+    events: List[Dict[str, Any]]
+    execute: Optional[str] = None
+
+
+def _marked(event: Dict[str, Any], notice: Notification, part: str) -> Dict[str, Any]:
+    metadata = {"notification": notice.id, "part": part, "kind": notice.kind}
+    if notice.ticket_status:
+        metadata["ticket_status"] = notice.ticket_status
+    return {**event, "timestamp": time.time(), "metadata": metadata}
+
+
+def notice_parts(notice: Notification) -> List[NoticePart]:
+    """The steps of a notice, in order.
+
+    A status notice is one bot message. A hand-over that timed out resumes the paused
+    conversation, then says so. A hand-back resumes it; with a rating it then runs the rating
+    form and marks the end with `action_listen` (an executed action is not followed by one as a
+    predicted action is; without it the policies would take the customer's answer as arriving
+    mid-action)."""
+    message = _marked({"event": "bot", "text": notice.text}, notice, "message")
+    resume = NoticePart("resume", [_marked({"event": "resume"}, notice, "resume")])
+    if notice.kind == "handoff_timeout":  # one call: Rasa appends both or neither
+        return [NoticePart("message", [_marked({"event": "resume"}, notice, "message"), message])]
+    if notice.kind == "handback":
+        return [resume]
+    if notice.kind == "handback_rating":
+        listen = _marked({"event": "action", "name": "action_listen"}, notice, "rated")
+        return [resume, NoticePart("rated", [listen], execute=RATING_FORM)]
+    return [NoticePart("message", [message])]
+
+
+def ran_after(events: List[Dict[str, Any]], notice_id: int, action: str) -> bool:
+    """Whether `action` ran after the first event of notice `notice_id` (a retry whose earlier
+    try ran it but did not get to mark the end must not ask the customer twice)."""
+    seen_notice = False
+    for event in events:
+        metadata = event.get("metadata") if isinstance(event, dict) else None
+        if isinstance(metadata, dict) and metadata.get("notification") == notice_id:
+            seen_notice = True
+        elif seen_notice and event.get("event") == "action" and event.get("name") == action:
+            return True
+    return False
+
+
+def delivered_parts(events: List[Dict[str, Any]], notice_id: int) -> Set[str]:
+    """Which parts of notice `notice_id` the tracker already holds."""
+    parts = set()
+    for event in events:
+        metadata = event.get("metadata") if isinstance(event, dict) else None
+        if isinstance(metadata, dict) and metadata.get("notification") == notice_id:
+            parts.add(str(metadata.get("part", "message")))
+    return parts
 
 
 class NoticeDelivery:
@@ -151,26 +208,40 @@ class NoticeDelivery:
         return to_utc_naive(self.clock())
 
     def due(self, limit: int = 100) -> List[int]:
-        """Ids of the pending notices whose time has come, oldest first."""
+        """Ids of the pending notices whose time has come, oldest first — only the oldest
+        pending one of each conversation, so a customer reads notices in the order they were
+        written (a later one waits while an earlier one is being retried)."""
+        earlier = aliased(Notification)
         with session_scope(self.database_url) as session:
             return list(
                 session.execute(
                     select(Notification.id)
                     .where(
-                        Notification.state == "pending", Notification.next_attempt_at <= self._now()
+                        Notification.state == "pending",
+                        Notification.next_attempt_at <= self._now(),
+                        ~exists().where(
+                            earlier.conversation_id == Notification.conversation_id,
+                            earlier.state == "pending",
+                            earlier.id < Notification.id,
+                        ),
                     )
                     .order_by(Notification.id)
                     .limit(limit)
                 ).scalars()
             )
 
-    def deliver_due(self, limit: int = 100) -> DeliveryReport:
-        """Try every notice that is due now."""
+    def deliver_due(self, limit: int = 100, max_rounds: int = 10) -> DeliveryReport:
+        """Try every notice that is due now (a conversation's next one in the next round)."""
         report = DeliveryReport()
-        for notice_id in self.due(limit):
-            outcome = self.deliver(notice_id)
-            if outcome is not None:
-                getattr(report, outcome).append(notice_id)
+        for _ in range(max_rounds):
+            progressed = False
+            for notice_id in self.due(limit):
+                outcome = self.deliver(notice_id)
+                if outcome is not None:
+                    getattr(report, outcome).append(notice_id)
+                    progressed = progressed or outcome == "sent"
+            if not progressed:
+                break
         return report
 
     def deliver(self, notice_id: int) -> Optional[str]:
@@ -211,15 +282,16 @@ class NoticeDelivery:
         with session_scope(self.database_url) as session:
             stored = session.get(Notification, notice.id)
             stored.state, stored.sent_at = "sent", now
-            session.add(
-                TicketEvent(
-                    ticket_id=notice.ticket_id,
-                    at=now,
-                    actor=ACTOR,
-                    action="notified",
-                    note=f"已通过{notice.channel}通知客户（第{notice.attempts}次尝试）：{notice.text}",
+            if notice.ticket_id is not None:
+                session.add(
+                    TicketEvent(
+                        ticket_id=notice.ticket_id,
+                        at=now,
+                        actor=ACTOR,
+                        action="notified",
+                        note=f"已通过{notice.channel}通知客户（第{notice.attempts}次尝试）：{notice.text}",
+                    )
                 )
-            )
         logger.info(
             "notice %s delivered to %s via %s (attempt %s)",
             notice.id,
@@ -234,18 +306,21 @@ class NoticeDelivery:
         with session_scope(self.database_url) as session:
             stored = session.get(Notification, notice.id)
             stored.last_error = error
+            if stored.state != "pending":  # superseded meanwhile: that outcome stands
+                return "failed" if gave_up else "retrying"
             if gave_up:
                 stored.state = "failed"
-                session.add(
-                    TicketEvent(
-                        ticket_id=notice.ticket_id,
-                        at=now,
-                        actor=ACTOR,
-                        action="notify_failed",
-                        note=f"通知客户失败（已尝试{notice.attempts}次，请电话联系客户）：{error}",
+                if notice.ticket_id is not None:
+                    session.add(
+                        TicketEvent(
+                            ticket_id=notice.ticket_id,
+                            at=now,
+                            actor=ACTOR,
+                            action="notify_failed",
+                            note=f"通知客户失败（已尝试{notice.attempts}次，请电话联系客户）：{error}",
+                        )
                     )
-                )
-            elif stored.state == "pending":  # not superseded meanwhile
+            else:
                 wait = self.policy.wait_after(notice.attempts)
                 stored.next_attempt_at = now + timedelta(seconds=wait)
         if gave_up:

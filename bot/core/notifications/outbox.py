@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.catalog import Catalog
 from bot.core.clock import iso_local
+from bot.core.handoff.models import Handoff
 from bot.core.notifications.models import Notification
 from bot.core.tickets.models import Ticket
 
@@ -75,6 +76,28 @@ def enqueue_notice(
     return notice
 
 
+def enqueue_handback(
+    session: Session, handoff: Handoff, ask_rating: bool, now: datetime, text: str = ""
+) -> Notification:
+    """Owe the customer of a closed hand-over the bot's return (and the rating question).
+
+    Written in the transaction that closes the hand-over, so a close that commits always
+    resumes the conversation — retried while Rasa is down — and a failed close never does."""
+    notice = Notification(
+        handoff_id=handoff.id,
+        conversation_id=handoff.conversation_id,
+        channel=handoff.channel,
+        kind="handback_rating" if ask_rating else "handback",
+        text=text,
+        state="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(notice)
+    return notice
+
+
 def list_notices(
     session: Session, ticket_id: Optional[int] = None, states: Sequence[str] = (), limit: int = 100
 ) -> List[Notification]:
@@ -93,6 +116,7 @@ def notice_dict(notice: Notification) -> Dict[str, Any]:
     return {
         "id": notice.id,
         "ticket_no": ticket.ticket_no if ticket is not None else None,
+        "handoff_id": notice.handoff_id,
         "kind": notice.kind,
         "ticket_status": notice.ticket_status,
         "conversation_id": notice.conversation_id,

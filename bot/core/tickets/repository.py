@@ -33,6 +33,11 @@ class TicketNotFound(LookupError):
     """No ticket has this number."""
 
 
+class StatusNotAllowed(ValueError):
+    """The ticket's current status may not change to the one asked for (catalog
+    `status_transitions`: e.g. a closed ticket does not go back to new)."""
+
+
 class InvalidStatus(ValueError):
     """A status outside new/assigned/in_progress/resolved/closed/cancelled."""
 
@@ -230,6 +235,13 @@ class TicketRepository:
         now = to_utc_naive(self.clock())
         events: List[TicketEvent] = []
         if status is not None and status != ticket.status:
+            allowed = self.catalog.status_transitions.get(ticket.status)
+            if allowed is not None and status not in allowed:
+                names = self.catalog.statuses
+                raise StatusNotAllowed(
+                    f"工单{ticket.ticket_no}当前为「{names.get(ticket.status, ticket.status)}」，"
+                    f"不能改为「{names.get(status, status)}」"
+                )
             events.append(self._event(now, actor, "status", {"status": [ticket.status, status]}))
             ticket.status = status
             enqueue_status_notice(self.session, self.catalog, ticket, now)

@@ -9,8 +9,9 @@ goes to the inbox when
 * within two customer turns the customer cancelled, asked for a person, or corrected the bot.
 
 Near-identical texts (same letters once width, script, punctuation, digits and emoji are
-folded away) are one inbox item with a count. The store is read only; a full scan is cheap
-next to a training run and makes `sync_inbox` idempotent.
+folded away) are one inbox item with a count, found again by the SHA-256 of that key
+(`InboxItem.key_hash`: a key may be as long as the message). The store is read only; a full
+scan is cheap next to a training run and makes `sync_inbox` idempotent.
 
     candidates = collect_candidates(tracker_url())
     with session_scope() as session:
@@ -32,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.normalize import normalize_text
 from bot.core.settings import InboxConfig, get_settings
-from bot.core.training.models import InboxItem
+from bot.core.training.models import InboxItem, key_hash
 
 FALLBACK_INTENT = "nlu_fallback"
 FALLBACK_ACTION = "action_fallback"
@@ -202,7 +203,7 @@ def sync_inbox(session: Session, candidates: Iterable[Candidate]) -> int:
     added = 0
     for candidate in candidates:
         item = session.execute(
-            select(InboxItem).where(InboxItem.text_key == candidate.key)
+            select(InboxItem).where(InboxItem.key_hash == key_hash(candidate.key))
         ).scalar_one_or_none()
         if item is None:
             item = InboxItem(

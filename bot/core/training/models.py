@@ -1,6 +1,14 @@
-"""Inbox tables: one row per group of near-identical customer messages, one per label."""
+"""Inbox tables: one row per group of near-identical customer messages, one per label.
+
+An item is found by `key_hash`, the SHA-256 of its normalised text (`text_key`, unbounded
+``Text``): a long message must not break the unique index. A label is committed first and
+written to its data file afterwards (`written_at`); a failed write leaves `write_error` for
+``python -m bot trainer flush`` to retry.
+"""
 
 from __future__ import annotations
+
+import hashlib
 
 from sqlalchemy import (
     JSON,
@@ -13,11 +21,17 @@ from sqlalchemy import (
     String,
     Text,
 )
+from sqlalchemy.orm import validates
 
 from bot.core.db import Base, sql_in
 
 ITEM_STATUSES = ("open", "labelled", "discarded")
 DISCARD_REASONS = ("noise", "personal_data", "duplicate")
+
+
+def key_hash(text_key: str) -> str:
+    """SHA-256 (hex) of a normalised text key: the inbox's fixed-length lookup key."""
+    return hashlib.sha256(text_key.encode("utf-8")).hexdigest()
 
 
 class InboxItem(Base):
@@ -27,7 +41,8 @@ class InboxItem(Base):
     __table_args__ = (CheckConstraint(sql_in("status", ITEM_STATUSES), name="status"),)
 
     id = Column(Integer, primary_key=True)
-    text_key = Column(String(512), nullable=False, unique=True)
+    text_key = Column(Text, nullable=False)  # normalised (inbox.text_key), any length
+    key_hash = Column(String(64), nullable=False, unique=True, index=True)  # set with text_key
     text = Column(Text, nullable=False)  # the first occurrence, as the customer wrote it
     count = Column(Integer, nullable=False)
     reasons = Column(JSON, nullable=False)  # e.g. ["fallback", "low_confidence"]
@@ -37,6 +52,11 @@ class InboxItem(Base):
     status = Column(String(16), nullable=False, index=True, default="open")
     first_seen = Column(DateTime, nullable=False)
     last_seen = Column(DateTime, nullable=False)
+
+    @validates("text_key")
+    def _set_key_hash(self, _name: str, value: str) -> str:
+        self.key_hash = key_hash(value)
+        return value
 
 
 class InboxLabel(Base):
@@ -66,3 +86,5 @@ class InboxLabel(Base):
     discard_reason = Column(String(32))
     labelled_by = Column(String(64), nullable=False)
     labelled_at = Column(DateTime, nullable=False)
+    written_at = Column(DateTime)  # when the example reached data_file (NULL: not yet)
+    write_error = Column(Text)  # why the last write failed (NULL: none)

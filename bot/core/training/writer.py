@@ -6,18 +6,29 @@ new example changes exactly one line: it is appended to its intent's ``examples:
 when goes to data/nlu/LABELS.log, one tab-separated line per label (append-only, so it
 merges cleanly in git; Rasa reads only .yml/.json/.md from data/). `label_patch` returns the
 same change as a unified diff instead, for review (`git apply` / `patch -p1`).
+
+Several trainers (console workers, the CLI) may label into the same file at once: the
+read-modify-write of an area file runs under an exclusive ``fcntl.flock`` on a lock file next
+to it (``.<file>.lock``), and the new text replaces the file atomically (a temporary file in
+the same directory, then ``os.replace``), so a reader never sees half a file and no writer
+overwrites another's example.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
+import fcntl
 import io
 import json
+import os
 import re
+import stat
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, Iterator, List, Sequence
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
@@ -101,21 +112,85 @@ def _relative(path: Path, data_dir: Path) -> str:
     return str(path.resolve().relative_to(Path(data_dir).resolve().parent.parent))
 
 
+def lock_path(path: Path) -> Path:
+    """The lock file guarding `path`: ``.<name>.lock`` in the same directory."""
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path`'s lock file (blocks until other writers are done).
+
+    ``flock`` locks belong to the open file description, so two threads of one process exclude
+    each other as well as two processes do.
+    """
+    with open(lock_path(path), "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically: a temporary file beside it, then ``os.replace``.
+
+    The file keeps its permissions (a new one gets rw-r--r--); a file without write permission
+    is refused, as a plain write would be, although replacing it would be possible.
+    """
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise PermissionError(f"{path.name} is read-only")
+        mode = stat.S_IMODE(path.stat().st_mode)
+    else:
+        mode = 0o644
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def write_markup(
+    intent: str,
+    markup: str,
+    user: str,
+    path: Path,
+    data_dir: Path = NLU_DIR,
+    when: dt.datetime | None = None,
+) -> bool:
+    """Add the example `markup` of `intent` to `path` and log it, under the file's lock.
+
+    Returns False when the example was there already (nothing written, nothing logged).
+    """
+    with locked(path):
+        source = path.read_text(encoding="utf-8") if path.exists() else ""
+        updated = with_example(source, intent, markup)
+        if updated == source:
+            return False
+        replace_text(path, updated)
+        when = when or dt.datetime.now(local_zone())
+        log_path = Path(data_dir) / LABELS_LOG
+        with locked(log_path), log_path.open("a", encoding="utf-8") as log:
+            log.write(
+                f"{when.isoformat(timespec='seconds')}\t{user}\t{intent}\t{path.name}\t{markup}\n"
+            )
+    return True
+
+
 def write_example(
     example: LabelledExample, user: str, data_dir: Path = NLU_DIR, when: dt.datetime | None = None
 ) -> Path:
     """Append `example` to its area file and log who/when; returns the file written."""
     path = data_file_for(example.intent, data_dir)
-    source = path.read_text(encoding="utf-8") if path.exists() else ""
-    updated = with_example(source, example.intent, example.markup)
-    if updated != source:
-        path.write_text(updated, encoding="utf-8")
-        when = when or dt.datetime.now(local_zone())
-        with (Path(data_dir) / LABELS_LOG).open("a", encoding="utf-8") as log:
-            log.write(
-                f"{when.isoformat(timespec='seconds')}\t{user}\t{example.intent}\t"
-                f"{path.name}\t{example.markup}\n"
-            )
+    write_markup(example.intent, example.markup, user, path, data_dir, when)
     return path
 
 

@@ -15,6 +15,9 @@ Before Rasa sees a message:
 After Rasa has handled it, the customer is never answered with silence: a conversation
 waiting for an agent gets its queue position, a turn with no reply at all (the action server
 down, a timeout) a short apology — the message is in the tracker, nothing is lost.
+
+Every channel counts its turns with `metrics.measured_turn` (messages, reply latency, failed
+turns) and the apology with `intake_busy_replies_total` (bot/core/metrics.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.core import metrics
 from bot.core.catalog import load_catalog
 from bot.core.db import session_scope
 from bot.core.handoff.repository import HandoffRepository
@@ -122,6 +126,7 @@ async def reply_when_silent(message: UserMessage) -> None:
         text = system["waiting_for_agent"].format(ahead=max(position - 1, 0))
     else:
         text = system["busy"]
+        metrics.count_busy_reply(message.input_channel)
         logger.warning("no reply produced for a message; sent the apology")
     await collector.send_text_message(message.sender_id, text)
 
@@ -189,11 +194,13 @@ class IntakeRestInput(InputChannel):
             message = UserMessage(
                 text, collector, str(sender), input_channel=channel, metadata=metadata
             )
-            try:
-                await on_new_message(message)
-            except Exception:
-                logger.exception("message handling failed")
-            await reply_when_silent(message)
+            with metrics.measured_turn(channel):
+                try:
+                    await on_new_message(message)
+                except Exception:
+                    metrics.count_turn_error(channel)
+                    logger.exception("message handling failed")
+                await reply_when_silent(message)
             return response.json(collector.messages)
 
         return rest

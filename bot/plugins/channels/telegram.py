@@ -48,6 +48,7 @@ from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
 from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, ExtBot
 
+from bot.core import metrics
 from bot.core.catalog import load_catalog
 from bot.core.normalize import InvalidValue, digits_of, parse_phone
 from bot.core.settings import Settings, get_settings
@@ -350,14 +351,16 @@ class TelegramInput(InputChannel):
             message_id=str(update.update_id),
             metadata={"telegram_update_id": update.update_id},
         )
-        try:
-            await on_new_message(message)
-        except Exception:
-            logger.exception("handling Telegram update %s failed", update.update_id)
-        try:
-            await reply_when_silent(message)
-        except TelegramError:
-            logger.exception("could not answer Telegram update %s", update.update_id)
+        with metrics.measured_turn(CHANNEL_NAME):
+            try:
+                await on_new_message(message)
+            except Exception:
+                metrics.count_turn_error(CHANNEL_NAME)
+                logger.exception("handling Telegram update %s failed", update.update_id)
+            try:
+                await reply_when_silent(message)
+            except TelegramError:
+                logger.exception("could not answer Telegram update %s", update.update_id)
         return "ok"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Text
 from xml.etree.ElementTree import ParseError
 
+import requests
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_xml_defused
 from rasa.core.channels.channel import (
@@ -38,10 +39,11 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from wechatpy import WeChatClient, parse_message
 from wechatpy.crypto import WeChatCrypto
-from wechatpy.exceptions import InvalidSignatureException
+from wechatpy.exceptions import InvalidSignatureException, WeChatClientException
 from wechatpy.messages import TextMessage, VoiceMessage
 from wechatpy.replies import create_reply
 
+from bot.core import metrics
 from bot.core.catalog import load_catalog
 from bot.core.settings import Settings, get_settings
 from bot.core.stores import shared_store
@@ -53,6 +55,10 @@ logger = logging.getLogger(__name__)
 SENDER_PREFIX = "wx-"
 MAX_BODY_BYTES = 64 * 1024  # WeChat's messages are a few hundred bytes
 MAX_CLOCK_SKEW_S = 300  # pushes signed more than 5 minutes away from now are refused
+API_TIMEOUT_S = 10  # every call to WeChat's API, the access-token fetch included
+# errcodes that mean "fetch a new access token": invalid credential, invalid / expired token
+TOKEN_ERRCODES = (40001, 40014, 42001)
+TOKEN_REFRESHES_PER_CALL = 1
 SUBSCRIBE_EVENTS = ("subscribe", "subscribe_scan")
 
 
@@ -122,6 +128,12 @@ class WeChatClientAt(WeChatClient):
     wechatpy 1.8 sends API calls to `API_BASE_URL` but hard-codes the token URL; here both
     follow the settings. The access token is cached in the session storage (memory, or Redis
     when INTAKE_REDIS_URL is set) and refreshed by wechatpy before it expires.
+
+    Retries are bounded: wechatpy's own `auto_retry` fetches a new token and repeats the call
+    each time WeChat answers "invalid/expired token", without limit (it ends in a
+    RecursionError after some 500 calls when WeChat keeps saying so). Here a call gets one new
+    token and one more try, then fails; and the token fetch, which wechatpy sends without a
+    timeout, gets `API_TIMEOUT_S` like every other call.
     """
 
     def __init__(self, settings: WeChatSettings):
@@ -131,14 +143,50 @@ class WeChatClientAt(WeChatClient):
             from wechatpy.session.redisstorage import RedisStorage
 
             session = RedisStorage(redis.Redis.from_url(settings.redis_url), prefix="wechatpy")
-        super().__init__(settings.app_id, settings.app_secret, session=session, timeout=10)
+        super().__init__(
+            settings.app_id,
+            settings.app_secret,
+            session=session,
+            timeout=API_TIMEOUT_S,
+            auto_retry=False,
+        )
         self.API_BASE_URL = settings.api_base_url
+        self._http = _SessionWithTimeout(API_TIMEOUT_S)
+
+    def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
+        for refreshes in range(TOKEN_REFRESHES_PER_CALL + 1):
+            call = dict(kwargs)  # wechatpy writes the token into params and encodes data
+            if isinstance(call.get("params"), dict):
+                call["params"] = dict(call["params"])
+            try:
+                return super()._request(method, url_or_endpoint, **call)
+            except WeChatClientException as error:
+                if error.errcode not in TOKEN_ERRCODES or refreshes == TOKEN_REFRESHES_PER_CALL:
+                    raise
+                logger.info(
+                    "WeChat refused the access token (%s); fetching a new one", error.errcode
+                )
+                self.fetch_access_token()
+        raise AssertionError("unreachable")
 
     def fetch_access_token(self) -> Dict[str, Any]:
         return self._fetch_access_token(
             url=f"{self.API_BASE_URL}token",
             params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
         )
+
+
+class _SessionWithTimeout(requests.Session):
+    """A requests session whose calls time out unless told otherwise."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__()
+        self.timeout_s = timeout_s
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout_s
+        return super().request(*args, **kwargs)
 
 
 class WeChatOutput(OutputChannel):
@@ -329,11 +377,13 @@ class WeChatEndpoint:
             input_channel=WeChatInput.name(),
             message_id=str(msg_id) if msg_id else None,
         )
-        try:
-            await self.on_new_message(message)
-        except Exception:
-            logger.exception("WeChat message handling failed")
-        await reply_when_silent(message)
+        with metrics.measured_turn(WeChatInput.name()):
+            try:
+                await self.on_new_message(message)
+            except Exception:
+                metrics.count_turn_error(WeChatInput.name())
+                logger.exception("WeChat message handling failed")
+            await reply_when_silent(message)
         return collector.messages
 
     def _passive_reply(

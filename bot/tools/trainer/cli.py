@@ -3,6 +3,7 @@
 python -m bot trainer inbox [--tracker-url URL]         collect, then list open items
 python -m bot trainer label ID INTENT [--entity 3:14:phone] [--user NAME] [--patch FILE]
 python -m bot trainer discard ID [--reason noise|personal_data|duplicate]
+python -m bot trainer flush [--data data/nlu]           write labels recorded but not written
 python -m bot trainer lint [--data data/nlu] [--tests tests/nlu]
 python -m bot trainer compare --old OLD.tar.gz --new NEW.tar.gz [--data tests/nlu/holdout.yml]
 """
@@ -67,9 +68,29 @@ def _label(args: argparse.Namespace) -> int:
     if args.patch:
         Path(args.patch).write_text(result.patch or "", encoding="utf-8")
         print(f"wrote {args.patch} (review, then `git apply {args.patch}`)")
+    elif not result.written:
+        print(
+            f"#{result.item_id} recorded, but not written to {result.data_file}: "
+            f"{result.write_error}\nretry with `python -m bot trainer flush`"
+        )
+        return 1
     else:
         print(f"#{result.item_id} → {result.data_file}: {result.example}")
     return 0
+
+
+def _flush(args: argparse.Namespace) -> int:
+    from bot.core.db import session_scope, upgrade_database
+    from bot.core.training.intents import nlu_dir
+    from bot.core.training.labelling import flush_labels
+
+    upgrade_database()
+    with session_scope() as session:
+        report = flush_labels(session, args.data or nlu_dir())
+    for label_id, error in report.failed:
+        print(f"label {label_id} not written: {error}")
+    print(f"{len(report.written)} labels written, {len(report.failed)} still not written")
+    return 1 if report.failed else 0
 
 
 def _discard(args: argparse.Namespace) -> int:
@@ -135,6 +156,14 @@ def add_parser(commands: Any) -> None:
     discard.add_argument("--reason", choices=DISCARD_REASONS, default="noise")
     discard.add_argument("--user", default=getpass.getuser())
     discard.set_defaults(handler=_discard)
+
+    flush = actions.add_parser(
+        "flush", help="write labels recorded but not yet in their data file (exit 1 if some fail)"
+    )
+    flush.add_argument(
+        "--data", type=Path, default=None, help="default: INTAKE_NLU_DIR, else data/nlu"
+    )
+    flush.set_defaults(handler=_flush)
 
     lint = actions.add_parser("lint", help="NLU data problems (exit 1 on errors)")
     lint.add_argument("--data", type=Path, default=NLU_DIR)

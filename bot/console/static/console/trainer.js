@@ -110,6 +110,10 @@ function renderItem(item) {
       message.className = "result done";
       if (patch) {
         message.replaceChildren(el("pre", "patch", result.patch || "（训练数据里已有这条）"));
+      } else if (result.written === false) {
+        message.className = "result error";  // recorded, but not yet in the data file
+        message.textContent = result.message;
+        box.classList.add("labelled");
       } else {
         message.textContent = `已写入 ${result.data_file}：${result.example}`;
         box.classList.add("labelled");
