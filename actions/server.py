@@ -8,7 +8,7 @@
   bot/plugins/channels/rest.py).
 * `GET /metrics` (Prometheus: action errors, fallbacks, process figures) and `GET /healthz`
   (`{"status", "depends_on": {"database", "shared_store"?}}`, 503 when the database is down),
-  without the token like `/health`: no personal data in either (README "Metrics and alerts").
+  without the token like `/health`: no personal data in either (README "Operations: metrics, health, faults").
 * It binds 127.0.0.1 unless ACTION_BIND_HOST says otherwise (only Rasa calls it).
 
     python -m actions.server --port 5055

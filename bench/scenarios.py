@@ -1,6 +1,6 @@
 """Simulated customers: play the scenarios of tests/scenarios/*.yml against the real stack.
 
-Each scenario is one customer (format: tests/scenarios/README.md). The runner sends the
+Each scenario is one customer (format: README, "Simulated customers"). The runner sends the
 scripted messages through the REST channel, then answers whatever the bot asks for (the
 form's requested slot, read from Rasa's tracker) from what the customer knows, and finally
 checks the outcome from the outside, through the JSON API: tickets, their details,
@@ -49,7 +49,7 @@ SERVICE_BUCKETS_WITHOUT_TICKET = {
 
 @dataclass
 class Scenario:
-    """One simulated customer (see tests/scenarios/README.md)."""
+    """One simulated customer (format: README, "Simulated customers")."""
 
     id: str
     category: str

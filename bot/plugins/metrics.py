@@ -4,7 +4,7 @@ Registered in credentials.yml (`bot.plugins.metrics.MetricsInput:`), the way Ras
 routes to its server: a channel's blueprint. Its URL prefix is `/`, so the routes are
 `/metrics` and `/healthz` — outside `/webhooks/`, and not passed by the nginx door
 (deploy/nginx): internal, like Rasa's own API, and without a token (no personal data in
-either; see README "Metrics and alerts").
+either; see README "Operations: metrics, health, faults").
 
 * `/metrics`: this process's counters (bot/core/metrics.py): messages and reply latency per
   channel, failed turns, apologies sent, plus process CPU/memory.

@@ -4,7 +4,7 @@ can finish with exactly one ticket and every notice is delivered exactly once.
 
 These share the session's stack (tests/stack.py) and switch its supervision on — what
 `make run` does. PostgreSQL / Redis / RabbitMQ outages belong to the production profile and
-are not covered here (see the README, "Faults").
+are not covered here (README, "Operations: metrics, health, faults").
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from bot.core.settings import PROJECT_ROOT
-from bot.tools.evaluation import Metrics, evaluate
+from bot.tools.evaluation import Evaluation, Metrics, evaluate_all
 
 # INTAKE_MODEL lets a developer test a model trained elsewhere (default: what make trains).
 MODEL = Path(os.environ.get("INTAKE_MODEL") or PROJECT_ROOT / "models" / "intake.tar.gz")
@@ -21,10 +21,27 @@ FLOORS = yaml.safe_load((Path(__file__).with_name("floors.yml")).read_text(encod
 
 
 @pytest.fixture(scope="module")
-def metrics() -> Metrics:
+def evaluation() -> Evaluation:
     if not MODEL.exists():
         pytest.fail(f"no trained model at {MODEL}: run `make train` (make test does)")
-    return evaluate(str(MODEL))
+    return evaluate_all(str(MODEL))
+
+
+@pytest.fixture(scope="module")
+def metrics(evaluation: Evaluation) -> Metrics:
+    return evaluation.holdout
+
+
+def test_foreign_messages_are_not_taken_for_business(evaluation: Evaluation) -> None:
+    assert evaluation.out_of_domain is not None
+    rate = evaluation.out_of_domain.false_accept_rate
+    assert rate <= FLOORS["out_of_domain_false_accept_max"], evaluation.out_of_domain.accepted
+
+
+def test_unclear_messages_are_not_understood(evaluation: Evaluation) -> None:
+    assert evaluation.unclear is not None
+    assert evaluation.unclear.false_accept_rate <= FLOORS["unclear_false_accept_max"]
+    assert evaluation.unclear.not_understood_rate >= FLOORS["unclear_not_understood"]
 
 
 def test_intent_accuracy(metrics: Metrics) -> None:
