@@ -28,14 +28,15 @@ TRAIN_INPUTS := config.yml $(wildcard domain/*.yml) $(wildcard data/*.yml) $(wil
                 bot/core/entities.py bot/catalog.yml
 TIMED        := scripts/timed.sh
 
-.PHONY: help run test test-unit test-e2e train evaluate bench shell validate lint lock lock-tools clean generated browser nginx tools
+.PHONY: help run run-prod test test-unit test-e2e train evaluate bench shell validate lint lock lock-tools clean generated browser nginx tools
 
 help:
 	@echo "make run       install what is missing, train if needed, start the assistant"
 	@echo "make test      the same set-up, then the whole test suite"
 	@echo "make train     train the model when data/config/domain changed"
 	@echo "make evaluate  holdout accuracy, macro-F1, per-intent F1, entity P/R (reports/)"
-	@echo "make bench     reply latency and throughput through the REST channel"
+	@echo "make bench     latency vs the stock rasa init bot; load on 1 and 2 servers (production profile)"
+	@echo "make run-prod  the production profile: 2 Rasa + 2 action servers, nginx, PostgreSQL, Redis, RabbitMQ"
 	@echo "make lint      ruff, mypy on the core, and the layering contract (import-linter)"
 	@echo "make shell     chat in the terminal (needs 'make run' in another terminal)"
 
@@ -87,6 +88,11 @@ browser:
 run: $(MODEL)
 	$(PY) -m bot run --model $(MODEL)
 
+# Two Rasa servers and two action servers behind nginx, PostgreSQL, Redis and RabbitMQ
+# (all on this machine by default; README "Production profile").
+run-prod: $(MODEL) nginx
+	$(PY) -m bot run --profile prod --model $(MODEL)
+
 test: $(MODEL) browser nginx tools lint
 	$(PY) -m bot catalog check
 	$(RASA) data validate --domain domain --data data --config config.yml --quiet
@@ -111,8 +117,9 @@ evaluate: $(MODEL)
 	$(PY) -m bot.tools.evaluation --model $(MODEL)
 	$(PY) -m bench.scenarios --model $(MODEL)
 
-bench: $(MODEL)
+bench: $(MODEL) nginx
 	$(PY) -m bench.latency --model $(MODEL)
+	$(PY) -m bench.load --model $(MODEL)
 	$(PY) -m bench.handover_latency --model $(MODEL)
 
 shell: $(STAMP)

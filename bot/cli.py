@@ -53,7 +53,7 @@ def _db(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from bot.tools.runner import run_stack
 
-    return run_stack(model=args.model)
+    return run_stack(model=args.model, profile=args.profile)
 
 
 def _console(args: argparse.Namespace) -> int:
@@ -223,6 +223,12 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     run = commands.add_parser("run", help="start the whole assistant in the foreground")
     run.add_argument("--model", default="models", help="model file or directory")
+    run.add_argument(
+        "--profile",
+        choices=["embedded", "prod"],
+        default="embedded",
+        help="prod: INTAKE_SERVERS Rasa servers behind nginx, PostgreSQL, Redis, RabbitMQ",
+    )
     run.set_defaults(handler=_run)
 
     console = commands.add_parser("console", help="serve the console and JSON API")

@@ -217,6 +217,12 @@ class Settings(BaseSettings):
     action_bind_host: str = Field("127.0.0.1", env="ACTION_BIND_HOST")
     # shared stores (dedup, nonces, menus, rate limits, the WeChat access token): Redis or memory
     redis_url: str = Field("", env="INTAKE_REDIS_URL")
+    redis_prefix: str = Field("intake:", env="INTAKE_REDIS_PREFIX")  # every key, and Rasa's locks
+    # the production profile (`python -m bot run --profile prod`)
+    rabbitmq_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", env="RABBITMQ_URL")
+    rabbitmq_queue: str = Field("intake_events", env="RABBITMQ_QUEUE")
+    rasa_servers: int = Field(2, env="INTAKE_SERVERS")  # Rasa + action server pairs
+    door_port: int = Field(8080, env="INTAKE_DOOR_PORT")  # nginx, the one door
     rate_limits: str = Field("on", env="INTAKE_RATE_LIMITS")
     # console
     console_https_only: bool = Field(True, env="CONSOLE_HTTPS_ONLY")  # 0: plain local HTTP

@@ -98,18 +98,19 @@ class MemoryStore:
 class RedisStore:
     """Redis, shared by every process that points at it (redis-py, short timeouts)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str = PREFIX) -> None:
         import redis
 
+        self.prefix = prefix
         self._redis = redis.Redis.from_url(
             url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
         )
 
     def first_time(self, key: str, ttl_s: float) -> bool:
-        return bool(self._redis.set(PREFIX + key, "1", nx=True, px=int(ttl_s * 1000)))
+        return bool(self._redis.set(self.prefix + key, "1", nx=True, px=int(ttl_s * 1000)))
 
     def hit(self, key: str, window_s: float) -> int:
-        full = f"{PREFIX}{key}:{int(time.time() // window_s)}"
+        full = f"{self.prefix}{key}:{int(time.time() // window_s)}"
         pipe = self._redis.pipeline()
         pipe.incr(full)
         pipe.pexpire(full, int(window_s * 1000))
@@ -117,22 +118,22 @@ class RedisStore:
         return int(count)
 
     def put(self, key: str, value: str, ttl_s: float) -> None:
-        self._redis.set(PREFIX + key, value, px=int(ttl_s * 1000))
+        self._redis.set(self.prefix + key, value, px=int(ttl_s * 1000))
 
     def get(self, key: str) -> Optional[str]:
-        value = self._redis.get(PREFIX + key)
+        value = self._redis.get(self.prefix + key)
         return str(value) if value is not None else None
 
     def delete(self, key: str) -> None:
-        self._redis.delete(PREFIX + key)
+        self._redis.delete(self.prefix + key)
 
 
 _memory: Dict[str, MemoryStore] = {}
 
 
 @lru_cache(maxsize=4)
-def _redis_store(url: str) -> RedisStore:
-    return RedisStore(url)
+def _redis_store(url: str, prefix: str) -> RedisStore:
+    return RedisStore(url, prefix)
 
 
 def reset_memory_store() -> None:
@@ -144,5 +145,5 @@ def shared_store() -> SharedStore:
     """Redis when INTAKE_REDIS_URL is set, else this process's memory."""
     url = get_settings().redis_url
     if url:
-        return _redis_store(url)
+        return _redis_store(url, get_settings().redis_prefix)
     return _memory.setdefault("default", MemoryStore())

@@ -9,15 +9,25 @@ Patch points (each small, each tested in tests/unit/test_rasa_patches.py):
   of the Rasa server's CPU (py-spy). The same JSON schema is checked with a
   `Draft…Validator` built once per schema; a malformed answer is still refused with the same
   `ValidationError`.
+* **A tracker store that cannot be reached fails the turn instead of starting over.** Rasa's
+  `FailSafeTrackerStore` answers a failed `retrieve` with an empty tracker and keeps a failed
+  `save` in process memory: while PostgreSQL restarts, a customer in the middle of a form was
+  greeted as new ("请问您要办理什么业务") and what they wrote was lost. Here the error is logged
+  and raised, so the channel answers with the 「系统有点忙」 apology (never silence), nothing is
+  kept in memory, and the customer's next message continues the form once the store is back.
+  Its PostgreSQL connections are checked before use (`pool_pre_ping`), so the first message
+  after a database restart does not fail on a connection the restart closed.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from functools import lru_cache
 from typing import Any, Dict, List, Optional
 
 _PATCHED = False
+logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=8)
@@ -52,15 +62,62 @@ def validate_action_result(self: Any, result: Dict[str, Any]) -> bool:
         raise error
 
 
+class TrackerStoreUnavailable(RuntimeError):
+    """The conversation store could not be read or written; the turn is not taken."""
+
+
+async def _retrieve_or_fail(self: Any, sender_id: str) -> Any:
+    try:
+        return await self._tracker_store.retrieve(sender_id)
+    except Exception as error:
+        logger.error("tracker store unavailable (retrieve): %s", type(error).__name__)
+        raise TrackerStoreUnavailable(str(error)) from error
+
+
+async def _retrieve_full_or_fail(self: Any, sender_id: str) -> Any:
+    try:
+        return await self._tracker_store.retrieve_full_tracker(sender_id)
+    except Exception as error:
+        logger.error("tracker store unavailable (retrieve_full_tracker): %s", type(error).__name__)
+        raise TrackerStoreUnavailable(str(error)) from error
+
+
+async def _save_or_fail(self: Any, tracker: Any) -> None:
+    try:
+        await self._tracker_store.save(tracker)
+    except Exception as error:
+        logger.error("tracker store unavailable (save): %s", type(error).__name__)
+        raise TrackerStoreUnavailable(str(error)) from error
+
+
 def apply_patches() -> None:
     """Apply every patch point once (idempotent)."""
     global _PATCHED
     if _PATCHED:
         return
+    from rasa.core import tracker_store as tracker_store_module
     from rasa.core.actions.action import RemoteAction
+    from rasa.core.tracker_store import FailSafeTrackerStore
 
+    global _stock_engine_kwargs
+    _stock_engine_kwargs = tracker_store_module.create_engine_kwargs
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
+    FailSafeTrackerStore.retrieve = _retrieve_or_fail  # type: ignore[method-assign]
+    FailSafeTrackerStore.retrieve_full_tracker = _retrieve_full_or_fail  # type: ignore[method-assign]
+    FailSafeTrackerStore.save = _save_or_fail  # type: ignore[method-assign]
+    tracker_store_module.create_engine_kwargs = _engine_kwargs_with_pre_ping
     _PATCHED = True
+
+
+_stock_engine_kwargs: Any = None
+
+
+def _engine_kwargs_with_pre_ping(url: Any) -> Dict[str, Any]:
+    """Rasa's engine options for the SQL tracker store, plus `pool_pre_ping` on PostgreSQL."""
+    kwargs = dict(_stock_engine_kwargs(url))
+    if kwargs:  # Rasa returns options for PostgreSQL only
+        kwargs["pool_pre_ping"] = True
+    return kwargs
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -23,10 +23,19 @@ NGINX = "/usr/sbin/nginx"
 
 def render(listen: str, rasa: Sequence[str], console: str, prefix: Path) -> str:
     """The configuration text for these addresses, with its files under `prefix`."""
-    body_kb = max(1, get_settings().service.limits.body_max_bytes // 1024)
+    settings = get_settings()
+    body_kb = max(1, settings.service.limits.body_max_bytes // 1024)
     servers = "\n".join(f"        server {address};" for address in rasa)
+    # INTAKE_RATE_LIMITS=off (load tests, evaluations) lifts the per-address limits here too.
+    limits_off = settings.rate_limits.strip().lower() == "off"
     return TEMPLATE.read_text(encoding="utf-8").format(
-        listen=listen, rasa_servers=servers, console=console, prefix=prefix, body_max_kb=body_kb
+        listen=listen,
+        rasa_servers=servers,
+        console=console,
+        prefix=prefix,
+        body_max_kb=body_kb,
+        webhook_rate="100000r/s" if limits_off else "20r/s",
+        chat_rate="100000r/s" if limits_off else "5r/s",
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,10 +20,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Dict, List, Optional
+from urllib.parse import unquote, urlparse
 
 import requests
 
-from bot.core.settings import PROJECT_ROOT, Settings, get_settings
+from bot.core.settings import PROJECT_ROOT, Settings, get_settings, reset_settings
+from bot.tools.nginx import Nginx
 
 VENV_BIN = Path(sys.executable).parent
 READY_TIMEOUT_S = 240
@@ -76,12 +79,13 @@ class Stack:
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _supervisor: Optional[threading.Thread] = None
 
-    def commands(self) -> Dict[str, List[str]]:
+    def rasa_command(self, port: int, endpoints: str = "endpoints.yml") -> List[str]:
+        """`rasa run` with the project's patch points, its API behind the token."""
         s = self.settings
-        server = [
+        return [
             sys.executable,
             "-m",
-            "bot.plugins.rasa_server",  # `rasa run` with the project's patch points
+            "bot.plugins.rasa_server",
             "run",
             "--enable-api",
             "--model",
@@ -89,21 +93,29 @@ class Stack:
             "--interface",
             s.bind_host,
             "--port",
-            str(s.rasa_port),
+            str(port),
             "--endpoints",
-            "endpoints.yml",
+            endpoints,
             "--credentials",
             "credentials.yml",
             "--cors",
             f"http://127.0.0.1:{s.console_port}",
             f"http://localhost:{s.console_port}",
+            "--auth-token",
+            s.rasa_token,  # Rasa's HTTP API is never open
         ]
-        server += ["--auth-token", s.rasa_token]  # Rasa's HTTP API is never open
+
+    def commands(self) -> Dict[str, List[str]]:
+        s = self.settings
         return {
             "actions": [sys.executable, "-m", "actions.server", "--port", str(s.action_port)],
-            "rasa": server,
+            "rasa": self.rasa_command(s.rasa_port),
             "console": [sys.executable, "-m", "bot", "console"],
         }
+
+    def environment(self, name: str) -> Dict[str, str]:
+        """The environment of process `name`."""
+        return stack_environment(self.settings)
 
     def _spawn(self, name: str) -> None:
         output = self._logs.get(name)
@@ -113,7 +125,7 @@ class Stack:
         self.processes[name] = subprocess.Popen(
             self.commands()[name],
             cwd=PROJECT_ROOT,
-            env=stack_environment(self.settings),
+            env=self.environment(name),
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
             start_new_session=True,
@@ -245,19 +257,192 @@ class Stack:
             log.close()
 
 
-def run_stack(model: str = "models") -> int:
-    """Run everything in the foreground until Ctrl-C or until one process dies."""
+# ---------------------------------------------------------------- the production profile
+DEFAULT_PRODUCTION_DATABASE = "postgresql://postgres@127.0.0.1:5432/intake"
+DEFAULT_PRODUCTION_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def endpoint_variables(settings: Settings) -> Dict[str, str]:
+    """The variables endpoints.prod.yml reads, from DATABASE_URL, INTAKE_REDIS_URL,
+    INTAKE_REDIS_PREFIX, RABBITMQ_URL and RABBITMQ_QUEUE."""
+    database = urlparse(settings.database_url)
+    redis_url = urlparse(settings.redis_url or DEFAULT_PRODUCTION_REDIS)
+    rabbit = urlparse(settings.rabbitmq_url)
+    return {
+        "TRACKER_DB_HOST": database.hostname or "127.0.0.1",
+        "TRACKER_DB_PORT": str(database.port or 5432),
+        "TRACKER_DB_NAME": database.path.lstrip("/") or "intake",
+        "TRACKER_DB_USER": unquote(database.username or "postgres"),
+        "TRACKER_DB_PASSWORD": unquote(database.password or ""),
+        "REDIS_HOST": redis_url.hostname or "127.0.0.1",
+        "REDIS_PORT": str(redis_url.port or 6379),
+        "REDIS_DB": redis_url.path.lstrip("/") or "0",
+        # Rasa accepts an alphanumeric prefix only (it adds ":lock:")
+        "REDIS_LOCK_PREFIX": re.sub(r"[^0-9A-Za-z]", "", settings.redis_prefix) + "lock",
+        "RABBITMQ_HOST": rabbit.hostname or "127.0.0.1",
+        "RABBITMQ_PORT": str(rabbit.port or 5672),
+        "RABBITMQ_USER": unquote(rabbit.username or "guest"),
+        "RABBITMQ_PASSWORD": unquote(rabbit.password or "guest"),
+        "RABBITMQ_QUEUE": settings.rabbitmq_queue,
+    }
+
+
+def use_production_defaults(environ: Dict[str, str]) -> None:
+    """PostgreSQL and Redis on this machine unless DATABASE_URL / INTAKE_REDIS_URL say
+    otherwise (an SQLite DATABASE_URL is replaced: several servers cannot share a file)."""
+    if not environ.get("DATABASE_URL", "").startswith(("postgresql", "postgres:")):
+        environ["DATABASE_URL"] = DEFAULT_PRODUCTION_DATABASE
+    environ.setdefault("INTAKE_REDIS_URL", DEFAULT_PRODUCTION_REDIS)
+
+
+def ensure_postgres_database(url: str) -> bool:
+    """Create the database `url` names if it does not exist; True when it was created."""
+    from sqlalchemy import create_engine, text
+
+    parts = urlparse(url)
+    name = parts.path.lstrip("/")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"unexpected database name {name!r}")
+    engine = create_engine(
+        parts._replace(path="/postgres").geturl(), isolation_level="AUTOCOMMIT", future=True
+    )
+    try:
+        with engine.connect() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if not exists:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            return not exists
+    finally:
+        engine.dispose()
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop the database `url` names (tests and benchmarks clean up after themselves)."""
+    from sqlalchemy import create_engine, text
+
+    parts = urlparse(url)
+    name = parts.path.lstrip("/")
+    engine = create_engine(
+        parts._replace(path="/postgres").geturl(), isolation_level="AUTOCOMMIT", future=True
+    )
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+
+
+def prepare_tracker_store(settings: Settings) -> None:
+    """Create Rasa's tracker tables once, before several servers start at the same moment
+    (each would otherwise try to create them and all but one would fail)."""
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+
+    variables = endpoint_variables(settings)
+    store = SQLTrackerStore(
+        Domain.empty(),
+        dialect="postgresql",
+        host=variables["TRACKER_DB_HOST"],
+        port=int(variables["TRACKER_DB_PORT"]),
+        db=variables["TRACKER_DB_NAME"],
+        username=variables["TRACKER_DB_USER"],
+        password=variables["TRACKER_DB_PASSWORD"] or None,
+    )
+    store.engine.dispose()
+
+
+@dataclass
+class ProductionStack(Stack):
+    """`INTAKE_SERVERS` Rasa servers (each with its action server) behind nginx, sharing
+    PostgreSQL (tickets and trackers), Redis (conversation locks and every shared store) and
+    RabbitMQ (the event broker); one console. Ports: Rasa from RASA_PORT, action servers from
+    ACTION_PORT, nginx on INTAKE_DOOR_PORT."""
+
+    servers: int = 2
+    door: Optional[Nginx] = None
+
+    def rasa_ports(self) -> List[int]:
+        return [self.settings.rasa_port + i for i in range(self.servers)]
+
+    def action_ports(self) -> List[int]:
+        return [self.settings.action_port + i for i in range(self.servers)]
+
+    def commands(self) -> Dict[str, List[str]]:
+        commands: Dict[str, List[str]] = {}
+        for i, port in enumerate(self.action_ports(), start=1):
+            commands[f"actions-{i}"] = [sys.executable, "-m", "actions.server", "--port", str(port)]
+        for i, port in enumerate(self.rasa_ports(), start=1):
+            commands[f"rasa-{i}"] = self.rasa_command(port, "endpoints.prod.yml")
+        commands["console"] = [sys.executable, "-m", "bot", "console"]
+        return commands
+
+    def environment(self, name: str) -> Dict[str, str]:
+        env = stack_environment(self.settings)
+        env.update(endpoint_variables(self.settings))
+        env.pop("RASA_TRACKER_DB", None)
+        if name.startswith("rasa-"):
+            port = self.action_ports()[int(name.split("-")[1]) - 1]
+            env["ACTION_ENDPOINT_URL"] = f"http://127.0.0.1:{port}/webhook"
+        return env
+
+    def health_urls(self) -> Dict[str, str]:
+        token = f"?token={self.settings.rasa_token}"
+        urls = {
+            f"actions-{i}": f"http://127.0.0.1:{port}/health"
+            for i, port in enumerate(self.action_ports(), start=1)
+        }
+        urls.update(
+            {
+                f"rasa-{i}": f"http://127.0.0.1:{port}/status{token}"
+                for i, port in enumerate(self.rasa_ports(), start=1)
+            }
+        )
+        urls["console"] = f"http://127.0.0.1:{self.settings.console_port}/healthz"
+        return urls
+
+    def start(self) -> None:
+        prepare_tracker_store(self.settings)
+        super().start()
+        prefix = (self.log_dir or self.settings.var_dir) / "nginx"
+        self.door = Nginx(
+            self.settings.door_port,
+            [f"127.0.0.1:{port}" for port in self.rasa_ports()],
+            f"127.0.0.1:{self.settings.console_port}",
+            prefix,
+        ).start()
+
+    def stop(self) -> None:
+        if self.door is not None:
+            self.door.stop()
+        super().stop()
+
+
+def run_stack(model: str = "models", profile: str = "embedded") -> int:
+    """Run everything in the foreground until Ctrl-C, restarting what dies.
+
+    `profile` "embedded": one Rasa server, SQLite, memory stores. "prod": ProductionStack."""
     from bot.core.db import upgrade_database
     from bot.core.seed import seed_default_database
 
+    if profile == "prod":
+        use_production_defaults(os.environ)  # type: ignore[arg-type]
+        reset_settings()
     settings = get_settings()
+    if profile == "prod" and ensure_postgres_database(settings.database_url):
+        print(f"Created the PostgreSQL database of {settings.database_url}", flush=True)
     upgrade_database(settings.database_url)
     # Demo bills and outages belong to the embedded profile only, never to a real database.
     if settings.demo_data_wanted:
         seed_default_database(settings.database_url)
     token_source = "INTAKE_API_TOKEN" if settings.api_token_env else str(settings.api_token_file)
     settings.api_token()
-    stack = Stack(settings, model=model)
+    stack: Stack = (
+        ProductionStack(settings, model=model, servers=settings.rasa_servers)
+        if profile == "prod"
+        else Stack(settings, model=model)
+    )
     stopping = False
 
     def _stop(signum: int, _frame: object) -> None:
@@ -274,6 +459,13 @@ def run_stack(model: str = "models") -> int:
         )
         stack.wait_ready()
         host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+        if isinstance(stack, ProductionStack):
+            print(
+                f"  The door (nginx): http://127.0.0.1:{settings.door_port} — Telegram and WeChat "
+                f"webhooks and /chat, spread over {stack.servers} Rasa servers "
+                f"(ports {', '.join(map(str, stack.rasa_ports()))}).",
+                flush=True,
+            )
         print(
             "\n供电业务受理助手 is ready.\n"
             f"  Chat in the browser:  http://{host}:{settings.console_port}/chat\n"

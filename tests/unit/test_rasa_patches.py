@@ -55,3 +55,46 @@ def test_the_validator_is_built_once(action: RemoteAction) -> None:
         action._validate_action_result(GOOD)
     info = rasa_server._validator_for.cache_info()
     assert (info.misses, info.hits) == (1, 49)
+
+
+class BrokenStore:
+    """A primary tracker store whose database is down."""
+
+    domain: Any = None
+    event_broker: Any = None
+
+    async def retrieve(self, sender_id: str) -> Any:
+        raise ConnectionError("server closed the connection unexpectedly")
+
+    async def retrieve_full_tracker(self, sender_id: str) -> Any:
+        raise ConnectionError("server closed the connection unexpectedly")
+
+    async def save(self, tracker: Any) -> None:
+        raise ConnectionError("server closed the connection unexpectedly")
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_tracker_store_fails_the_turn_instead_of_starting_over() -> None:
+    from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    rasa_server.apply_patches()
+    store = FailSafeTrackerStore(BrokenStore())  # type: ignore[arg-type]
+    with pytest.raises(rasa_server.TrackerStoreUnavailable):
+        await store.retrieve("tg-1")  # stock Rasa: None, i.e. a new conversation
+    with pytest.raises(rasa_server.TrackerStoreUnavailable):
+        await store.retrieve_full_tracker("tg-1")
+    tracker = DialogueStateTracker("tg-1", [])
+    with pytest.raises(rasa_server.TrackerStoreUnavailable):
+        await store.save(tracker)  # stock Rasa: kept in this process's memory
+    fallback = store.fallback_tracker_store
+    assert isinstance(fallback, InMemoryTrackerStore) and not fallback.store
+
+
+def test_postgresql_tracker_connections_are_checked_before_use() -> None:
+    from rasa.core import tracker_store
+
+    rasa_server.apply_patches()
+    options = tracker_store.create_engine_kwargs("postgresql://postgres@127.0.0.1:5432/x")
+    assert options["pool_pre_ping"] is True and "pool_size" in options
+    assert tracker_store.create_engine_kwargs("sqlite:///tracker.db") == {}
