@@ -66,6 +66,7 @@ class SoakCustomer:
             report,
         )
         self.rng = random.Random(chat_id)
+        self.last_seen = ""
 
     def _post(self, update: Dict[str, Any]) -> bool:
         """Send until a 200, as Telegram does (bounded); False when it never got one."""
@@ -84,8 +85,11 @@ class SoakCustomer:
         return False
 
     def turn(self, make_update: Any, expect: str) -> Optional[List[Dict[str, Any]]]:
-        """One customer turn; the bot's new messages, or None when it never answered."""
-        for _ in range(6):
+        """One customer turn; the bot's new messages, or None when it never answered (after
+        writing the same thing up to 10 times, 5 s apart: about a minute, the time a killed
+        server needs to come back)."""
+        self.last_seen = ""
+        for _ in range(10):
             before = len(self.fake.sent(chat_id=self.chat_id))
             if not self._post(make_update(next(self.ids))):
                 continue
@@ -95,9 +99,10 @@ class SoakCustomer:
             text = "\n".join(str(r.get("text", "")) for r in replies)
             if replies and BUSY not in text and expect in str(replies):
                 return replies
+            self.last_seen = text[:80] or "(nothing)"
             with self.report.lock:  # an apology, or nothing: write it again
                 self.report.repeated_messages += 1
-            time.sleep(3)
+            time.sleep(5)
         return None
 
     def conversation(self) -> bool:
@@ -111,7 +116,7 @@ class SoakCustomer:
         summary = first and self.turn(lambda u: text_update(u, chat, phone), "确认提交")
         if not summary:
             with self.report.lock:
-                self.report.unanswered.append(f"tg-{chat}")
+                self.report.unanswered.append(f"tg-{chat}: {self.last_seen}")
             return False
         data = next(
             b["callback_data"]
@@ -125,7 +130,7 @@ class SoakCustomer:
             if done:
                 self.report.conversations_confirmed += 1
             else:
-                self.report.unanswered.append(f"tg-{chat}")
+                self.report.unanswered.append(f"tg-{chat} (confirm): {self.last_seen}")
         return bool(done)
 
 
@@ -220,6 +225,18 @@ def run(
     return check(stack, report, console, auth)
 
 
+def all_tickets(stack: ProductionStack) -> List[Dict[str, Any]]:
+    """Every ticket (the API pages at 1,000; the soak files more)."""
+    from sqlalchemy import select
+
+    from bot.core.db import session_scope
+    from bot.core.tickets.models import Ticket
+
+    with session_scope(stack.settings.database_url) as session:
+        rows = session.execute(select(Ticket.conversation_id, Ticket.ticket_no)).all()
+    return [{"conversation_id": c, "ticket_no": n} for c, n in rows]
+
+
 def check(stack: ProductionStack, report: SoakReport, console: str, auth: Dict[str, str]) -> int:
     # notices still owed are delivered by the console loop: wait for them (bounded)
     for _ in range(60):
@@ -229,9 +246,7 @@ def check(stack: ProductionStack, report: SoakReport, console: str, auth: Dict[s
         if not pending:
             break
         time.sleep(2)
-    tickets = requests.get(
-        f"{console}/tickets", params={"limit": 1000}, headers=auth, timeout=30
-    ).json()
+    tickets = all_tickets(stack)
     per_conversation = Counter(t["conversation_id"] for t in tickets)
     duplicates = sum(c - 1 for c in per_conversation.values() if c > 1)
     numbers = Counter(t["ticket_no"] for t in tickets)
@@ -272,6 +287,8 @@ def check(stack: ProductionStack, report: SoakReport, console: str, auth: Dict[s
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
+    for line in report.unanswered[:20]:
+        print(f"   unanswered {line}")
     lost = report.conversations_confirmed - len(tickets)
     bad = duplicates + twice + len(report.unanswered) + max(lost, 0)
     return 0 if bad == 0 else 1
