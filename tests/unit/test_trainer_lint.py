@@ -119,3 +119,19 @@ def test_clean_data_has_no_issue(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert lint(tmp_path, None) == []
+
+
+def test_a_paraphrase_is_found_whichever_test_item_shares_as_many_bigrams() -> None:
+    """Two test items share 5 bigrams with the training text; only the shorter one is close
+    enough. The lint used to look at one of them only, chosen by the set's hash order, so it
+    reported the leak in some runs and not in others."""
+    from bot.tools.trainer.lint import Example, leaks
+
+    training = [Example("asdfghjkl", "unclear", (), "unclear.yml")]
+    tests = [
+        Example("sdfghjxyzuvw", "unclear", (), "unclear.yml"),  # 5 shared of 12: not close
+        Example("sdfghj", "unclear", (), "unclear.yml"),  # 5 shared of 8: a paraphrase
+    ]
+    for order in (tests, list(reversed(tests))):
+        [issue] = leaks(training, order, min_chars=4, similarity=0.6)
+        assert "sdfghj」" in issue.detail

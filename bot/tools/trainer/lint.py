@@ -251,7 +251,15 @@ def leaks(
         mine = _bigrams(example.text)
         shared = Counter(id(t) for gram in mine for t in postings[gram])
         by_id = {id(t): t for gram in mine for t in postings[gram]}
-        for test_id, common in shared.most_common(1):
+        # the most similar test item (not merely the one sharing most bigrams: with ties, which
+        # one `most_common` returned depended on the set's hash order, so the lint flickered)
+        best = max(
+            shared.items(),
+            key=lambda item: (item[1] / (len(mine) + len(test_grams[item[0]]) - item[1]), -item[0]),
+            default=None,
+        )
+        if best is not None:
+            test_id, common = best
             if common / (len(mine) + len(test_grams[test_id]) - common) >= similarity:
                 other = by_id[test_id]
                 issues.append(
