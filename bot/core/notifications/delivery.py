@@ -166,13 +166,20 @@ def notice_parts(notice: Notification) -> List[NoticePart]:
     return [NoticePart("message", [message])]
 
 
+def _marking(event: Any, notice_id: int) -> Optional[Dict[str, Any]]:
+    """The event's metadata when the event belongs to notice `notice_id`, else None."""
+    metadata = event.get("metadata") if isinstance(event, dict) else None
+    if isinstance(metadata, dict) and metadata.get("notification") == notice_id:
+        return metadata
+    return None
+
+
 def ran_after(events: List[Dict[str, Any]], notice_id: int, action: str) -> bool:
     """Whether `action` ran after the first event of notice `notice_id` (a retry whose earlier
     try ran it but did not get to mark the end must not ask the customer twice)."""
     seen_notice = False
     for event in events:
-        metadata = event.get("metadata") if isinstance(event, dict) else None
-        if isinstance(metadata, dict) and metadata.get("notification") == notice_id:
+        if _marking(event, notice_id) is not None:
             seen_notice = True
         elif seen_notice and event.get("event") == "action" and event.get("name") == action:
             return True
@@ -181,12 +188,8 @@ def ran_after(events: List[Dict[str, Any]], notice_id: int, action: str) -> bool
 
 def delivered_parts(events: List[Dict[str, Any]], notice_id: int) -> Set[str]:
     """Which parts of notice `notice_id` the tracker already holds."""
-    parts = set()
-    for event in events:
-        metadata = event.get("metadata") if isinstance(event, dict) else None
-        if isinstance(metadata, dict) and metadata.get("notification") == notice_id:
-            parts.add(str(metadata.get("part", "message")))
-    return parts
+    marks = (_marking(event, notice_id) for event in events)
+    return {str(mark.get("part", "message")) for mark in marks if mark is not None}
 
 
 class NoticeDelivery:
@@ -282,16 +285,13 @@ class NoticeDelivery:
         with session_scope(self.database_url) as session:
             stored = session.get(Notification, notice.id)
             stored.state, stored.sent_at = "sent", now
-            if notice.ticket_id is not None:
-                session.add(
-                    TicketEvent(
-                        ticket_id=notice.ticket_id,
-                        at=now,
-                        actor=ACTOR,
-                        action="notified",
-                        note=f"已通过{notice.channel}通知客户（第{notice.attempts}次尝试）：{notice.text}",
-                    )
-                )
+            _add_to_history(
+                session,
+                notice,
+                now,
+                "notified",
+                f"已通过{notice.channel}通知客户（第{notice.attempts}次尝试）：{notice.text}",
+            )
         logger.info(
             "notice %s delivered to %s via %s (attempt %s)",
             notice.id,
@@ -310,16 +310,13 @@ class NoticeDelivery:
                 return "failed" if gave_up else "retrying"
             if gave_up:
                 stored.state = "failed"
-                if notice.ticket_id is not None:
-                    session.add(
-                        TicketEvent(
-                            ticket_id=notice.ticket_id,
-                            at=now,
-                            actor=ACTOR,
-                            action="notify_failed",
-                            note=f"通知客户失败（已尝试{notice.attempts}次，请电话联系客户）：{error}",
-                        )
-                    )
+                _add_to_history(
+                    session,
+                    notice,
+                    now,
+                    "notify_failed",
+                    f"通知客户失败（已尝试{notice.attempts}次，请电话联系客户）：{error}",
+                )
             else:
                 wait = self.policy.wait_after(notice.attempts)
                 stored.next_attempt_at = now + timedelta(seconds=wait)
@@ -343,6 +340,16 @@ class NoticeDelivery:
             error,
         )
         return "retrying"
+
+
+def _add_to_history(
+    session: Any, notice: Notification, now: datetime, action: str, note: str
+) -> None:
+    """Record a delivery outcome in the ticket's history (hand-back notices have no ticket)."""
+    if notice.ticket_id is not None:
+        session.add(
+            TicketEvent(ticket_id=notice.ticket_id, at=now, actor=ACTOR, action=action, note=note)
+        )
 
 
 def describe(error: BaseException) -> str:

@@ -60,20 +60,16 @@ def enqueue_notice(
     """Owe the customer of `ticket` the message `text`, on the ticket's channel."""
     if not ticket.conversation_id:
         raise ValueError(f"ticket {ticket.ticket_no} has no conversation to write into")
-    notice = Notification(
+    return _owe(
+        session,
+        now,
         ticket_id=ticket.id,
         conversation_id=ticket.conversation_id,
         channel=ticket.channel,
         kind=kind,
         ticket_status=ticket.status,
         text=text,
-        state="pending",
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
     )
-    session.add(notice)
-    return notice
 
 
 def enqueue_handback(
@@ -83,16 +79,21 @@ def enqueue_handback(
 
     Written in the transaction that closes the hand-over, so a close that commits always
     resumes the conversation — retried while Rasa is down — and a failed close never does."""
-    notice = Notification(
+    return _owe(
+        session,
+        now,
         handoff_id=handoff.id,
         conversation_id=handoff.conversation_id,
         channel=handoff.channel,
         kind="handback_rating" if ask_rating else "handback",
         text=text,
-        state="pending",
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
+    )
+
+
+def _owe(session: Session, now: datetime, **fields: Any) -> Notification:
+    """A new pending notice, due now, added to the session."""
+    notice = Notification(
+        state="pending", attempts=0, next_attempt_at=now, created_at=now, **fields
     )
     session.add(notice)
     return notice
