@@ -20,11 +20,10 @@ from bot.core.catalog import load_catalog
 from bot.core.rasa_api import RasaClient
 from bot.tools.runner import ProductionStack
 from tests.e2e.channel_customers import UPDATE_IDS
-from tests.fakes.fake_telegram import TOKEN as TELEGRAM_TOKEN
 from tests.fakes.fake_telegram import FakeBotApi, text_update
 from tests.fakes.tcp_proxy import CuttableProxy
-from tests.prod.test_prod_profile import DoorCustomer, tickets
-from tests.stack import API_TOKEN, MODEL, TELEGRAM_SECRET
+from tests.prod.test_prod_profile import DoorCustomer, prod_environment, tickets
+from tests.stack import MODEL
 
 OUTAGE_S = 30
 BUSY = load_catalog().system_messages["busy"]
@@ -44,14 +43,8 @@ def proxies() -> Iterator[Dict[str, CuttableProxy]]:
 
 @pytest.fixture(scope="module")
 def prod(fake_telegram: FakeBotApi, proxies: Dict[str, CuttableProxy]) -> Iterator[ProductionStack]:
-    if not MODEL.exists():
-        pytest.fail(f"no trained model at {MODEL}: run `make train` (make test does)")
     env = {
-        "INTAKE_API_TOKEN": API_TOKEN,
-        "INTAKE_RATE_LIMITS": "off",
-        "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
-        "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
-        "TELEGRAM_API_BASE_URL": fake_telegram.base_url,
+        **prod_environment(fake_telegram),
         "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{proxies['rabbitmq'].port}/",
     }
     with throwaway_prod_stack(

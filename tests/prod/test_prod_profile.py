@@ -24,17 +24,23 @@ from tests.fakes.fake_telegram import FakeBotApi, text_update
 from tests.stack import API_TOKEN, MODEL, TELEGRAM_SECRET
 
 
-@pytest.fixture(scope="module")
-def prod(fake_telegram: FakeBotApi) -> Iterator[ProductionStack]:
+def prod_environment(fake_telegram: FakeBotApi) -> Dict[str, str]:
+    """What a production-profile test stack needs: the API token, no rate limits, Telegram
+    pointed at the fake (fails the test when there is no trained model)."""
     if not MODEL.exists():
         pytest.fail(f"no trained model at {MODEL}: run `make train` (make test does)")
-    env = {
+    return {
         "INTAKE_API_TOKEN": API_TOKEN,
         "INTAKE_RATE_LIMITS": "off",
         "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
         "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
         "TELEGRAM_API_BASE_URL": fake_telegram.base_url,
     }
+
+
+@pytest.fixture(scope="module")
+def prod(fake_telegram: FakeBotApi) -> Iterator[ProductionStack]:
+    env = prod_environment(fake_telegram)
     with throwaway_prod_stack(str(MODEL), "intake-prod-", env) as stack:
         stack.supervise_in_background()
         yield stack
