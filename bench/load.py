@@ -171,35 +171,49 @@ def drive(
     rng = random.Random(seed)
     base = rng.randrange(10**8, 9 * 10**8)
     chats = [base + i for i in range(conversations)]
-    update_ids = iter(range(base * 10, base * 10 + 10 * conversations))
-    ids_lock = threading.Lock()
-
-    class Ids:
-        def __next__(self) -> int:
-            with ids_lock:
-                return next(update_ids)
-
+    update_ids = SharedIds(base * 10)
     door = Door(stack, fake, report, secret)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=customers) as pool:
-        list(pool.map(lambda chat: one_conversation(door, chat, Ids(), random.Random(chat)), chats))
+        list(
+            pool.map(
+                lambda chat: one_conversation(door, chat, update_ids, random.Random(chat)), chats
+            )
+        )
     report.seconds = time.monotonic() - started
     check(stack, chats, report, api_token)
     return report
+
+
+class SharedIds:
+    """Telegram update ids from `start` on, handed out once each across threads."""
+
+    def __init__(self, start: int) -> None:
+        self._next = start
+        self._lock = threading.Lock()
+
+    def __next__(self) -> int:
+        with self._lock:
+            self._next += 1
+            return self._next - 1
+
+
+def telegram_environment(fake: FakeBotApi, secret: str, api_token: str) -> Dict[str, str]:
+    """A benchmark stack's environment: its API token, no rate limits, Telegram on the fake."""
+    return {
+        "INTAKE_API_TOKEN": api_token,
+        "INTAKE_RATE_LIMITS": "off",
+        "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": secret,
+        "TELEGRAM_API_BASE_URL": fake.base_url,
+    }
 
 
 def run_load(model: str, servers: int, conversations: int, customers: int) -> LoadReport:
     """One run on a fresh production profile with `servers` Rasa servers."""
     fake = FakeBotApi()
     fake.start()
-    env = {
-        "INTAKE_API_TOKEN": API_TOKEN,
-        "INTAKE_RATE_LIMITS": "off",
-        "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
-        "TELEGRAM_WEBHOOK_SECRET": SECRET,
-        "TELEGRAM_API_BASE_URL": fake.base_url,
-        "CONSOLE_SWEEP_SECONDS": "0",
-    }
+    env = {**telegram_environment(fake, SECRET, API_TOKEN), "CONSOLE_SWEEP_SECONDS": "0"}
     try:
         with throwaway_prod_stack(model, "intake-load-", env, servers=servers) as stack:
             return drive(stack, fake, conversations, customers)

@@ -25,12 +25,12 @@ from typing import Any, Dict, List, Optional
 
 import requests
 
+from bench.load import SharedIds, telegram_environment
 from bench.stack import throwaway_prod_stack
 from bot.core.catalog import load_catalog
 from bot.core.rasa_api import RasaClient
 from bot.plugins.channels.telegram import SECRET_HEADER
 from bot.tools.runner import ProductionStack
-from tests.fakes.fake_telegram import TOKEN as TELEGRAM_TOKEN
 from tests.fakes.fake_telegram import FakeBotApi, callback_update, text_update
 
 SECRET = "bench-soak-secret"
@@ -138,13 +138,7 @@ def soak(model: str, customers: int, seconds: float, kill_every: float) -> int:
     fake = FakeBotApi()
     fake.start()
     report = SoakReport()
-    env = {
-        "INTAKE_API_TOKEN": API_TOKEN,
-        "INTAKE_RATE_LIMITS": "off",
-        "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
-        "TELEGRAM_WEBHOOK_SECRET": SECRET,
-        "TELEGRAM_API_BASE_URL": fake.base_url,
-    }
+    env = telegram_environment(fake, SECRET, API_TOKEN)
     try:
         with throwaway_prod_stack(model, "intake-soak-", env) as stack:
             stack.supervise_in_background()
@@ -166,22 +160,13 @@ def run(
     deadline = time.monotonic() + seconds
     rng = random.Random(2026)
     base = rng.randrange(10**8, 9 * 10**8)
-    counter = iter(range(base * 100, base * 100 + 10**7))
-    counter_lock = threading.Lock()
-
-    class Ids:
-        def __next__(self) -> int:
-            with counter_lock:
-                return next(counter)
-
+    update_ids = SharedIds(base * 100)
     # a customer's chat id is per conversation, so "one ticket per conversation" is checkable
-    chats = iter(range(base, base + 10**6))
+    chats = SharedIds(base)
 
     def customer_loop() -> None:
         while time.monotonic() < deadline:
-            with counter_lock:
-                chat = next(chats)
-            SoakCustomer(door_url, fake, chat, Ids(), report).conversation()
+            SoakCustomer(door_url, fake, next(chats), update_ids, report).conversation()
 
     def killer() -> None:
         while time.monotonic() + kill_every < deadline:
