@@ -213,8 +213,7 @@ def stock_bot(folder: Path = STOCK_DIR) -> Iterator[StockBot]:
                 str(endpoints),
                 "--credentials",
                 str(folder / "credentials.yml"),
-                "--auth-token",
-                token,
+                f"--auth-token={token}",  # one argument: a token may begin with "-"
             ],
             cwd=folder,
             env=stock_env(),

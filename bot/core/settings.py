@@ -333,6 +333,10 @@ class Settings(BaseSettings):
             return path.read_text(encoding="utf-8").strip()
         path.parent.mkdir(parents=True, exist_ok=True)
         created = secrets.token_urlsafe(length)
+        while created.startswith(
+            "-"
+        ):  # one that begins with "-" reads as an option on a command line
+            created = secrets.token_urlsafe(length)
         path.write_text(created + "\n", encoding="utf-8")
         path.chmod(0o600)
         return created

@@ -101,8 +101,9 @@ class Stack:
             "--cors",
             f"http://127.0.0.1:{s.console_port}",
             f"http://localhost:{s.console_port}",
-            "--auth-token",
-            s.rasa_token,  # Rasa's HTTP API is never open
+            # Rasa's HTTP API is never open; one argument, so a token that begins with "-"
+            # is not read as an option (argparse would exit with code 2)
+            f"--auth-token={s.rasa_token}",
         ]
 
     def commands(self) -> Dict[str, List[str]]:

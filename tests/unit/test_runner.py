@@ -64,3 +64,34 @@ def test_a_process_stopped_on_purpose_stays_stopped(stack: SleepyStack) -> None:
     assert stack.processes["sleeper"].poll() is not None
     stack.restart_process("sleeper")
     assert stack.processes["sleeper"].poll() is None
+
+
+def test_rasa_reads_a_token_that_begins_with_a_dash(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """A generated token may begin with "-"; Rasa's own parser must still take it as the token
+    (a CI run once lost every end-to-end test to `rasa exited with code 2`)."""
+    from rasa.__main__ import create_argument_parser
+
+    monkeypatch.setenv("INTAKE_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("RASA_TOKEN", "-Zx3_secret")
+    from bot.core.settings import reset_settings
+
+    reset_settings()
+    try:
+        command = Stack(load_settings(), model="models/intake.tar.gz").rasa_command(5005)
+        parsed = create_argument_parser().parse_args(command[3:])
+    finally:
+        monkeypatch.delenv("RASA_TOKEN")
+        reset_settings()
+    assert parsed.auth_token == "-Zx3_secret"
+    assert parsed.port == 5005
+
+
+def test_a_generated_secret_never_begins_with_a_dash(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    monkeypatch.setenv("INTAKE_VAR_DIR", str(tmp_path))
+    settings = load_settings()
+    for index in range(300):  # about one token in 64 would begin with "-"
+        assert not settings.secret("", f"secret-{index}").startswith("-")
