@@ -1,6 +1,7 @@
 # GENERATED from bot/catalog.yml by `python -m bot catalog generate` — do not edit.
 """One validator per form of the catalog: rasa-sdk calls `validate_<slot>` for each detail
-the latest message filled; the rules every form shares are in actions/forms.py.
+the latest message filled; the rules every form shares are in actions/forms.py. Then one
+`action_ask_<slot>` per detail asked by an action (joint questions, partial addresses).
 """
 from typing import Any, Dict, Text
 
@@ -8,7 +9,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.forms import CatalogFormValidator
+from actions.forms import AskDetail, CatalogFormValidator
 
 
 class ValidateNewConnectionForm(CatalogFormValidator):
@@ -429,3 +430,30 @@ class ValidateTicketQueryForm(CatalogFormValidator):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return self.check_detail("phone_last4", value, tracker)
+
+
+class ActionAskCustomerName(AskDetail):
+    """Asks customer_name: alone, or with the detail the catalog pairs it with."""
+
+    field_name = "customer_name"
+
+    def name(self) -> Text:
+        return "action_ask_customer_name"
+
+
+class ActionAskPhone(AskDetail):
+    """Asks phone: alone, or with the detail the catalog pairs it with."""
+
+    field_name = "phone"
+
+    def name(self) -> Text:
+        return "action_ask_phone"
+
+
+class ActionAskAddress(AskDetail):
+    """Asks address: alone, or with the detail the catalog pairs it with."""
+
+    field_name = "address"
+
+    def name(self) -> Text:
+        return "action_ask_address"

@@ -34,6 +34,7 @@ from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from actions.dialogue import DECLINED_SLOT, FAILURES_SLOT, hand_over, note_stall
+from actions.threads import BlockingAction
 from actions.tracker_utils import (
     latest_entity,
     latest_intent,
@@ -51,6 +52,7 @@ from bot.core.details import (
     join_address,
     named_details,
     place_mention,
+    split_joint_answer,
 )
 from bot.core.normalize import InvalidValue, parse_value
 from bot.core.privacy import mask_personal_data
@@ -59,6 +61,7 @@ from bot.core.settings import get_settings
 logger = logging.getLogger(__name__)
 
 ADDRESS_PARTIAL_SLOT = "address_partial"
+ASKED_TOGETHER_SLOT = "asked_together"  # the second detail of a joint question just asked
 DUPLICATE_SLOT = "duplicate_of"
 KEEP_EXISTING = "keep"  # confirm_submission: the customer did not want the same request twice
 NOT_UNDERSTOOD = ("nlu_fallback", "unclear")
@@ -187,6 +190,21 @@ class CatalogFormValidator(FormValidationAction):
         turn = _Turn(self, dispatcher, tracker, requested, domain)
 
         named = named_details(text, fields, self.catalog)
+        filled = {k: v for k, v in tracker.slots_to_validate().items() if k in slots}
+        together = tracker.get_slot(ASKED_TOGETHER_SLOT) if not opening else None
+        # only a message the mappings took as an answer (「转人工」 is none: the rules take it)
+        answered = requested in filled or together in filled
+        joint_answer = self._joint_answer(text, requested, together) if answered else {}
+        if joint_answer:
+            turn.result[ASKED_TOGETHER_SLOT] = None
+            address = latest_entity(tracker, "address")
+            for name, value in joint_answer.items():
+                if address and self.catalog.fields[name].kind == "address":
+                    # 「…中华路45号，对了，电费在哪交？」: the clause the NLU found the address in
+                    joint_answer[name] = answer_clause(value, str(address))
+        for name, value in joint_answer.items():
+            if name != requested:
+                named.setdefault(name, value)  # the second detail of the question was asked too
         declined_now = declined_details(text, fields, requested, self.catalog)
         if (
             latest_intent(tracker) == "cancel"
@@ -194,15 +212,21 @@ class CatalogFormValidator(FormValidationAction):
             declined_now = {n for n in declined_now if self._may_decline(n)}
         if latest_intent(tracker) == "deny" and requested and self._may_decline(requested):
             declined_now.add(requested)  # 「不了」 to an optional detail
-        filled = {k: v for k, v in tracker.slots_to_validate().items() if k in slots}
 
         candidates: Dict[str, Any] = {}
         for name, value in filled.items():
             if name == CONFIRM_SLOT:
                 continue
-            value = named.get(name, value)
-            if name == requested and self.catalog.fields[name].kind == "address":
+            value = named.get(name, joint_answer.get(name, value))
+            if (
+                name == requested
+                and name not in joint_answer
+                and self.catalog.fields[name].kind == "address"
+            ):
                 value = answer_clause(text, str(value))
+            if joint_answer and name == requested and name not in joint_answer:
+                turn.result[name] = None  # 「13800138000」 to 「姓名和电话」 gives no name yet
+                continue
             if (
                 opening
                 or name == requested
@@ -212,7 +236,7 @@ class CatalogFormValidator(FormValidationAction):
                 candidates[name] = value
             else:  # digits not asked for and not named: a guess from their shape only
                 turn.result[name] = value_before_this_turn(tracker, name)
-        for name, value in named.items():
+        for name, value in {**joint_answer, **named}.items():
             candidates.setdefault(name, value)
         if opening and "address" in fields and "address" not in candidates and self._visit():
             place = place_mention(text)  # 「我在潮南区陈店镇，想装光伏」: keep the town
@@ -228,6 +252,18 @@ class CatalogFormValidator(FormValidationAction):
         if CONFIRM_SLOT in filled:
             turn.result.update(self._confirmation(filled[CONFIRM_SLOT], turn, tracker))
         return turn.events()
+
+    def _joint_answer(
+        self, text: str, requested: Optional[str], together: Optional[str]
+    ) -> Dict[str, str]:
+        """The two details of the answer to a joint question (empty for any other answer)."""
+        if not requested or not together:
+            return {}
+        joint = next(
+            (j for j in self.catalog.ask_together if set(j.fields) == {requested, together}),
+            None,
+        )
+        return split_joint_answer(text, joint, self.catalog) if joint else {}
 
     def _take(
         self,
@@ -445,3 +481,41 @@ class _Turn:
             self.result[DECLINED_SLOT] = self.declined
         events: List[EventType] = [SlotSet(name, value) for name, value in self.result.items()]
         return events + self.handover
+
+
+class AskDetail(BlockingAction):
+    """`action_ask_<detail>` of a detail the catalog may ask together with another
+    (`ask_together`): both in one question while both are missing, else the detail's own
+    question — or, for a partial visit address (「潮南区两英镇」), only its missing part."""
+
+    field_name: str  # set by each generated class
+
+    @abstractmethod
+    def name(self) -> Text:
+        """action_ask_<detail>; abstract here so rasa-sdk registers only the generated classes."""
+
+    def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        catalog = load_catalog()
+        name = self.field_name
+        asked = [SlotSet("requested_slot", name)]
+        is_address = catalog.fields[name].kind == "address"
+        partial = tracker.get_slot(ADDRESS_PARTIAL_SLOT) if is_address else None
+        if partial:
+            question = catalog.dialogue_messages[address_gap(partial) or "address_needs_road"]
+            dispatcher.utter_message(text=question.format(partial=partial))
+            return [*asked, SlotSet(ASKED_TOGETHER_SLOT, None)]
+        service = catalog.service_for_form(tracker.active_loop_name)
+        known = tracker.slots
+        missing = (
+            [f for f in service.required_fields(known) if known.get(f) in (None, "")]
+            if service
+            else []
+        )
+        joint = catalog.joint_question(service, name, missing)
+        if joint is None:
+            dispatcher.utter_message(response=f"utter_ask_{name}")
+            return [*asked, SlotSet(ASKED_TOGETHER_SLOT, None)]
+        dispatcher.utter_message(text=joint.ask)
+        return [*asked, SlotSet(ASKED_TOGETHER_SLOT, joint.partner(name))]

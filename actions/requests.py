@@ -9,7 +9,14 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.dialogue import DECLINED_SLOT, EMERGENCY_TICKET_SLOT, FAILURES_SLOT, STALL_SLOT
+from actions.dialogue import (
+    DECLINED_SLOT,
+    EMERGENCY_TICKET_SLOT,
+    FAILURES_SLOT,
+    STALL_SLOT,
+    hand_over,
+    note_stall,
+)
 from actions.forms import ADDRESS_PARTIAL_SLOT, DUPLICATE_SLOT, KEEP_EXISTING
 from actions.threads import BlockingAction
 from actions.tracker_utils import (
@@ -21,7 +28,6 @@ from actions.tracker_utils import (
 )
 from bot.core import intake
 from bot.core.catalog import CONFIRM_SLOT, Service, load_catalog
-from bot.core.details import address_gap
 
 # Details that belong to one request; contact details (name, phone, account, address) are
 # kept for the customer's next request in the same conversation (unless declined).
@@ -209,20 +215,30 @@ class ActionCancelRequest(BlockingAction):
         return [ActiveLoop(None), *_reset_request(tracker)]
 
 
-class ActionAskAddress(BlockingAction):
-    """Ask for the address — or, when part of it is known (「潮南区两英镇」), only the rest."""
+class ActionContinueRequest(BlockingAction):
+    """The request said again in the middle of its own form (「快啲派人啊」), or any request in
+    the middle of an emergency: carry on, but never in circles. An emergency skips the detail it
+    was asking (it never waits, and it is never replaced by a lesser request); any other form
+    says 「我们接着来」 once, and a second such turn in a row hands over (reason `fallback`)."""
 
     def name(self) -> Text:
-        return "action_ask_address"
+        return "action_continue_request"
 
     def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         catalog = load_catalog()
-        partial = tracker.get_slot(ADDRESS_PARTIAL_SLOT)
-        if partial:
-            question = catalog.dialogue_messages[address_gap(partial) or "address_needs_road"]
-            dispatcher.utter_message(text=question.format(partial=partial))
-        else:
-            dispatcher.utter_message(response="utter_ask_address")
-        return [SlotSet("requested_slot", "address")]
+        service = catalog.service_for_form(tracker.active_loop_name)
+        requested = tracker.get_slot("requested_slot")
+        if service and service.files_before_asking and requested in catalog.fields:
+            label = catalog.fields[requested].label
+            dispatcher.utter_message(
+                text=catalog.dialogue_messages["emergency_detail_skipped"].format(label=label)
+            )
+            declined = [*(tracker.get_slot(DECLINED_SLOT) or []), requested]
+            return [SlotSet(requested, intake.NOT_PROVIDED), SlotSet(DECLINED_SLOT, declined)]
+        stall, limit_reached = note_stall(tracker)
+        if limit_reached:
+            return [stall, *hand_over(dispatcher, tracker, "fallback")]
+        dispatcher.utter_message(response="utter_continue_request")
+        return [stall]

@@ -140,6 +140,7 @@ class StackClient:
         tracker = response.json()
         return {
             "requested": (tracker.get("slots") or {}).get("requested_slot"),
+            "together": (tracker.get("slots") or {}).get("asked_together"),
             "active_loop": (tracker.get("active_loop") or {}).get("name"),
             "paused": bool(tracker.get("paused")),
         }
@@ -190,6 +191,14 @@ def play(scenario: Scenario, client: StackClient) -> Outcome:
         if turns_to_ticket is None and any(TICKET_RE.search(r) for r in replies):
             turns_to_ticket = len(turns)
 
+    def answer(detail: Optional[str]) -> Optional[str]:
+        """The customer's next answer for `detail` (scripted answers first), or None."""
+        if not detail:
+            return None
+        if answers.get(detail):
+            return answers[detail].pop(0)
+        return scenario.knows.get(detail)
+
     def answer_questions() -> None:
         for _ in range(MAX_TURNS):
             state = client.state(sender)
@@ -198,12 +207,18 @@ def play(scenario: Scenario, client: StackClient) -> Outcome:
                 return
             if asked == "confirm_submission":
                 reply = confirmations.pop(0) if confirmations else DEFAULT_CONFIRMATION
-            elif answers.get(asked):
-                reply = answers[asked].pop(0)
-            elif asked in scenario.knows:
-                reply = scenario.knows[asked]
             else:
-                reply = scenario.declines[0] if scenario.declines else DEFAULT_DECLINE
+                # a joint question (「姓名和联系电话」) gets what the customer knows of both;
+                # scripted answers are written one question at a time, so a partner with one
+                # waits for its own question
+                partner = state["together"]
+                if partner and answers.get(partner):
+                    partner = None
+                given = [a for a in (answer(asked), answer(partner)) if a]
+                if given:
+                    reply = "，".join(given)
+                else:
+                    reply = scenario.declines[0] if scenario.declines else DEFAULT_DECLINE
             send(reply)
 
     for text in scenario.says:

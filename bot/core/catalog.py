@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import yaml
 
@@ -81,6 +81,18 @@ class Service:
 
 
 @dataclass(frozen=True)
+class JointQuestion:
+    """Two details asked in one question while both are missing (「姓名和联系电话」): one
+    customer turn fewer. `fields[1]` is the number, cut out of the answer; the rest is the other."""
+
+    fields: Tuple[str, str]
+    ask: str
+
+    def partner(self, name: str) -> str:
+        return self.fields[1] if name == self.fields[0] else self.fields[0]
+
+
+@dataclass(frozen=True)
 class Query:
     """A query answered in the conversation."""
 
@@ -111,6 +123,22 @@ class Catalog:
     staff_messages: Mapping[str, str] = field(default_factory=dict)
     formats: Mapping[str, str] = field(default_factory=dict)
     dialogue_messages: Mapping[str, str] = field(default_factory=dict)
+    ask_together: Tuple[JointQuestion, ...] = ()
+
+    def joint_question(
+        self, service: Optional["Service"], asked: str, missing: Iterable[str]
+    ) -> Optional[JointQuestion]:
+        """The question that asks `asked` together with another required detail of `service`
+        that is still `missing`; None for a form that files before asking (emergencies)."""
+        if service is None or service.files_before_asking:
+            return None
+        missing = set(missing)
+        for joint in self.ask_together:
+            if asked in joint.fields:
+                partner = joint.partner(asked)
+                if partner in missing and partner in service.all_fields:
+                    return joint
+        return None
 
     @property
     def answers(self) -> Dict[str, str]:
@@ -252,7 +280,22 @@ def parse_catalog(raw: Mapping[str, Any]) -> Catalog:
         staff_messages=raw.get("staff_messages") or {},
         formats=raw.get("formats") or {},
         dialogue_messages=raw.get("dialogue_messages") or {},
+        ask_together=_joint_questions(raw.get("ask_together") or [], fields),
     )
+
+
+def _joint_questions(
+    raw: List[Mapping[str, Any]], fields: Mapping[str, Field]
+) -> Tuple[JointQuestion, ...]:
+    joints = []
+    for spec in raw:
+        names = tuple(spec["fields"])
+        if len(names) != 2 or any(name not in fields for name in names):
+            raise ValueError(f"ask_together needs two defined fields, got {list(names)}")
+        if fields[names[1]].kind != "phone":
+            raise ValueError(f"ask_together {list(names)}: the second detail must be a phone")
+        joints.append(JointQuestion(fields=(names[0], names[1]), ask=spec["ask"]))
+    return tuple(joints)
 
 
 PRIORITIES = ("urgent", "high", "normal", "low")

@@ -8,6 +8,7 @@
 * `is_attempt` — whether a message tried to give a detail at all (a wrong number is a try,
   「嗯嗯那个」 is not: the first counts as a failed attempt, the second as not understood).
 * `invalid_text` — what to tell the customer about a value that did not pass, naming it.
+* `split_joint_answer` — the answer to a joint question (「姓名和联系电话」) cut in two.
 
 The words come from the catalog (fields' `cues`, `decline_words`).
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Dict, Iterable, Optional, Set, Tuple
 
-from bot.core.catalog import Catalog, load_catalog
+from bot.core.catalog import Catalog, JointQuestion, load_catalog
 from bot.core.normalize import CN_DIGITS, TICKET_RE, digits_of, normalize_text
 
 NUMBER_KINDS = ("phone", "account_no", "ticket_lookup", "capacity_kw")
@@ -224,3 +225,37 @@ def answer_clause(text: str, span: str) -> str:
     following = _CLAUSE.search(folded, start + len(span))
     clause = folded[clause_start : following.start() if following else len(folded)].strip()
     return clause or span
+
+
+_SEPARATORS = " ,，、。.;；/|\n\t"
+
+
+def split_joint_answer(
+    text: str, joint: JointQuestion, catalog: Optional[Catalog] = None
+) -> Dict[str, str]:
+    """The answer to a joint question cut into its two details (「陈伟明 13800138000」 →
+    name and phone): the phone is the last number of seven digits or more, with its cue
+    (「电话是」) left out of the rest; the rest is the other detail. A detail the answer does not
+    give is missing from the result."""
+    catalog = catalog or load_catalog()
+    first, number_field = joint.fields
+    folded = normalize_text(text)
+    numbers = [m for m in _NUMBER.finditer(folded) if len(digits_of(m.group())) >= 7]
+    values: Dict[str, str] = {}
+    rest = folded
+    if numbers:
+        number = numbers[-1]
+        values[number_field] = number.group()
+        rest = folded[: number.start()] + " " + folded[number.end() :]
+        cues = sorted(
+            (c for c in catalog.fields[number_field].cues if len(c) > 1), key=len, reverse=True
+        )
+        cue_pattern = "|".join(re.escape(cue) for cue in cues)
+        if cue_pattern:
+            rest = re.sub(
+                f"(?:联系|留)?(?:{cue_pattern})号?(?:码)?\\s*(?:是|系|为|：|:)?", " ", rest
+            )
+    rest = re.sub(r"\s+", " ", rest).strip(_SEPARATORS)
+    if rest:
+        values[first] = rest
+    return values

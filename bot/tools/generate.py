@@ -8,7 +8,9 @@
 * data/nlu/catalog_lookups.yml — lookup tables of the words that name a business, a kind of
   premises or a change of capacity;
 * actions/form_validators.py — one `validate_<form>` class per form with a `validate_<slot>`
-  method per detail (rasa-sdk's convention), all delegating to actions/forms.py.
+  method per detail (rasa-sdk's convention), all delegating to actions/forms.py, and one
+  `action_ask_<slot>` for each detail asked together with another (`ask_together`) or kept
+  in part (a visit address).
 `python -m bot catalog check` fails when any of them differs from what the catalog says
 (tests/unit/test_catalog.py runs it), so the domain and the catalog cannot drift apart.
 """
@@ -56,6 +58,14 @@ class GeneratedPaths:
 def not_an_answer(catalog: Catalog) -> List[str]:
     """Intents that are never the answer to a form's question."""
     return [*catalog.answers, *CONTROL_NOT_ANSWERS]
+
+
+def asked_by_action(catalog: Catalog) -> List[str]:
+    """Details asked by an `action_ask_<slot>` (actions/forms.py `AskDetail`) instead of their
+    `utter_ask_<slot>`: those of a joint question, and addresses (a partial one asks the rest)."""
+    joint = {name for question in catalog.ask_together for name in question.fields}
+    addresses = {name for name, f in catalog.fields.items() if f.kind == "address"}
+    return [name for name in catalog.fields if name in joint | addresses]
 
 
 def _text_mapping(forms: List[str], slot: str, not_intent: List[str]) -> Dict[str, Any]:
@@ -147,12 +157,20 @@ def build_domain(catalog: Catalog) -> Dict[str, Any]:
             {"type": "from_text", "not_intent": never_answers, "conditions": confirm_conditions},
         ],
     }
+    slots["asked_together"] = {
+        "type": "text",
+        "influence_conversation": False,
+        "mappings": [{"type": "custom"}],  # set by the ask action of a joint question
+    }
     return {
         "version": "3.1",
         "intents": [*catalog.intents, EDIT_DETAIL_INTENT],
         "entities": ["detail"],
         "slots": slots,
-        "actions": [f"validate_{form}" for form in forms],
+        "actions": [
+            *(f"validate_{form}" for form in forms),
+            *(f"action_ask_{name}" for name in asked_by_action(catalog)),
+        ],
         "forms": forms,
         "responses": responses,
     }
@@ -178,7 +196,7 @@ def _form_digressions(catalog: Catalog, form: str, own_intent: str) -> List[Dict
             "condition": [{"active_loop": form}],
             "steps": [
                 {"intent": own_intent},
-                {"action": "utter_continue_request"},
+                {"action": "action_continue_request"},
                 {"action": form},
                 {"active_loop": form},
             ],
@@ -209,11 +227,32 @@ def _form_digressions(catalog: Catalog, form: str, own_intent: str) -> List[Dict
     return rules
 
 
+def _emergency_keeps_its_form(catalog: Catalog, service: Service) -> List[Dict[str, Any]]:
+    """In a form that files before asking (an emergency), another request (「冇时间留电话，
+    快啲派人」 read as a fault report) carries the emergency on instead of replacing it."""
+    return [
+        {
+            "rule": f"{service.form_name}: {other.intent} meanwhile — the emergency goes on",
+            "condition": [{"active_loop": service.form_name}],
+            "steps": [
+                {"intent": other.intent},
+                {"action": "action_continue_request"},
+                {"action": service.form_name},
+                {"active_loop": service.form_name},
+            ],
+        }
+        for other in catalog.requestable
+        if other.code != service.code
+    ]
+
+
 def build_rules(catalog: Catalog) -> Dict[str, Any]:
     """Activation, submission and digression rules for every form."""
     rules: List[Dict[str, Any]] = []
     for service in catalog.requestable:
         form = service.form_name
+        if service.files_before_asking:
+            rules.extend(_emergency_keeps_its_form(catalog, service))
         start: List[Dict[str, Any]] = [{"intent": service.intent}]
         if service.files_before_asking:
             start += [{"action": "utter_emergency_safety"}, {"action": "action_file_emergency"}]
@@ -309,8 +348,12 @@ def _dump(data: Dict[str, Any]) -> str:
     return HEADER + yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100)
 
 
+def _camel(name: str) -> str:
+    return "".join(part.title() for part in name.split("_"))
+
+
 def _class_name(form_name: str) -> str:
-    return "Validate" + "".join(part.title() for part in form_name.split("_"))
+    return "Validate" + _camel(form_name)
 
 
 def _validator_class(entry: Service | Query, fields: List[str], what: str) -> str:
@@ -349,17 +392,32 @@ def build_validators(catalog: Catalog) -> str:
         _validator_class(q, list(q.required), f"查询 {q.code}: {', '.join(q.required)}.")
         for q in catalog.queries.values()
     ]
+    asks = [
+        f"""
+
+class {_camel(f"action_ask_{name}")}(AskDetail):
+    \"\"\"Asks {name}: alone, or with the detail the catalog pairs it with.\"\"\"
+
+    field_name = "{name}"
+
+    def name(self) -> Text:
+        return "action_ask_{name}"
+"""
+        for name in asked_by_action(catalog)
+    ]
     return (
         HEADER
         + '"""One validator per form of the catalog: rasa-sdk calls `validate_<slot>` for each detail\n'
-        + "the latest message filled; the rules every form shares are in actions/forms.py.\n"
+        + "the latest message filled; the rules every form shares are in actions/forms.py. Then one\n"
+        + "`action_ask_<slot>` per detail asked by an action (joint questions, partial addresses).\n"
         + '"""\n'
         + "from typing import Any, Dict, Text\n\n"
         + "from rasa_sdk import Tracker\n"
         + "from rasa_sdk.executor import CollectingDispatcher\n"
         + "from rasa_sdk.types import DomainDict\n\n"
-        + "from actions.forms import CatalogFormValidator\n"
+        + "from actions.forms import AskDetail, CatalogFormValidator\n"
         + "".join(classes)
+        + "".join(asks)
     )
 
 

@@ -84,6 +84,7 @@ class TelegramCustomer:
 PUSHES = WeChatPushes(WECHAT["token"], WECHAT["app_id"], WECHAT["aes_key"])
 msg_ids = itertools.count(int(time.time()) * 1_000_000)
 ASK = {name: field.ask for name, field in load_catalog().fields.items()}
+ASK_TOGETHER = {joint.fields: joint.ask for joint in load_catalog().ask_together}
 
 
 def webhook(stack: Stack) -> str:

@@ -143,3 +143,37 @@ def test_malformed_request_is_rejected_not_crashing(stack) -> None:
     assert (
         requests.get(f"http://127.0.0.1:{stack.settings.rasa_port}/", timeout=10).status_code == 200
     )
+
+
+def test_name_and_phone_are_asked_together_and_answered_in_one_message(
+    customer: Customer, api: Api
+) -> None:
+    joint = next(j for j in CATALOG.ask_together if j.fields == ("customer_name", "phone"))
+    replies = customer.say("你好，我新买的房子想报装用电")
+    assert joint.ask in texts(replies), customer.transcript
+    replies = customer.say("陈伟明 13812345678")
+    assert asked_field(replies) == "address", customer.transcript
+    replies = customer.say("龙湖区长平路88号3栋502")
+    replies = customer.say("居民")
+    done = customer.click(replies, "确认提交")
+    [ticket] = api.tickets(customer.sender)
+    assert ticket["ticket_no"] in texts(done)
+    assert ticket["details"]["customer_name"] == "陈伟明"
+    assert ticket["details"]["phone"] == "13812345678"
+
+
+def test_half_an_answer_to_a_joint_question_asks_only_the_other_half(customer: Customer) -> None:
+    customer.say("我要装充电桩")
+    replies = customer.say("13812345678")
+    assert asked_field(replies) == "customer_name", customer.transcript
+    assert CATALOG.fields["customer_name"].ask in texts(replies)
+    assert "没能识别" not in texts(replies)  # a phone alone is no failed try at the name
+    replies = customer.say("林小红")
+    assert asked_field(replies) == "address", customer.transcript
+
+
+def test_a_wrong_phone_in_a_joint_answer_is_named(customer: Customer) -> None:
+    customer.say("我要报修，家里停电了")
+    replies = customer.say("金平区金砂路23号2栋301，153200174896")
+    assert "153200174896" in texts(replies) and "12位" in texts(replies), customer.transcript
+    assert asked_field(replies) == "phone", customer.transcript

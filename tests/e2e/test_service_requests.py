@@ -9,7 +9,7 @@ time the JSON API confirms.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -58,13 +58,20 @@ EXPECTED = {  # what the answers above become on the ticket (spec §2 values)
 }
 
 
-def asked_field(replies: List[Dict[str, Any]]) -> str | None:
-    """The detail the bot is asking for, recognised by the catalog's prompt text."""
+def asked_fields(replies: List[Dict[str, Any]]) -> Tuple[str, ...]:
+    """The details the bot is asking for, recognised by the catalog's prompt text (two for a
+    joint question, 「姓名和联系电话」)."""
     text = texts(replies)
-    for name, field in CATALOG.fields.items():
-        if field.ask in text:
-            return name
-    return None
+    for joint in CATALOG.ask_together:
+        if joint.ask in text:
+            return joint.fields
+    return tuple(name for name, field in CATALOG.fields.items() if field.ask in text)[:1]
+
+
+def asked_field(replies: List[Dict[str, Any]]) -> str | None:
+    """The (first) detail the bot is asking for."""
+    fields = asked_fields(replies)
+    return fields[0] if fields else None
 
 
 def fill_form(
@@ -75,11 +82,11 @@ def fill_form(
     for _ in range(max_turns):
         if "确认提交" in [b["title"] for r in replies for b in r.get("buttons", [])]:
             return replies
-        field = asked_field(replies)
-        assert field is not None, f"bot asked nothing recognisable: {texts(replies)!r}"
-        assert field not in asked, f"asked {field} twice: {customer.transcript}"
-        asked.append(field)
-        replies = customer.say(ANSWERS[field])
+        fields = asked_fields(replies)
+        assert fields, f"bot asked nothing recognisable: {texts(replies)!r}"
+        assert not set(fields) & set(asked), f"asked {fields} twice: {customer.transcript}"
+        asked.extend(fields)
+        replies = customer.say("，".join(ANSWERS[field] for field in fields))
     raise AssertionError(f"no confirmation after {max_turns} turns: {customer.transcript}")
 
 

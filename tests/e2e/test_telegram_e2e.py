@@ -26,7 +26,11 @@ ANSWERS = {"customer_name": "陈伟明", "address": "龙湖区长平路88号3栋
 
 
 def asked_field(replies: List[Dict[str, Any]]) -> Optional[str]:
+    """The detail asked; for a joint question with the phone (「姓名和联系电话」), the phone: the
+    customer taps 分享手机号 and is asked the other detail next."""
     text = "\n".join(r.get("text", "") for r in replies)
+    if any(j.ask in text and "phone" in j.fields for j in CATALOG.ask_together):
+        return "phone"
     return next((name for name, f in CATALOG.fields.items() if f.ask in text), None)
 
 

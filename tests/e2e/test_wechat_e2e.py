@@ -9,7 +9,16 @@ from typing import Any, Dict
 import requests
 
 from bot.tools.runner import Stack
-from tests.e2e.channel_customers import ASK, PUSHES, msg_ids, openid, push, reply_content, webhook
+from tests.e2e.channel_customers import (
+    ASK,
+    ASK_TOGETHER,
+    PUSHES,
+    msg_ids,
+    openid,
+    push,
+    reply_content,
+    webhook,
+)
 from tests.fakes.wechat_simulator import WeChatPushes
 from tests.stack import WECHAT
 
@@ -51,7 +60,7 @@ def test_welcome_menu_number_starts_that_business(stack: Stack) -> None:
     customer = openid()
     welcome = reply_content(push(stack, PUSHES.subscribe(customer)))
     assert "回复 1 新装用电" in welcome
-    assert ASK["customer_name"] in reply_content(
+    assert ASK_TOGETHER[("customer_name", "phone")] in reply_content(
         push(stack, PUSHES.text(customer, "1", next(msg_ids)))
     )
 

@@ -1796,3 +1796,98 @@ async def test_details_naming_an_emergency_do_not_skip_the_safety_advice(databas
     events, dispatcher = await run(ActionFallback(), tracker)
     assert events == []
     assert sent(dispatcher) == [{"response": "utter_inform_no_context"}]
+
+
+# --------------------------------------------------------------------------- joint questions
+
+
+async def test_a_joint_question_is_asked_while_both_details_are_missing(database: None) -> None:
+    joint = next(j for j in CATALOG.ask_together if j.fields == ("customer_name", "phone"))
+    ask = form_validators.ActionAskCustomerName()
+    tracker = make_tracker([], {"requested_slot": "customer_name"}, active_loop="ev_charger_form")
+    events, dispatcher = await run(ask, tracker)
+    assert sent(dispatcher) == [{"text": joint.ask}]
+    assert SlotSet("asked_together", "phone") in events
+    # the phone known already: the name alone
+    known = make_tracker(
+        [], {"requested_slot": "customer_name", "phone": PHONE}, active_loop="ev_charger_form"
+    )
+    events, dispatcher = await run(ask, known)
+    assert sent(dispatcher) == [{"response": "utter_ask_customer_name"}]
+    assert SlotSet("asked_together", None) in events
+
+
+async def test_both_halves_of_a_joint_answer_are_taken(database: None) -> None:
+    text = "陈伟明，13812345678"
+    tracker = form_turn(
+        "ev_charger_form",
+        "customer_name",
+        text,
+        {"customer_name": text, "phone": PHONE},
+        entities=[entity("phone", PHONE, text)],
+        known={"asked_together": "phone"},
+    )
+    events, messages = await validate("ev_charger_form", tracker)
+    assert SlotSet("customer_name", "陈伟明") in events
+    assert SlotSet("phone", PHONE) in events
+    assert messages == []
+
+
+async def test_a_digression_during_a_joint_question_is_left_to_the_rules(database: None) -> None:
+    """「转人工」 fills nothing: the validator must not answer with events (Rasa would then
+    keep the form running instead of letting the hand-over rule in)."""
+    tracker = form_turn(
+        "new_connection_form",
+        "customer_name",
+        "转人工，转人工",
+        {},
+        intent="request_human",
+        known={"asked_together": "phone"},
+    )
+    events, messages = await validate("new_connection_form", tracker)
+    # rasa-sdk always adds the requested slot; Rasa ignores that one when deciding
+    assert [e for e in events if e["name"] != "requested_slot"] == [] and messages == []
+
+
+# --------------------------------------------------------------------------- the request again
+
+
+def _said_again_tracker(form: str, requested: str, stalled_before: bool) -> Tracker:
+    events: List[Dict[str, Any]] = [
+        ActionExecuted("action_listen"),
+        user("我要报修", "report_fault"),
+    ]
+    stall = None
+    if stalled_before:  # turn 2 was the request again already
+        events += [user("快点派人来啊", "report_fault"), ActionExecuted("action_continue_request")]
+        stall = {"turn": 2, "count": 1}
+    events.append(user("快点派人来啊", "report_fault"))
+    return make_tracker(events, {"requested_slot": requested, "stall": stall}, active_loop=form)
+
+
+async def test_the_request_said_again_carries_on_once_then_hands_over(database: None) -> None:
+    from actions.requests import ActionContinueRequest
+
+    events, dispatcher = await run(
+        ActionContinueRequest(), _said_again_tracker("fault_repair_form", "phone", False)
+    )
+    assert sent(dispatcher) == [{"response": "utter_continue_request"}]
+    assert events == [SlotSet("stall", {"turn": 2, "count": 1})]
+    events, dispatcher = await run(
+        ActionContinueRequest(), _said_again_tracker("fault_repair_form", "phone", True)
+    )
+    assert ConversationPaused() in events
+    [handoff] = handoffs_of("conv-1")
+    assert handoff["reason"] == "fallback"
+
+
+async def test_an_emergency_said_again_skips_the_detail_it_asked(database: None) -> None:
+    from actions.requests import ActionContinueRequest
+
+    events, dispatcher = await run(
+        ActionContinueRequest(), _said_again_tracker("emergency_form", "phone", False)
+    )
+    assert SlotSet("phone", intake.NOT_PROVIDED) in events
+    assert SlotSet("declined", ["phone"]) in events
+    skipped = CATALOG.dialogue_messages["emergency_detail_skipped"].format(label="联系电话")
+    assert sent(dispatcher) == [{"text": skipped}]

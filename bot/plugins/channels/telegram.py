@@ -217,7 +217,8 @@ class TelegramOutput(CollectingOutputChannel):
         self.bot = bot
         catalog = load_catalog()
         phone = catalog.fields["phone"]
-        self.phone_prompts = (phone.ask, phone.reask)
+        joint = tuple(j.ask for j in catalog.ask_together if "phone" in j.fields)
+        self.phone_prompts = (phone.ask, phone.reask, *joint)  # these get the 分享手机号 button
         self.share_phone_label = catalog.system_messages["share_phone_button"]
 
     @classmethod
