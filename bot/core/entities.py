@@ -108,19 +108,111 @@ _NOT_A_NAME_START = set("这那什怎谁哪一不是要我你他她们的了在�
 LEAD_IN_EXTRACTOR = "LeadInNames"
 
 
+# The commonest surnames of Guangdong and China (compound ones first): a weak cue (我系, 找,
+# 改成) or a bare answer counts as a name only when it starts with one of them.
+COMPOUND_SURNAMES = (
+    "欧阳",
+    "司徒",
+    "司马",
+    "上官",
+    "诸葛",
+    "东方",
+    "皇甫",
+    "尉迟",
+    "公孙",
+    "慕容",
+    "令狐",
+    "夏侯",
+)
+SURNAMES = set(
+    "陈林黄李张王刘吴郑蔡杨许谢郭洪曾周赖邱罗何徐苏叶庄卢詹江余朱胡沈高梁马方姚彭萧肖廖潘"
+    "钟钱孙赵冯韩唐董袁邓傅田宋丁魏蒋程吕熊任孔邹康伍严汤欧柯翁池魏纪卓温邝麦冼龚游连"
+    "黎颜凌谭崔汪尤姜范金石陆贺顾毛郝白孟秦易雷文施薛龚邵万侯段雷钱章鲁韦龙覃莫岑植甘"
+)
+_WEAK_NAME_LEAD_IN = re.compile(
+    r"(?:我系|我係|我是|本人|叫我|找|搵|过户给|过户到|转到|转给|改成|换成|改为|户名(?:是|为)?|称呼)[:：\s]*"
+)
+_NAME_END = (
+    r"(?=$|[，,。.！!？?；;、/\s\d]|电话|手机|联系|号码|的|嘅|啊|呀|吗|呢|先生|女士|小姐|名下)"
+)
+_SURNAME_NAME = re.compile(
+    "((?:"
+    + "|".join(COMPOUND_SURNAMES)
+    + ")[\u4e00-\u9fa5]{1,2}|[\u4e00-\u9fa5]{2,3}?)"
+    + _NAME_END
+)
+_NOT_IN_A_NAME = set("你我他她它的了吗呢吧啊呀哦嗯喔里来去是不有没在这那么个些上下就要想说")
+_PLACE_OR_THING_ENDINGS = set("区县镇市村乡路街巷号栋楼层室线厂站房店铺表箱电灯闸费")
+_HONORIFIC = re.compile(r"(?:先生|女士|小姐|生|太|姨|伯)$")
+_NUMBERS_AND_SEPARATORS = re.compile(r"[0-9０-９\-－()（）+\s,，、。.;；/:：]+")
+
+
+def _has_surname(name: str) -> bool:
+    return name[:2] in COMPOUND_SURNAMES or name[0] in SURNAMES
+
+
+def _plausible_name(word: str) -> bool:
+    """A common surname first, no function word inside, not a place or a thing (龙湖区, 电表箱)."""
+    return (
+        _has_surname(word)
+        and not set(word) & _NOT_IN_A_NAME
+        and word[-1] not in _PLACE_OR_THING_ENDINGS
+    )
+
+
 def names_after_lead_ins(text: str) -> List[Tuple[int, int]]:
-    """(start, end) of the names that follow a lead-in such as 我叫 or 新户主是."""
+    """(start, end) of the names that follow a lead-in such as 我叫 or 新户主是; after a weak
+    cue (我系, 找, 改成 …) only a name that starts with a common surname."""
     spans = []
     for lead in _NAME_LEAD_IN.finditer(text):
         match = _NAME_AFTER_LEAD_IN.match(text, lead.end())
         if match and match.group(1)[0] not in _NOT_A_NAME_START:
             spans.append((match.start(1), match.end(1)))
+    for lead in _WEAK_NAME_LEAD_IN.finditer(text):
+        match = _SURNAME_NAME.match(text, lead.end())
+        if match and _plausible_name(match.group(1)):
+            spans.append((match.start(1), match.end(1)))
     return spans
+
+
+def bare_name(text: str) -> Optional[Tuple[int, int]]:
+    """(start, end) of a name that is the whole answer, maybe beside a phone number
+    (「陈伟明」「林小红 13800138000」「黄生」): two to four characters, a common surname first."""
+    parts = [p for p in _NUMBERS_AND_SEPARATORS.split(text) if p]
+    if len(parts) != 1:
+        return None
+    word = parts[0]
+    core = _HONORIFIC.sub("", word)  # 黄生 → 黄, 林小姐 → 林
+    if (
+        not 2 <= len(word) <= 5
+        or not core
+        or len(core) > 4
+        or not re.fullmatch(r"[\u4e00-\u9fa5]+", word)
+    ):
+        return None
+    if not _plausible_name(core) or word[-1] in _PLACE_OR_THING_ENDINGS:
+        return None
+    # two characters are too often a word (方便, 马上, 周末): a name only beside a phone number
+    # or with a title (黄生, 林小姐)
+    beside_a_number = len(text.strip()) > len(word)
+    if (
+        len(core) == 2
+        and core == word
+        and not beside_a_number
+        and core[:2] not in COMPOUND_SURNAMES
+    ):
+        return None
+    start = text.find(word)
+    return start, start + len(word)
 
 
 def _lead_in_names(text: str, kept: List[Dict[str, Any]], today: dt.date) -> List[Dict[str, Any]]:
     found = []
-    for start, end in names_after_lead_ins(text):
+    spans = names_after_lead_ins(text)
+    whole = bare_name(text)
+    if not spans and whole:
+        spans = [whole]
+    for start, end in spans:
         candidate = {
             ENTITY_ATTRIBUTE_TYPE: "customer_name",
             ENTITY_ATTRIBUTE_START: start,

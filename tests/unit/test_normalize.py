@@ -232,3 +232,35 @@ def test_a_name_after_a_lead_in_is_found_without_the_statistical_extractor(
 @pytest.mark.parametrize("text", ["我是居民", "我想问下户主是谁怎么查", "我叫不出名字"])
 def test_words_after_a_lead_in_that_are_not_names_are_left_alone(text: str) -> None:
     assert normalize_entities(text, [], dt.date(2026, 12, 1)) == []
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("我系黄志明", "黄志明"),
+        ("帮我过户给欧阳娜娜", "欧阳娜娜"),
+        ("陈伟明", "陈伟明"),  # the whole answer to 「请问怎么称呼您」
+        ("王伟 13800138000", "王伟"),  # a joint answer: two characters beside the phone
+        ("13800138000，林小姐", "林小姐"),
+        ("黄生", "黄生"),
+    ],
+)
+def test_names_after_weak_cues_and_bare_names_need_a_common_surname(text: str, name: str) -> None:
+    [entity] = [
+        e
+        for e in normalize_entities(text, [], dt.date(2026, 12, 1))
+        if e["entity"] == "customer_name"
+    ]
+    assert entity["value"] == name
+    assert text[entity["start"] : entity["end"]] == name
+
+
+@pytest.mark.parametrize(
+    "text", ["方便", "马上", "谢谢你", "龙湖区", "高压线", "我是黄埔区的", "周末", "林子里", "先生"]
+)
+def test_words_that_start_like_a_surname_are_not_names(text: str) -> None:
+    assert [
+        e
+        for e in normalize_entities(text, [], dt.date(2026, 12, 1))
+        if e["entity"] == "customer_name"
+    ] == []
