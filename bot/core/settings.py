@@ -224,6 +224,9 @@ class Settings(BaseSettings):
     rasa_servers: int = Field(2, env="INTAKE_SERVERS")  # Rasa + action server pairs
     door_port: int = Field(8080, env="INTAKE_DOOR_PORT")  # nginx, the one door
     encoder_threads: int = Field(0, env="INTAKE_ENCODER_THREADS")  # 0: as the model says
+    # Rasa's conversation lock (Redis in the production profile) outlives a server killed in
+    # mid-turn by this long; under nginx's 30 s read timeout, so the customer's next try gets in
+    lock_lifetime_s: int = Field(15, env="TICKET_LOCK_LIFETIME")
     rate_limits: str = Field("on", env="INTAKE_RATE_LIMITS")
     # console
     console_https_only: bool = Field(True, env="CONSOLE_HTTPS_ONLY")  # 0: plain local HTTP

@@ -56,6 +56,7 @@ def stack_environment(settings: Settings, base: Optional[Dict[str, str]] = None)
             "DATABASE_URL": settings.database_url,
             "INTAKE_VAR_DIR": str(settings.var_dir),
             "TF_CPP_MIN_LOG_LEVEL": "2",
+            "TICKET_LOCK_LIFETIME": str(settings.lock_lifetime_s),  # read by Rasa's lock store
         }
     )
     return env

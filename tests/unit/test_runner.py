@@ -95,3 +95,21 @@ def test_a_generated_secret_never_begins_with_a_dash(
     settings = load_settings()
     for index in range(300):  # about one token in 64 would begin with "-"
         assert not settings.secret("", f"secret-{index}").startswith("-")
+
+
+def test_a_dead_servers_lock_clears_before_nginx_gives_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """A Rasa server killed mid-turn leaves the conversation locked (Redis) for the lock's
+    lifetime; if that outlived nginx's read timeout, every try of that customer would time out
+    for a minute (the soak saw it with Rasa's default of 60 s)."""
+    import re
+
+    from bot.core.settings import PROJECT_ROOT
+    from bot.tools.runner import stack_environment
+
+    monkeypatch.setenv("INTAKE_VAR_DIR", str(tmp_path))
+    template = (PROJECT_ROOT / "deploy" / "nginx" / "intake.conf.template").read_text()
+    read_timeout = int(re.search(r"proxy_read_timeout (\d+)s;", template).group(1))
+    lifetime = int(stack_environment(load_settings(), base={})["TICKET_LOCK_LIFETIME"])
+    assert 0 < lifetime < read_timeout
