@@ -49,13 +49,19 @@ def isolated_env(var_dir: Path) -> Dict[str, str]:
 
 @contextmanager
 def throwaway_stack(
-    model: str, prefix: str, extra_env: Optional[Dict[str, str]] = None, seed: bool = False
+    model: str,
+    prefix: str,
+    extra_env: Optional[Dict[str, str]] = None,
+    seed: bool = False,
+    var_dir: Optional[Path] = None,
+    log_dir: Optional[Path] = None,
 ) -> Iterator[Stack]:
-    """Start Rasa, the action server and the console on free ports; remove everything after."""
+    """Start Rasa, the action server and the console on free ports; remove everything after
+    (files under `var_dir`, a new temporary folder unless given; logs under it unless given)."""
     from bot.core.db import upgrade_database
     from bot.core.seed import seed_default_database
 
-    var_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    var_dir = var_dir or Path(tempfile.mkdtemp(prefix=prefix))
     saved = dict(os.environ)  # put back afterwards: a test session may run another stack
     os.environ.update({**isolated_env(var_dir), **(extra_env or {})})
     reset_settings()
@@ -63,7 +69,7 @@ def throwaway_stack(
     upgrade_database(settings.database_url)
     if seed:
         seed_default_database(settings.database_url)
-    stack = Stack(settings, model=model, log_dir=var_dir / "logs")
+    stack = Stack(settings, model=model, log_dir=log_dir or var_dir / "logs")
     stack.start()
     try:
         stack.wait_ready()
