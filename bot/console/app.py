@@ -21,17 +21,27 @@ from typing import AsyncIterator, Optional
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
 
 from bot.console import agent, auth, supervisor, tickets_views, trainer_views
 from bot.console.api import router as api_router
 from bot.console.sweeper import background_tasks
 from bot.console.webchat import router as webchat_router
 from bot.core import metrics
+from bot.core.catalog import load_catalog
 from bot.core.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 CONSOLE_STATIC = Path(__file__).resolve().parent / "static" / "console"
+
+
+async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    """The database refused (a full disk, a restart): a clear 503, never a bare 500."""
+    logger.error("database unavailable for %s: %s", request.url.path, type(error).__name__)
+    message = load_catalog().staff_messages["database_unavailable"]
+    return JSONResponse({"detail": message}, status_code=503)
 
 
 def create_app(settings: Optional[Settings] = None) -> FastAPI:
@@ -66,6 +76,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         https_only=settings.console_https_only,
     )
     app.add_exception_handler(*auth.login_redirect_pair())
+    app.add_exception_handler(OperationalError, _database_unavailable)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

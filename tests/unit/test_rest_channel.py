@@ -191,3 +191,16 @@ async def test_a_turn_without_any_reply_still_answers_the_customer() -> None:
     async with rest_client(silent) as client:  # type: ignore[arg-type]
         response = await post(client, {"sender": "quiet-1", "message": "你好"})
     assert response.json() == [{"recipient_id": "quiet-1", "text": TEXTS["busy"]}]
+
+
+async def test_a_turn_that_fails_after_replying_is_not_half_told() -> None:
+    """The conversation store refused the turn after the bot had answered: that answer
+    describes a state that was never saved, so the customer gets the apology instead."""
+
+    async def answers_then_fails(message: UserMessage) -> None:
+        await message.output_channel.send_text_message(message.sender_id, "请提供用电户号。")
+        raise RuntimeError("database or disk is full")
+
+    async with rest_client(answers_then_fails) as client:  # type: ignore[arg-type]
+        response = await post(client, {"sender": "full-1", "message": "我要办过户"})
+    assert response.json() == [{"recipient_id": "full-1", "text": TEXTS["busy"]}]

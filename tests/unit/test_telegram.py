@@ -304,6 +304,24 @@ async def test_a_turn_without_any_reply_gets_the_apology(fake_api: FakeBotApi) -
 
 
 @pytest.mark.asyncio
+async def test_a_turn_that_fails_after_replying_sends_only_the_apology(
+    fake_api: FakeBotApi,
+) -> None:
+    """Telegram gets a customer's turn when it was saved: a turn whose store write failed
+    after the bot had answered is not half-told (the customer's retry replays it)."""
+
+    class FailsAfterReplying(FakeAssistant):
+        async def __call__(self, message: UserMessage) -> None:
+            await super().__call__(message)
+            raise RuntimeError("database or disk is full")
+
+    async with webhook_client(channel_for(fake_api), FailsAfterReplying()) as client:
+        await post_update(client, text_update(700011, CHAT, "我要办过户"))
+    [sent] = fake_api.sent("sendMessage")
+    assert sent["text"] == load_catalog().system_messages["busy"]
+
+
+@pytest.mark.asyncio
 async def test_a_message_without_words_gets_a_polite_line_and_other_updates_are_ignored(
     fake_api: FakeBotApi,
 ) -> None:

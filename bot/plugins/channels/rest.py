@@ -131,6 +131,24 @@ async def reply_when_silent(message: UserMessage) -> None:
     await collector.send_text_message(message.sender_id, text)
 
 
+async def take_turn(
+    message: UserMessage, on_new_message: Callable[[UserMessage], Awaitable[Any]], channel: str
+) -> None:
+    """One customer turn through Rasa, never half-told: when the turn fails (the conversation
+    store refused the write, a bug), what it had produced is dropped — the conversation was not
+    saved, so those replies describe a state that does not exist — and the customer gets the
+    apology instead; their next try replays the turn. Never silent either (`reply_when_silent`)."""
+    collector = message.output_channel
+    try:
+        await on_new_message(message)
+    except Exception:
+        metrics.count_turn_error(channel)
+        logger.exception("message handling failed (%s); its replies are dropped", channel)
+        if isinstance(collector, CollectingOutputChannel):
+            collector.messages.clear()
+    await reply_when_silent(message)
+
+
 class IntakeRestInput(InputChannel):
     """`rest` channel: the contract's endpoint, with identity and limits decided here."""
 
@@ -195,12 +213,7 @@ class IntakeRestInput(InputChannel):
                 text, collector, str(sender), input_channel=channel, metadata=metadata
             )
             with metrics.measured_turn(channel):
-                try:
-                    await on_new_message(message)
-                except Exception:
-                    metrics.count_turn_error(channel)
-                    logger.exception("message handling failed")
-                await reply_when_silent(message)
+                await take_turn(message, on_new_message, channel)
             return response.json(collector.messages)
 
         return rest

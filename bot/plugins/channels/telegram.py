@@ -53,7 +53,7 @@ from bot.core.catalog import load_catalog
 from bot.core.normalize import InvalidValue, digits_of, parse_phone
 from bot.core.settings import Settings, get_settings
 from bot.core.stores import shared_store
-from bot.plugins.channels.rest import reply_when_silent, too_long, too_long_text
+from bot.plugins.channels.rest import take_turn, too_long, too_long_text
 
 logger = logging.getLogger(__name__)
 
@@ -207,14 +207,17 @@ class SeenUpdates:
 
 
 class TelegramOutput(CollectingOutputChannel):
-    """Sends Rasa's messages to a Telegram chat as they are produced.
+    """Sends Rasa's messages to a Telegram chat — as they are produced, or, `buffered` (a
+    customer's turn), at `flush`, once the turn was saved (a failed turn is not half-told).
 
-    It also keeps the list of what it sent (a `CollectingOutputChannel`), so the REST
+    It also keeps the list of its messages (a `CollectingOutputChannel`), so the REST
     channel's never-silent rule (bot/plugins/channels/rest.py) applies unchanged."""
 
-    def __init__(self, bot: ExtBot) -> None:
+    def __init__(self, bot: ExtBot, buffered: bool = False) -> None:
         super().__init__()
         self.bot = bot
+        self.buffered = buffered
+        self._delivered = 0
         catalog = load_catalog()
         phone = catalog.fields["phone"]
         joint = tuple(j.ask for j in catalog.ask_together if "phone" in j.fields)
@@ -230,8 +233,17 @@ class TelegramOutput(CollectingOutputChannel):
         await self._persist_message(self._message(recipient_id, text=text))
 
     async def _persist_message(self, message: Dict[Text, Any]) -> None:
-        await self._deliver(message)
         self.messages.append(message)
+        if not self.buffered:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Deliver what is not delivered yet, in order (a message the list lost is not sent)."""
+        self._delivered = min(self._delivered, len(self.messages))
+        while self._delivered < len(self.messages):
+            message = self.messages[self._delivered]
+            self._delivered += 1
+            await self._deliver(message)
 
     def _markup(self, text: str, buttons: Optional[Sequence[Mapping[str, Any]]]) -> Any:
         if buttons:
@@ -343,7 +355,7 @@ class TelegramInput(InputChannel):
             except TelegramError:
                 logger.exception("could not answer Telegram update %s", update.update_id)
             return "too_long"
-        output = TelegramOutput(self.bot)
+        output = TelegramOutput(self.bot, buffered=True)
         message = UserMessage(
             text,
             output,
@@ -354,12 +366,8 @@ class TelegramInput(InputChannel):
         )
         with metrics.measured_turn(CHANNEL_NAME):
             try:
-                await on_new_message(message)
-            except Exception:
-                metrics.count_turn_error(CHANNEL_NAME)
-                logger.exception("handling Telegram update %s failed", update.update_id)
-            try:
-                await reply_when_silent(message)
+                await take_turn(message, on_new_message, CHANNEL_NAME)
+                await output.flush()  # only a turn that was saved is told (or the apology)
             except TelegramError:
                 logger.exception("could not answer Telegram update %s", update.update_id)
         return "ok"

@@ -47,7 +47,7 @@ from bot.core import metrics
 from bot.core.catalog import load_catalog
 from bot.core.settings import Settings, get_settings
 from bot.core.stores import shared_store
-from bot.plugins.channels.rest import reply_when_silent, too_long, too_long_text
+from bot.plugins.channels.rest import take_turn, too_long, too_long_text
 from bot.plugins.channels.wechat_turns import NumberedMenus, Replies, TurnStore, render_replies
 
 logger = logging.getLogger(__name__)
@@ -378,12 +378,7 @@ class WeChatEndpoint:
             message_id=str(msg_id) if msg_id else None,
         )
         with metrics.measured_turn(WeChatInput.name()):
-            try:
-                await self.on_new_message(message)
-            except Exception:
-                metrics.count_turn_error(WeChatInput.name())
-                logger.exception("WeChat message handling failed")
-            await reply_when_silent(message)
+            await take_turn(message, self.on_new_message, WeChatInput.name())
         return collector.messages
 
     def _passive_reply(
