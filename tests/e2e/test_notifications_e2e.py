@@ -16,7 +16,15 @@ import requests
 
 from bot.core import intake
 from bot.tools.runner import Stack
-from tests.e2e.channel_customers import ASK, PUSHES, TelegramCustomer, msg_ids, openid, push
+from tests.e2e.channel_customers import (
+    ASK,
+    ASK_TOGETHER,
+    PUSHES,
+    TelegramCustomer,
+    msg_ids,
+    openid,
+    push,
+)
 from tests.fakes.fake_telegram import FakeBotApi
 from tests.fakes.wechat_simulator import FakeWeChatApi
 from tests.stack import NOTICE_RETRY_AFTER_S, Api, WebCustomer
@@ -98,8 +106,10 @@ def test_a_wechat_customer_files_a_fault_and_hears_it_is_resolved(
     for _ in range(6):
         if "确认提交" in content:
             break
-        asked = next(name for name, ask in ASK.items() if ask in content)
-        content = converse(stack, wechat_api, customer, WECHAT_ANSWERS[asked])
+        joint = [fields for fields, ask in ASK_TOGETHER.items() if ask in content]
+        asked = joint[0] if joint else [next(name for name, ask in ASK.items() if ask in content)]
+        answer = "，".join(WECHAT_ANSWERS[name] for name in asked)
+        content = converse(stack, wechat_api, customer, answer)
     number = re.search(r"回复 (\d+) 确认提交", content)
     assert number, content
     assert "GD" in converse(stack, wechat_api, customer, number.group(1))
