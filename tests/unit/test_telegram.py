@@ -304,11 +304,11 @@ async def test_a_turn_without_any_reply_gets_the_apology(fake_api: FakeBotApi) -
 
 
 @pytest.mark.asyncio
-async def test_a_turn_that_fails_after_replying_sends_only_the_apology(
+async def test_a_turn_that_fails_after_replying_ends_with_the_apology(
     fake_api: FakeBotApi,
 ) -> None:
-    """Telegram gets a customer's turn when it was saved: a turn whose store write failed
-    after the bot had answered is not half-told (the customer's retry replays it)."""
+    """Telegram gets the bot's messages as they are produced; a turn whose store write failed
+    afterwards ends with the apology, so the customer knows to send it again."""
 
     class FailsAfterReplying(FakeAssistant):
         async def __call__(self, message: UserMessage) -> None:
@@ -317,8 +317,8 @@ async def test_a_turn_that_fails_after_replying_sends_only_the_apology(
 
     async with webhook_client(channel_for(fake_api), FailsAfterReplying()) as client:
         await post_update(client, text_update(700011, CHAT, "我要办过户"))
-    [sent] = fake_api.sent("sendMessage")
-    assert sent["text"] == load_catalog().system_messages["busy"]
+    sent = [m["text"] for m in fake_api.sent("sendMessage")]
+    assert sent == ["收到：我要办过户", load_catalog().system_messages["busy"]]
 
 
 @pytest.mark.asyncio
