@@ -242,3 +242,22 @@ class ActionContinueRequest(BlockingAction):
             return [stall, *hand_over(dispatcher, tracker, "fallback")]
         dispatcher.utter_message(response="utter_continue_request")
         return [stall]
+
+
+class ActionAffirmWithoutRequest(BlockingAction):
+    """A 「是」/「确认提交」 with no request open. Soon after a filing it is most likely the
+    confirmation sent again because its answer never arrived: repeat the ticket number (nothing
+    is filed twice). Otherwise ask what the customer wants to do."""
+
+    def name(self) -> Text:
+        return "action_affirm_without_request"
+
+    def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        ticket_no = intake.just_filed_ticket_no(tracker.sender_id)
+        if ticket_no:
+            dispatcher.utter_message(response="utter_affirm_after_filing", ticket_no=ticket_no)
+        else:
+            dispatcher.utter_message(response="utter_inform_no_context")
+        return []

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from bot.core.catalog import Service, load_catalog
-from bot.core.clock import local_zone, to_local, utc_now
+from bot.core.clock import local_zone, to_local, to_utc_naive, utc_now
 from bot.core.db import session_scope
 from bot.core.handoff.repository import HandoffRepository
 from bot.core.privacy import mask_personal_data
@@ -226,6 +226,19 @@ def latest_ticket_no(conversation_id: str) -> Optional[str]:
     with session_scope() as session:
         tickets = TicketRepository(session).list(conversation_id=conversation_id, limit=1)
         return tickets[0].ticket_no if tickets else None
+
+
+def just_filed_ticket_no(conversation_id: str, now: Optional[dt.datetime] = None) -> Optional[str]:
+    """The conversation's newest ticket if it was filed within the last
+    `dialogue.just_filed_minutes` (a 「确认提交」 sent again after its answer was lost)."""
+    window = dt.timedelta(minutes=get_settings().service.dialogue.just_filed_minutes)
+    with session_scope() as session:
+        tickets = TicketRepository(session).list(conversation_id=conversation_id, limit=1)
+        if not tickets:
+            return None
+        filed_at = to_utc_naive(tickets[0].created_at)
+        recent = to_utc_naive(now or utc_now()) - filed_at <= window
+        return tickets[0].ticket_no if recent else None
 
 
 @dataclass(frozen=True)

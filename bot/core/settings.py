@@ -55,6 +55,7 @@ class HandoffConfig(_Section):
 class DialogueConfig(_Section):
     fallbacks_before_handoff: int = 2
     validation_failures_before_handoff: int = 3
+    just_filed_minutes: float = 30
 
 
 class NotificationsConfig(_Section):

@@ -40,6 +40,7 @@ from actions.queries import (
     ActionAnswerTicket,
 )
 from actions.requests import (
+    ActionAffirmWithoutRequest,
     ActionAskConfirmSubmission,
     ActionCancelRequest,
     ActionFileEmergency,
@@ -47,7 +48,7 @@ from actions.requests import (
 )
 from bot.core import intake
 from bot.core.catalog import load_catalog
-from bot.core.clock import local_zone
+from bot.core.clock import local_zone, utc_now
 from bot.core.db import dispose_engines, session_scope, upgrade_database
 from bot.core.handoff.repository import HandoffRepository
 from bot.core.queries.billing import BillingUnavailable
@@ -1122,6 +1123,26 @@ async def test_submitting_the_same_request_twice_files_one_ticket(database: None
         {"response": "utter_offer_human_after_complaint"},
     ]
     assert events == [SlotSet("offer_human", True), *RESET]
+
+
+async def test_a_yes_soon_after_a_filing_repeats_its_ticket_number(database: None) -> None:
+    """The 「确认提交」 sent again because its answer was lost is told the ticket, not asked
+    what the customer wants; later (or in a conversation without a ticket) it is asked."""
+    filed = intake.file_request("fault_repair", {"description": "家里停电了"}, "conv-1", "rest")
+    yes = make_tracker([ActionExecuted("action_listen"), user("确认提交", "affirm")])
+
+    _, dispatcher = await run(ActionAffirmWithoutRequest(), yes)
+    assert sent(dispatcher) == [
+        {"response": "utter_affirm_after_filing", "ticket_no": filed.ticket_no}
+    ]
+
+    later = utc_now() + timedelta(minutes=31)
+    assert intake.just_filed_ticket_no("conv-1", now=later) is None
+    stranger = make_tracker(
+        [ActionExecuted("action_listen"), user("是的", "affirm")], sender_id="conv-2"
+    )
+    _, dispatcher = await run(ActionAffirmWithoutRequest(), stranger)
+    assert sent(dispatcher) == [{"response": "utter_inform_no_context"}]
 
 
 async def test_a_completed_emergency_form_adds_the_details_to_the_urgent_ticket(
