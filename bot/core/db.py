@@ -43,7 +43,7 @@ MODEL_MODULES = (
     "bot.core.tickets.models",
     "bot.core.handoff.models",
     "bot.core.queries.billing_models",
-    "bot.core.queries.outages",
+    "bot.core.queries.outage_models",
     "bot.core.staff",
     "bot.core.training.models",
     "bot.core.notifications.models",

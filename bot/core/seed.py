@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from bot.core.clock import local_zone, to_local, to_utc_naive, utc_now
 from bot.core.db import session_scope
 from bot.core.queries.billing_models import BillingAccount, BillRecord
-from bot.core.queries.outages import PlannedOutage
+from bot.core.queries.outage_models import PlannedOutage
 
 BILL_MONTHS = 13
 CENT = Decimal("0.01")

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bot.core.db import session_scope
-from bot.core.queries.outages import OutageService, PlannedOutage
+from bot.core.queries.outage_models import PlannedOutage
+from bot.core.queries.outages import OutageService
 from bot.core.seed import seed_demo_data
 
 NOW = datetime(2026, 11, 27, 9, 30, tzinfo=timezone.utc)

@@ -10,36 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import List, Optional, Tuple
 
-from sqlalchemy import CheckConstraint, Column, DateTime, Integer, String, Text, select
+from sqlalchemy import select
 
 from bot.core.clock import to_local, to_utc_naive, utc_now
-from bot.core.db import Base, session_scope, sql_in
+from bot.core.db import session_scope
+from bot.core.queries.outage_models import PlannedOutage
 from bot.core.settings import get_settings
 
-OUTAGE_KINDS = ("planned", "ongoing")
 LOOKAHEAD = timedelta(days=14)  # planned outages are announced about a week ahead, some earlier
 _MIN_QUERY_CHARS = 2  # "区" alone would match every district
-_STREET_SEPARATORS = re.compile(r"[、,，;；/\s]+")
-
-
-class PlannedOutage(Base):
-    """One outage: where (district + streets/areas), when, and why."""
-
-    __tablename__ = "planned_outages"
-    __table_args__ = (CheckConstraint(sql_in("kind", OUTAGE_KINDS), name="kind"),)
-
-    id = Column(Integer, primary_key=True)
-    ref = Column(String(64), unique=True)  # id in the source system (or demo-N)
-    district = Column(String(32), nullable=False, index=True)
-    area = Column(Text, nullable=False)  # streets / villages, separated by 、
-    start_at = Column(DateTime, nullable=False)
-    end_at = Column(DateTime, nullable=False)  # expected restoration
-    reason = Column(Text, nullable=False)
-    kind = Column(String(8), nullable=False)
-
-    @property
-    def streets(self) -> List[str]:
-        return [s for s in _STREET_SEPARATORS.split(self.area or "") if s]
 
 
 @dataclass(frozen=True)
