@@ -128,7 +128,17 @@ class FakeBotApi:
         if not path.startswith(prefix):
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
         method = path[len(prefix) :]
-        params = decode_params(content_type, body)
+        try:
+            params = decode_params(content_type, body)
+        except ValueError:  # a body cut short (JSON, or a form field's JSON value)
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: can't parse"}
+        if method in ("sendMessage", "sendPhoto") and "chat_id" not in params:
+            # What the Bot API answers; in the soak, a request cut short by a kill.
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: chat_id is empty",
+            }
         with self._changed:
             if self._failing.get(method, 0) > 0:
                 self._failing[method] -= 1

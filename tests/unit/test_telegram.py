@@ -349,6 +349,24 @@ async def test_a_message_without_words_gets_a_polite_line_and_other_updates_are_
 
 
 @pytest.mark.asyncio
+async def test_a_group_chat_is_told_to_write_privately_and_never_reaches_rasa(
+    fake_api: FakeBotApi,
+) -> None:
+    """A group shares one chat id: its members would share one conversation (and see each
+    other's details), so the bot answers there only with a pointer to a private chat."""
+    assistant = FakeAssistant()
+    group = text_update(700014, CHAT, "我家停电了，户号0301234567")
+    group["message"]["chat"] = {"id": -100200300, "title": "小区业主群", "type": "supergroup"}
+    async with webhook_client(channel_for(fake_api), assistant) as client:
+        answer = await post_update(client, group)
+    assert answer.json()["status"] == "group_ignored"
+    assert assistant.messages == []
+    [sent] = fake_api.sent("sendMessage")
+    assert sent["chat_id"] == -100200300
+    assert sent["text"] == load_catalog().system_messages["telegram_private_only"]
+
+
+@pytest.mark.asyncio
 async def test_an_over_long_message_gets_a_polite_line_and_never_reaches_rasa(
     fake_api: FakeBotApi,
 ) -> None:
