@@ -1,0 +1,108 @@
+"""NLU plug-ins that need no trained project model: the CRF extractor that keeps its taggers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List
+
+import numpy as np
+import pytest
+import scipy.sparse
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.nlu.constants import TOKENS_NAMES
+from rasa.nlu.extractors.crf_entity_extractor import CRFEntityExtractor
+from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+from rasa.shared.nlu.constants import FEATURE_TYPE_SEQUENCE, TEXT
+from rasa.shared.nlu.training_data.features import Features
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.plugins.nlu import SavedCRFEntityExtractor
+
+EXAMPLES = [
+    ("my name is alice", "alice"),
+    ("my name is bob", "bob"),
+    ("call me carol please", "carol"),
+    ("this is dave speaking", "dave"),
+    ("my name is erin", "erin"),
+    ("call me frank please", "frank"),
+    ("my name is ivan", "ivan"),
+    ("this is judy speaking", "judy"),
+]
+
+
+def _message(text: str, name: str) -> Message:
+    start = text.index(name)
+    return Message(
+        data={
+            "text": text,
+            "intent": "inform",
+            "entities": [
+                {"start": start, "end": start + len(name), "value": name, "entity": "customer_name"}
+            ],
+        }
+    )
+
+
+def _tokenized(messages: List[Message]) -> List[Message]:
+    """Tokens, and a sparse feature per token: the CRF extracts only from featurized text."""
+    tokenizer = WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
+    tokenizer.process(messages)
+    for message in messages:
+        tokens = message.get(TOKENS_NAMES[TEXT])
+        message.add_features(
+            Features(
+                scipy.sparse.coo_matrix(np.ones((len(tokens), 1))),
+                FEATURE_TYPE_SEQUENCE,
+                TEXT,
+                "test",
+            )
+        )
+    return messages
+
+
+def _training_data() -> TrainingData:
+    return TrainingData(_tokenized([_message(text, name) for text, name in EXAMPLES]))
+
+
+def _names(extractor: Any, text: str) -> List[str]:
+    [message] = _tokenized([Message(data={"text": text})])
+    extractor.process([message])
+    return [e["value"] for e in message.get("entities", [])]
+
+
+def test_a_loaded_crf_uses_its_saved_taggers_and_is_not_fitted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource("crf")
+    context = ExecutionContext(GraphSchema({}), "test")
+    config = SavedCRFEntityExtractor.get_default_config()
+    trained = SavedCRFEntityExtractor.create(config, storage, resource, context)
+    trained.train(_training_data())
+    expected = _names(trained, "my name is carol")
+    assert expected == [
+        "carol"
+    ]  # the tiny model learnt the pattern: the check below means something
+
+    def no_refit(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the CRF was fitted again at load")
+
+    monkeypatch.setattr(CRFEntityExtractor, "train_model", classmethod(no_refit))
+    loaded = SavedCRFEntityExtractor.load(config, storage, resource, context)
+    assert _names(loaded, "my name is carol") == expected
+    assert _names(loaded, "call me heidi please") == _names(trained, "call me heidi please")
+
+
+def test_a_model_without_saved_taggers_falls_back_to_rasas_refit(tmp_path: Path) -> None:
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource("crf")
+    context = ExecutionContext(GraphSchema({}), "test")
+    config = SavedCRFEntityExtractor.get_default_config()
+    trained = CRFEntityExtractor.create(config, storage, resource, context)  # Rasa's own
+    trained.train(_training_data())
+
+    loaded = SavedCRFEntityExtractor.load(config, storage, resource, context)
+    assert _names(loaded, "my name is carol") == _names(trained, "my name is carol")
