@@ -265,6 +265,23 @@ CUSTOMER_TYPE_WORDS = {
         "虾塘",
         "果园",
         "农场",
+        "士多",
+        "小卖部",
+        "诊所",
+        "幼儿园",
+        "冷库",
+        "民宿",
+        "排档",
+        "修车",
+        "祠堂",
+        "寺庙",
+        "村委",
+        "大棚",
+        "抽水",
+        "加工",
+        "养猪",
+        "猪场",
+        "鸡场",
         "店",
         "铺",
         "厂",
@@ -291,6 +308,16 @@ CUSTOMER_TYPE_WORDS = {
         "自己家",
         "二手房",
         "商品房",
+        "祖屋",
+        "乡下屋",
+        "家属楼",
+        "别墅",
+        "套间",
+        "小区",
+        "自建",
+        "翻建",
+        "老家",
+        "厝",
         "家",
         "住",
     ),
@@ -298,7 +325,9 @@ CUSTOMER_TYPE_WORDS = {
 
 # Words that name the premises only sometimes (「家里停电了」): a detail when answering the
 # question, but not looked up as an entity in every message.
-AMBIGUOUS_PREMISES_WORDS = frozenset({"家里", "住房", "生产", "经营", "工业", "农业", "商业"})
+AMBIGUOUS_PREMISES_WORDS = frozenset(
+    {"家里", "住房", "生产", "经营", "工业", "农业", "商业", "小区", "老家", "抽水", "加工"}
+)
 
 
 def parse_customer_type(text: str) -> str:
@@ -329,6 +358,9 @@ DIRECTION_WORDS = (
             "缩容",
             "用不完",
             "用唔晒",
+            "退掉",
+            "改回小",
+            "降下来",
         ),
     ),
     (
@@ -348,6 +380,9 @@ DIRECTION_WORDS = (
             "扩大",
             "不够用",
             "唔够",
+            "升容",
+            "报大",
+            "扩一下",
         ),
     ),
     ("减容", ("减", "少", "降")),
