@@ -28,7 +28,7 @@ TRAIN_INPUTS := config.yml $(wildcard domain/*.yml) $(wildcard data/*.yml) $(wil
                 bot/core/entities.py bot/catalog.yml
 TIMED        := scripts/timed.sh
 
-.PHONY: help run run-prod test test-unit test-e2e train evaluate bench shell validate lint lock lock-tools clean generated browser nginx tools
+.PHONY: help run run-prod test test-unit test-e2e train evaluate bench profile shell validate lint lock lock-tools clean generated browser nginx tools
 
 help:
 	@echo "make run       install what is missing, train if needed, start the assistant"
@@ -36,6 +36,7 @@ help:
 	@echo "make train     train the model when data/config/domain changed"
 	@echo "make evaluate  holdout accuracy, macro-F1, per-intent F1, entity P/R (reports/)"
 	@echo "make bench     latency vs the stock rasa init bot; load on 1 and 2 servers (production profile)"
+	@echo "make profile   py-spy on the Rasa and action servers under 20 customers (bench/profile.py)"
 	@echo "make run-prod  the production profile: 2 Rasa + 2 action servers, nginx, PostgreSQL, Redis, RabbitMQ"
 	@echo "make lint      ruff, mypy on the core, and the layering contract (import-linter)"
 	@echo "make shell     chat in the terminal (needs 'make run' in another terminal)"
@@ -116,6 +117,9 @@ test-e2e: $(MODEL)
 evaluate: $(MODEL)
 	$(PY) -m bot.tools.evaluation --model $(MODEL)
 	$(PY) -m bench.scenarios --model $(MODEL)
+
+profile: $(MODEL)
+	$(PY) -m bench.profile --model $(MODEL)
 
 bench: $(MODEL) nginx
 	$(PY) -m bench.latency --model $(MODEL)
