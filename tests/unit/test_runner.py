@@ -88,6 +88,21 @@ def test_rasa_reads_a_token_that_begins_with_a_dash(
     assert parsed.port == 5005
 
 
+def test_without_rasa_token_rasa_still_starts_with_one_kept_under_var(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """Rasa's HTTP API is never open: with RASA_TOKEN unset a token is created once in
+    var/rasa_token, and every start (and the console, through the same settings) uses it."""
+    monkeypatch.setenv("INTAKE_VAR_DIR", str(tmp_path))
+    monkeypatch.delenv("RASA_TOKEN", raising=False)
+    command = Stack(load_settings(), model="models/intake.tar.gz").rasa_command(5005)
+    stored = (tmp_path / "rasa_token").read_text().strip()
+    assert len(stored) >= 32
+    assert f"--auth-token={stored}" in command
+    again = Stack(load_settings(), model="models/intake.tar.gz").rasa_command(5005)
+    assert f"--auth-token={stored}" in again
+
+
 def test_a_generated_secret_never_begins_with_a_dash(
     monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
