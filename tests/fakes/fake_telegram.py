@@ -58,11 +58,14 @@ class FakeBotApi:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status, answer = fake.answer(self.path, self.headers.get("Content-Type", ""), body)
                 data = json.dumps(answer, ensure_ascii=False).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the caller was killed while we answered (the soak's kills)
 
             do_GET = do_POST
 
