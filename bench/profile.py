@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Counter, Dict, List, Optional, Tuple
+from typing import Counter, Dict, Iterator, List, Optional, Tuple
 
 from bench.latency import ASSISTANT_TURNS, Bot, concurrent_customers
 from bench.stack import throwaway_stack
@@ -67,21 +67,23 @@ def record(pid: int, seconds: float, output: Path) -> subprocess.Popen:
     )
 
 
+def stacks(collapsed: Path) -> Iterator[Tuple[List[str], int]]:
+    """(frames, count) per line of py-spy's raw output (`frame;frame;…;leaf count`, outermost
+    frame first; py-spy's process and thread pseudo-frames left out)."""
+    for line in collapsed.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        frames = [f for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
+        if frames and count_text.isdigit():
+            yield frames, int(count_text)
+
+
 def summarise(collapsed: Path, top: int) -> Tuple[int, int, List[Tuple[str, float, float]]]:
-    """(samples, busy samples, [(function, own share, total share)]) from py-spy's raw output,
-    shares of the busy samples (those whose leaf is not a wait, IDLE_FRAMES). Each line is
-    `frame;frame;…;leaf count`, outermost frame first."""
+    """(samples, busy samples, [(function, own share, total share)]): shares of the busy
+    samples, those whose leaf is not a wait (IDLE_FRAMES)."""
     own: Counter[str] = collections.Counter()
     total: Counter[str] = collections.Counter()
     samples = busy = 0
-    for line in collapsed.read_text(encoding="utf-8", errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [f for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
-        if not frames:
-            continue
+    for frames, count in stacks(collapsed):
         samples += count
         if frames[-1].startswith(IDLE_FRAMES):
             continue
@@ -95,15 +97,9 @@ def summarise(collapsed: Path, top: int) -> Tuple[int, int, List[Tuple[str, floa
 
 def share_in(collapsed: Path, path_part: str) -> float:
     """The share of samples with a frame whose file path contains `path_part` (e.g. `yaml/`)."""
-    hit = samples = 0
-    for line in collapsed.read_text(encoding="utf-8", errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not count_text.isdigit():
-            continue
-        samples += int(count_text)
-        if path_part in stack:
-            hit += int(count_text)
-    return hit / samples if samples else 0.0
+    counted = [(any(path_part in f for f in frames), count) for frames, count in stacks(collapsed)]
+    samples = sum(count for _, count in counted)
+    return sum(count for hit, count in counted if hit) / samples if samples else 0.0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
