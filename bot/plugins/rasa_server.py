@@ -17,6 +17,14 @@ Patch points (each small, each tested in tests/unit/test_rasa_patches.py):
   kept in memory, and the customer's next message continues the form once the store is back.
   Its PostgreSQL connections are checked before use (`pool_pre_ping`), so the first message
   after a database restart does not fail on a connection the restart closed.
+* **An action that fails ends the turn and does not count as run.** Rasa 3.6 logs a failed
+  action (its action server down, a bug) as executed and goes on predicting from there. A
+  form that could not start then looked finished: its "form completed" rule predicted the
+  filing, which failed too, and the fallback looped into Rasa's circuit breaker on every later
+  message of that customer, for minutes after the action server was back (the soak's apology
+  bursts). Here what Rasa logged for the failed action is taken back, the turn ends (the channel
+  answers with the 「系统有点忙，请稍等一会儿再发一次」 apology), and the same message, sent
+  again, is handled as if the failure never happened.
 """
 
 from __future__ import annotations
@@ -90,6 +98,56 @@ async def _save_or_fail(self: Any, tracker: Any) -> None:
         raise TrackerStoreUnavailable(str(error)) from error
 
 
+_stock_run_action: Any = None
+
+
+async def _run_action_or_end_turn(
+    self: Any, action: Any, tracker: Any, output_channel: Any, nlg: Any, prediction: Any
+) -> bool:
+    """`MessageProcessor._run_action`, except that an action that raises (other than Rasa's
+    own rejection of a form's answer) is reverted and ends the turn (see the module doc)."""
+    from rasa.core.actions.action import ActionExecutionRejection
+    from rasa.shared.core.constants import ACTION_LISTEN_NAME
+
+    if action.name() == ACTION_LISTEN_NAME:
+        return bool(await _stock_run_action(self, action, tracker, output_channel, nlg, prediction))
+    failed: List[BaseException] = []
+    stock_run = action.run
+
+    async def run_noting_failure(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await stock_run(*args, **kwargs)
+        except ActionExecutionRejection:
+            raise
+        except Exception as error:
+            failed.append(error)
+            raise
+
+    action.run = run_noting_failure  # this call only: the instance attribute shadows the method
+    events_before = len(tracker.events)
+    try:
+        predict_another = await _stock_run_action(
+            self, action, tracker, output_channel, nlg, prediction
+        )
+    finally:
+        del action.run
+    if not failed:
+        return bool(predict_another)
+    logger.warning(
+        "action %s failed (%s): reverted, and the turn ends unanswered (the channel apologises)",
+        action.name(),
+        type(failed[0]).__name__,
+    )
+    # Forget what Rasa logged for the failed action (its ActionExecuted); none of it is stored
+    # yet. (Rasa's ActionReverted cannot be used: replayed over a form's compressed history it
+    # also undoes the form's activation.)
+    while len(tracker.events) > events_before:
+        tracker.events.pop()
+    tracker._reset()
+    tracker.replay_events()
+    return False
+
+
 def apply_patches() -> None:
     """Apply every patch point once (idempotent)."""
     global _PATCHED
@@ -97,10 +155,13 @@ def apply_patches() -> None:
         return
     from rasa.core import tracker_store as tracker_store_module
     from rasa.core.actions.action import RemoteAction
+    from rasa.core.processor import MessageProcessor
     from rasa.core.tracker_store import FailSafeTrackerStore
 
-    global _stock_engine_kwargs
+    global _stock_engine_kwargs, _stock_run_action
     _stock_engine_kwargs = tracker_store_module.create_engine_kwargs
+    _stock_run_action = MessageProcessor._run_action
+    MessageProcessor._run_action = _run_action_or_end_turn  # type: ignore[method-assign]
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
     FailSafeTrackerStore.retrieve = _retrieve_or_fail  # type: ignore[method-assign]
     FailSafeTrackerStore.retrieve_full_tracker = _retrieve_full_or_fail  # type: ignore[method-assign]

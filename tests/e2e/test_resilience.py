@@ -32,6 +32,28 @@ def test_a_crashed_action_server_gets_an_apology_and_loses_nothing(
     assert api.tickets(customer.sender)[0]["details"]["phone"] == "13812345678"
 
 
+def test_an_opening_message_lost_to_a_stopped_action_server_is_simply_sent_again(
+    customer: Customer, api: Api
+) -> None:
+    """A form that could not start (its action server down) must not count as run: Rasa
+    logged it as executed, its "form completed" rule then predicted the filing, and the
+    conversation looped into Rasa's circuit breaker on every later message (the soak's
+    apology bursts). Now the turn ends with the apology and the same message works later."""
+    customer.stack.stop_process("actions")
+    try:
+        replies = customer.say("家里停电了，龙湖区长平路88号3栋502")
+        assert "系统有点忙" in texts(replies), customer.transcript
+    finally:
+        customer.stack.restart_process("actions")
+        customer.stack.wait_ready()
+    replies = customer.say("家里停电了，龙湖区长平路88号3栋502")
+    assert asked_field(replies) == "phone", customer.transcript
+    summary = customer.say("13812345678")
+    customer.click(summary, "确认提交")
+    [ticket] = api.tickets(customer.sender)
+    assert ticket["details"]["phone"] == "13812345678"
+
+
 def test_a_waiting_customer_who_writes_again_gets_the_queue_position(
     customer: Customer, api: Api
 ) -> None:

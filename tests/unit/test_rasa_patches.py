@@ -28,6 +28,10 @@ def test_the_patch_replaces_rasas_validation() -> None:
     rasa_server.apply_patches()
     rasa_server.apply_patches()  # idempotent
     assert RemoteAction._validate_action_result is rasa_server.validate_action_result
+    from rasa.core.processor import MessageProcessor
+
+    # A failed action ends the turn (behaviour: tests/e2e/test_resilience.py).
+    assert MessageProcessor._run_action is rasa_server._run_action_or_end_turn
 
 
 def test_a_well_formed_answer_passes(action: RemoteAction) -> None:
