@@ -126,6 +126,7 @@ bench: $(MODEL) nginx
 	$(PY) -m bench.load --model $(MODEL)
 	$(PY) -m bench.soak --model $(MODEL)
 	$(PY) -m bench.handover_latency --model $(MODEL)
+	$(PY) -m bench.profile --model $(MODEL)
 
 shell: $(STAMP)
 	$(PY) scripts/chat.py
