@@ -221,24 +221,28 @@ def lookup_ticket(
         return TicketAnswer("other", [])
 
 
-def latest_ticket_no(conversation_id: str) -> Optional[str]:
-    """The newest ticket filed in a conversation."""
+def _newest_ticket(conversation_id: str) -> Optional[Tuple[str, dt.datetime]]:
+    """(ticket number, when it was filed, naive UTC) of a conversation's newest ticket."""
     with session_scope() as session:
         tickets = TicketRepository(session).list(conversation_id=conversation_id, limit=1)
-        return tickets[0].ticket_no if tickets else None
+        return (tickets[0].ticket_no, to_utc_naive(tickets[0].created_at)) if tickets else None
+
+
+def latest_ticket_no(conversation_id: str) -> Optional[str]:
+    """The newest ticket filed in a conversation."""
+    newest = _newest_ticket(conversation_id)
+    return newest[0] if newest else None
 
 
 def just_filed_ticket_no(conversation_id: str, now: Optional[dt.datetime] = None) -> Optional[str]:
     """The conversation's newest ticket if it was filed within the last
     `dialogue.just_filed_minutes` (a 「确认提交」 sent again after its answer was lost)."""
     window = dt.timedelta(minutes=get_settings().service.dialogue.just_filed_minutes)
-    with session_scope() as session:
-        tickets = TicketRepository(session).list(conversation_id=conversation_id, limit=1)
-        if not tickets:
-            return None
-        filed_at = to_utc_naive(tickets[0].created_at)
-        recent = to_utc_naive(now or utc_now()) - filed_at <= window
-        return tickets[0].ticket_no if recent else None
+    newest = _newest_ticket(conversation_id)
+    if newest is None:
+        return None
+    ticket_no, filed_at = newest
+    return ticket_no if to_utc_naive(now or utc_now()) - filed_at <= window else None
 
 
 @dataclass(frozen=True)

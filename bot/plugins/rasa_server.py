@@ -107,10 +107,7 @@ async def _run_action_or_end_turn(
     """`MessageProcessor._run_action`, except that an action that raises (other than Rasa's
     own rejection of a form's answer) is reverted and ends the turn (see the module doc)."""
     from rasa.core.actions.action import ActionExecutionRejection
-    from rasa.shared.core.constants import ACTION_LISTEN_NAME
 
-    if action.name() == ACTION_LISTEN_NAME:
-        return bool(await _stock_run_action(self, action, tracker, output_channel, nlg, prediction))
     failed: List[BaseException] = []
     stock_run = action.run
 

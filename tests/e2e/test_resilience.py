@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 from tests.e2e.test_service_requests import asked_field
 from tests.stack import Api, Customer, texts
+
+
+@contextmanager
+def action_server_stopped(customer: Customer) -> Iterator[None]:
+    """The action server is down inside the block, back up and ready after it."""
+    customer.stack.stop_process("actions")
+    try:
+        yield
+    finally:
+        customer.stack.restart_process("actions")
+        customer.stack.wait_ready()
 
 
 def test_a_restarted_rasa_server_continues_the_form(customer: Customer, api: Api) -> None:
@@ -19,13 +33,9 @@ def test_a_crashed_action_server_gets_an_apology_and_loses_nothing(
     customer: Customer, api: Api
 ) -> None:
     assert asked_field(customer.say("家里冇电啊，龙湖区长平路88号3栋502")) == "phone"
-    customer.stack.stop_process("actions")
-    try:
+    with action_server_stopped(customer):
         replies = customer.say("13812345678")
         assert "系统有点忙" in texts(replies), customer.transcript
-    finally:
-        customer.stack.restart_process("actions")
-        customer.stack.wait_ready()
     # Once it is back, the customer answers again and the request goes through.
     summary = customer.say("13812345678")
     customer.click(summary, "确认提交")
@@ -39,13 +49,9 @@ def test_an_opening_message_lost_to_a_stopped_action_server_is_simply_sent_again
     logged it as executed, its "form completed" rule then predicted the filing, and the
     conversation looped into Rasa's circuit breaker on every later message (the soak's
     apology bursts). Now the turn ends with the apology and the same message works later."""
-    customer.stack.stop_process("actions")
-    try:
+    with action_server_stopped(customer):
         replies = customer.say("家里停电了，龙湖区长平路88号3栋502")
         assert "系统有点忙" in texts(replies), customer.transcript
-    finally:
-        customer.stack.restart_process("actions")
-        customer.stack.wait_ready()
     replies = customer.say("家里停电了，龙湖区长平路88号3栋502")
     assert asked_field(replies) == "phone", customer.transcript
     summary = customer.say("13812345678")
