@@ -33,7 +33,19 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.dialogue import DECLINED_SLOT, FAILURES_SLOT, hand_over, note_stall
+from actions.dialogue import (
+    DECLINED_SLOT,
+    EMERGENCY_TICKET_SLOT,
+    FAILURES_SLOT,
+    hand_over,
+    note_stall,
+)
+from actions.media import (
+    SHARED_LOCATION_SLOT,
+    TICKET_LOCATION_SLOT,
+    form_media_turn,
+    location_question,
+)
 from actions.threads import BlockingAction
 from actions.tracker_utils import (
     latest_entity,
@@ -54,6 +66,7 @@ from bot.core.details import (
     place_mention,
     split_joint_answer,
 )
+from bot.core.location import Place
 from bot.core.normalize import InvalidValue, parse_value
 from bot.core.privacy import mask_personal_data
 from bot.core.settings import get_settings
@@ -184,6 +197,16 @@ class CatalogFormValidator(FormValidationAction):
         opening = requested is None or tracker.active_loop_name != self.form_name()
         if not opening and resumed_after_digression(tracker, self.form_name()):
             return []  # the form resumes after an FAQ answer or the like: nothing new to read
+        intent = latest_intent(tracker)
+        if not opening and intent in self.catalog.channel_intents:
+            # a photo or a location: kept or offered, then the form asks its question again
+            return form_media_turn(
+                self.service,
+                dispatcher,
+                tracker,
+                requested,
+                tracker.get_slot(EMERGENCY_TICKET_SLOT),
+            )
         slots = self._required(tracker)
         fields = [s for s in slots if s != CONFIRM_SLOT]
         text = str((tracker.latest_message or {}).get("text") or "")
@@ -191,6 +214,11 @@ class CatalogFormValidator(FormValidationAction):
 
         named = named_details(text, fields, self.catalog)
         filled = {k: v for k, v in tracker.slots_to_validate().items() if k in slots}
+        location_answer = self._location_answer(turn, intent) if not opening else None
+        if location_answer is not None:
+            if not location_answer:  # 「不是」: ask for the address in words
+                return turn.events()
+            filled[str(requested)] = location_answer
         together = tracker.get_slot(ASKED_TOGETHER_SLOT) if not opening else None
         # only a message the mappings took as an answer (「转人工」 is none: the rules take it)
         answered = requested in filled or together in filled
@@ -222,6 +250,7 @@ class CatalogFormValidator(FormValidationAction):
                 name == requested
                 and name not in joint_answer
                 and self.catalog.fields[name].kind == "address"
+                and location_answer is None
             ):
                 value = answer_clause(text, str(value))
             if joint_answer and name == requested and name not in joint_answer:
@@ -252,6 +281,23 @@ class CatalogFormValidator(FormValidationAction):
         if CONFIRM_SLOT in filled:
             turn.result.update(self._confirmation(filled[CONFIRM_SLOT], turn, tracker))
         return turn.events()
+
+    def _location_answer(self, turn: "_Turn", intent: Optional[str]) -> Optional[str]:
+        """The answer to 「是这个位置吗」 when it was asked: the place's text for a yes, "" for
+        a no (the address is asked in words), None when no location was offered (or the
+        customer answered with something else, which is then read as usual)."""
+        offered = Place.from_slot(turn.tracker.get_slot(SHARED_LOCATION_SLOT))
+        requested = turn.requested
+        if offered is None or not requested or self.catalog.fields[requested].kind != "address":
+            return None
+        turn.result[SHARED_LOCATION_SLOT] = None
+        if intent == "affirm":
+            turn.result[TICKET_LOCATION_SLOT] = offered.as_slot()
+            return offered.text
+        if intent == "deny":
+            turn.result[requested] = None
+            return ""
+        return None
 
     def _joint_answer(
         self, text: str, requested: Optional[str], together: Optional[str]
@@ -502,6 +548,10 @@ class AskDetail(BlockingAction):
         asked = [SlotSet("requested_slot", name)]
         is_address = catalog.fields[name].kind == "address"
         partial = tracker.get_slot(ADDRESS_PARTIAL_SLOT) if is_address else None
+        offered = Place.from_slot(tracker.get_slot(SHARED_LOCATION_SLOT)) if is_address else None
+        if offered is not None and not partial:
+            location_question(dispatcher, offered)  # 「是这个位置吗：潮南区峡山街道？」
+            return [*asked, SlotSet(ASKED_TOGETHER_SLOT, None)]
         if partial:
             question = catalog.dialogue_messages[address_gap(partial) or "address_needs_road"]
             dispatcher.utter_message(text=question.format(partial=partial))

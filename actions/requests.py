@@ -18,6 +18,7 @@ from actions.dialogue import (
     note_stall,
 )
 from actions.forms import ADDRESS_PARTIAL_SLOT, DUPLICATE_SLOT, KEEP_EXISTING
+from actions.media import MEDIA_SLOTS, PHOTOS_SLOT, TICKET_LOCATION_SLOT
 from actions.threads import BlockingAction
 from actions.tracker_utils import (
     channel_of,
@@ -28,6 +29,7 @@ from actions.tracker_utils import (
 )
 from bot.core import intake
 from bot.core.catalog import CONFIRM_SLOT, Service, load_catalog
+from bot.core.location import Place
 
 # Details that belong to one request; contact details (name, phone, account, address) are
 # kept for the customer's next request in the same conversation (unless declined).
@@ -44,6 +46,7 @@ PER_REQUEST_SLOTS = (
     ADDRESS_PARTIAL_SLOT,
     DUPLICATE_SLOT,
     STALL_SLOT,
+    *MEDIA_SLOTS,
 )
 
 
@@ -101,7 +104,10 @@ class ActionAskConfirmSubmission(BlockingAction):
                 response="utter_confirm_summary",
                 service_name=service.name,
                 summary=intake.summary(
-                    service, tracker.slots, tracker.get_slot(DECLINED_SLOT) or ()
+                    service,
+                    tracker.slots,
+                    tracker.get_slot(DECLINED_SLOT) or (),
+                    photos=int(tracker.get_slot(PHOTOS_SLOT) or 0),
                 ),
             )
         return [SlotSet("requested_slot", CONFIRM_SLOT)]
@@ -132,8 +138,9 @@ class ActionSubmitRequest(BlockingAction):
         )
         events: List[EventType] = []
         emergency_ticket = tracker.get_slot(EMERGENCY_TICKET_SLOT)
+        location = Place.from_slot(tracker.get_slot(TICKET_LOCATION_SLOT))
         if service.files_before_asking and emergency_ticket:
-            intake.update_request_details(emergency_ticket, details)
+            intake.update_request_details(emergency_ticket, details, location=location)
             dispatcher.utter_message(response="utter_emergency_updated", ticket_no=emergency_ticket)
             events.append(SlotSet("offer_human", False))
         else:
@@ -143,6 +150,7 @@ class ActionSubmitRequest(BlockingAction):
                 tracker.sender_id,
                 channel_of(tracker),
                 submission=_submission(tracker, service),
+                location=location,
             )
             if filed.created:
                 response, due_time = intake.due_response(service, filed.due_at)

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.console.api import HandoffId, require_token
 from bot.console.auth import ROLES, Principal, list_agents, require_role
+from bot.console.media_views import conversation_photos, media_labels
 from bot.console.templating import render
 from bot.core.catalog import load_catalog
 from bot.core.clock import iso_local, to_utc_naive, utc_now
@@ -172,6 +173,7 @@ async def conversation_page(
             for u in list_agents(session)
             if u.username != user.username
         ]
+        photos = conversation_photos(session, view.conversation_id)
     return render(
         request,
         "conversation.html",
@@ -185,6 +187,8 @@ async def conversation_page(
             "mine": view.status == "active" and view.agent == user.username,
             "colleagues": colleagues,
             "statuses": STATUS_NAMES,
+            "photos": photos,
+            "media_labels": media_labels(_settings(request)),
         },
     )
 

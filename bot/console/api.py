@@ -6,13 +6,14 @@ Every route of this router requires ``Authorization: Bearer <settings.api_token(
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Any, ContextManager, Dict, List, Optional
+from typing import Annotated, Any, Callable, ContextManager, Dict, List, Optional
 
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from bot.console.media_views import attachment_json, attachments_by_ticket, ticket_location
 from bot.console.sweeper import deliver_notices
 from bot.core import dead_letters
 from bot.core.db import session_scope
@@ -81,6 +82,25 @@ def _not_found(ticket_no: str) -> HTTPException:
     return HTTPException(status_code=404, detail=f"工单不存在 / ticket not found: {ticket_no}")
 
 
+def _absolute(request: Request) -> Callable[[str], str]:
+    """Console-relative path → the absolute URL under the address the caller used."""
+    base = str(request.base_url).rstrip("/")
+    return lambda path: base + path
+
+
+def _with_media(
+    request: Request, session: Session, tickets: List[Ticket], answers: List[Dict[str, Any]]
+) -> List[Dict[str, Any]]:
+    """Add each ticket's photos (signed staff links, one query for all) and location."""
+    photos = attachments_by_ticket(session, [ticket.id for ticket in tickets])
+    url = _absolute(request)
+    areas = request.app.state.settings.areas
+    for ticket, answer in zip(tickets, answers):
+        answer["attachments"] = [attachment_json(a, url) for a in photos[ticket.id]]
+        answer["location"] = ticket_location(ticket, areas)
+    return answers
+
+
 @router.get("/tickets")
 def list_tickets(
     request: Request,
@@ -100,7 +120,8 @@ def list_tickets(
             phone=phone,
             limit=limit,
         )
-        return [TicketRepository.to_dict(ticket) for ticket in tickets]
+        answers = [TicketRepository.to_dict(ticket) for ticket in tickets]
+        return _with_media(request, session, tickets, answers)
 
 
 @router.get("/tickets/{ticket_no}")
@@ -110,16 +131,18 @@ def get_ticket(request: Request, ticket_no: str) -> Dict[str, Any]:
         ticket = TicketRepository(session).get(ticket_no)
         if ticket is None:
             raise _not_found(ticket_no)
-        return _with_notifications(session, ticket)
+        return _with_notifications(request, session, ticket)
 
 
-def _with_notifications(session: Session, ticket: Ticket) -> Dict[str, Any]:
-    """The ticket with its history and the notices its customer was (or is to be) sent."""
+def _with_notifications(request: Request, session: Session, ticket: Ticket) -> Dict[str, Any]:
+    """The ticket with its history, the notices its customer was (or is to be) sent, its
+    photos and its location."""
     notices = list_notices(session, ticket_id=ticket.id)
-    return {
+    answer = {
         **TicketRepository.to_dict(ticket, with_history=True),
         "notifications": [notice_dict(notice) for notice in reversed(notices)],
     }
+    return _with_media(request, session, [ticket], [answer])[0]
 
 
 @router.patch("/tickets/{ticket_no}")
@@ -148,7 +171,7 @@ def patch_ticket(
             raise HTTPException(status_code=422, detail=str(error)) from None
         except StatusNotAllowed as error:
             raise HTTPException(status_code=409, detail=str(error)) from None
-        answer = _with_notifications(session, ticket)
+        answer = _with_notifications(request, session, ticket)
     if body.status is not None:
         background.add_task(deliver_notices, request.app.state.settings)
     return answer

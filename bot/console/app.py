@@ -1,6 +1,6 @@
 """The console web app: ``GET /healthz`` and ``GET /metrics``, the JSON API under /api/v1, the
 web chat, and the staff console under /console (sign-in at /login; agents, supervisors,
-trainers, admins).
+trainers, admins), with customers' photos behind signed, expiring links (/console/media/).
 
 ``/metrics`` (Prometheus) carries the figures read from the database at scrape time —
 tickets, hand-overs, the agents' queue, notices (bot/core/metrics.py) — and is internal
@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 
-from bot.console import agent, auth, supervisor, tickets_views, trainer_views
+from bot.console import agent, auth, media_views, supervisor, tickets_views, trainer_views
 from bot.console.api import router as api_router
 from bot.console.sweeper import background_tasks
 from bot.console.webchat import router as webchat_router
@@ -103,6 +103,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(agent.router)
     app.include_router(tickets_views.router)
+    app.include_router(media_views.router)
     app.include_router(supervisor.router)
     app.include_router(trainer_views.router)
     app.mount("/console/static", StaticFiles(directory=str(CONSOLE_STATIC)), name="console-static")

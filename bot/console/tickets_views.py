@@ -16,11 +16,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from bot.console.auth import Principal, list_agents, require_role
+from bot.console.media_views import media_labels, photo_links, ticket_location
 from bot.console.sweeper import deliver_notices
 from bot.console.templating import render
 from bot.core.catalog import load_catalog
 from bot.core.clock import to_utc_naive, utc_now
 from bot.core.db import session_scope
+from bot.core.media.service import for_ticket
 from bot.core.notifications.outbox import list_notices
 from bot.core.tickets.models import FINAL_STATUSES, STATUSES, Ticket
 from bot.core.tickets.repository import (
@@ -145,7 +147,8 @@ def ticket_page(
     error: str = "",
     user: Principal = Depends(require_role(*TICKET_ROLES)),
 ) -> HTMLResponse:
-    with session_scope(request.app.state.settings.database_url) as session:
+    settings = request.app.state.settings
+    with session_scope(settings.database_url) as session:
         ticket = TicketRepository(session).get(ticket_no)
         if ticket is None:
             raise HTTPException(status_code=404, detail="工单不存在")
@@ -153,6 +156,7 @@ def ticket_page(
         history = list(ticket.events)
         notices = list(reversed(list_notices(session, ticket_id=ticket.id)))
         agents = [(u.username, u.display_name) for u in list_agents(session)]
+        photos = photo_links(for_ticket(session, ticket.id))
     fields = load_catalog().fields
     details = [
         {"label": fields[k].label if k in fields else k, "value": v}
@@ -172,6 +176,9 @@ def ticket_page(
             "agents": agents,
             "error": error[:200],
             "can_edit": user.has_role(*EDIT_ROLES),
+            "photos": photos,
+            "location": ticket_location(ticket, settings.areas),
+            "media_labels": media_labels(settings),
         },
     )
 

@@ -117,6 +117,7 @@ class Catalog:
     status_transitions: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
     system_messages: Mapping[str, str] = field(default_factory=dict)
     conversation_intents: Tuple[str, ...] = ()
+    channel_intents: Tuple[str, ...] = ()
     answered_anywhere: Mapping[str, str] = field(default_factory=dict)
     decline_words: Tuple[str, ...] = ()
     labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -154,6 +155,7 @@ class Catalog:
             *(q.intent for q in self.queries.values()),
             *self.answers,
             *self.conversation_intents,
+            *self.channel_intents,
         ]
         return list(dict.fromkeys(ordered))
 
@@ -274,6 +276,7 @@ def parse_catalog(raw: Mapping[str, Any]) -> Catalog:
         status_transitions=transitions,
         system_messages=raw.get("system_messages", {}),
         conversation_intents=_tuple(raw.get("conversation_intents")),
+        channel_intents=_tuple(raw.get("channel_intents")),
         answered_anywhere=raw.get("answered_anywhere") or {},
         decline_words=_tuple(raw.get("decline_words")),
         labels=raw.get("labels") or {},

@@ -49,6 +49,7 @@ MODEL_MODULES = (
     "bot.core.notifications.models",
     "bot.core.privacy",
     "bot.core.dead_letters",
+    "bot.core.media.models",
 )
 
 SQLITE_BUSY_TIMEOUT_S = 30

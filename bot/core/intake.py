@@ -17,9 +17,12 @@ from bot.core.catalog import Service, load_catalog
 from bot.core.clock import local_zone, to_local, to_utc_naive, utc_now
 from bot.core.db import session_scope
 from bot.core.handoff.repository import HandoffRepository
+from bot.core.location import Place
+from bot.core.media.service import attach_held, newest_open_ticket
 from bot.core.privacy import mask_personal_data
 from bot.core.settings import get_settings
 from bot.core.stores import shared_store
+from bot.core.tickets.models import Ticket
 from bot.core.tickets.repository import TicketRepository
 
 logger = logging.getLogger(__name__)
@@ -54,8 +57,11 @@ def details_from_slots(
     return details
 
 
-def summary(service: Service, slots: Mapping[str, Any], declined: Sequence[str] = ()) -> str:
-    """One line per detail, with the catalog's labels, for the confirmation message."""
+def summary(
+    service: Service, slots: Mapping[str, Any], declined: Sequence[str] = (), photos: int = 0
+) -> str:
+    """One line per detail, with the catalog's labels, for the confirmation message (and the
+    number of photos that go with the request)."""
     catalog = load_catalog()
     formats = catalog.formats
     lines = []
@@ -68,6 +74,8 @@ def summary(service: Service, slots: Mapping[str, Any], declined: Sequence[str] 
         else:
             shown = str(value)
         lines.append(f"· {catalog.fields[name].label}：{shown}")
+    if photos:
+        lines.append(catalog.dialogue_messages["summary_photos"].format(count=photos))
     return "\n".join(lines)
 
 
@@ -101,19 +109,31 @@ def due_response(service: Service, due_at: Optional[dt.datetime]) -> Tuple[str, 
     return "utter_ticket_created_deadline", format_local_time(due_at)
 
 
+def _set_location(ticket: Ticket, place: Optional[Place]) -> None:
+    if place is not None:
+        ticket.latitude, ticket.longitude, ticket.location_text = place.lat, place.lon, place.text
+
+
 def file_request(
     service_code: str,
     details: Mapping[str, Any],
     conversation_id: str,
     channel: str,
     submission: Optional[str] = None,
+    location: Optional[Place] = None,
 ) -> FiledTicket:
-    """File a ticket: one per submission (a form run), or per conversation and details."""
+    """File a ticket: one per submission (a form run), or per conversation and details.
+
+    A new ticket takes the photos held for the conversation and the location the customer
+    shared, in the same transaction."""
     service = load_catalog().services[service_code]
     with session_scope() as session:
         ticket, created = TicketRepository(session).create(
             service_code, details, conversation_id, channel, submission=submission
         )
+        if created:
+            attach_held(session, conversation_id, ticket)
+            _set_location(ticket, location)
         filed = FiledTicket(
             ticket_no=ticket.ticket_no,
             service=service,
@@ -130,13 +150,30 @@ def file_request(
     return filed
 
 
-def update_request_details(ticket_no: str, details: Mapping[str, Any]) -> None:
-    """Add details to a filed ticket (emergencies are filed before the details come)."""
+def update_request_details(
+    ticket_no: str, details: Mapping[str, Any], location: Optional[Place] = None
+) -> None:
+    """Add details to a filed ticket (emergencies are filed before the details come), with the
+    photos held for its conversation and a shared location."""
     with session_scope() as session:
         repository = TicketRepository(session)
         ticket = repository.get(ticket_no)
         merged = {**(ticket.details or {}), **details} if ticket else dict(details)
         repository.update(ticket_no, actor="bot", details=merged)
+        if ticket is not None:
+            attach_held(session, ticket.conversation_id, ticket)
+            _set_location(ticket, location)
+
+
+def add_location(conversation_id: str, place: Place) -> Optional[str]:
+    """Put a shared location on the conversation's newest open ticket; its number, or None
+    when the conversation has no open ticket."""
+    with session_scope() as session:
+        ticket = newest_open_ticket(session, conversation_id)
+        if ticket is None:
+            return None
+        _set_location(ticket, place)
+        return str(ticket.ticket_no)
 
 
 def staff_text(key: str, reason: str = "", **values: Any) -> str:

@@ -165,9 +165,15 @@ class PurgeReport:
     handoffs: int = 0
     inbox_items: int = 0
     dead_letters: int = 0
+    photos: int = 0
 
     def as_dict(self) -> Dict[str, int]:
         return dict(self.__dict__)
+
+
+def _forget_location(ticket: Any) -> None:
+    """A shared location is personal data too (where the customer lives)."""
+    ticket.latitude = ticket.longitude = ticket.location_text = None
 
 
 def _erase_details(details: Dict[str, Any]) -> Dict[str, Any]:
@@ -180,6 +186,7 @@ def purge(
     """Apply the retention policy once (idempotent)."""
     from bot.core import dead_letters
     from bot.core.handoff.models import Handoff
+    from bot.core.media.service import purge_held, purge_ticket_photos
     from bot.core.tickets.models import FINAL_STATUSES, Ticket, TicketEvent
     from bot.core.training.models import InboxItem
 
@@ -202,9 +209,17 @@ def purge(
             ).scalars()
             for ticket in old:
                 erased = _erase_details(dict(ticket.details or {}))
-                if erased == ticket.details and ticket.contact_phone is None:
+                photos = purge_ticket_photos(session, ticket.id)
+                report.photos += photos
+                if (
+                    erased == ticket.details
+                    and ticket.contact_phone is None
+                    and ticket.latitude is None
+                    and not photos
+                ):
                     continue
                 ticket.details, ticket.contact_phone = erased, None
+                _forget_location(ticket)
                 ticket.events.append(
                     TicketEvent(
                         at=now,
@@ -221,6 +236,8 @@ def purge(
                 if erased != handoff.details:
                     handoff.details = erased
                     report.handoffs += 1
+        # Photos never attached to a ticket (`media.held_days`).
+        report.photos += purge_held(now, session=session)
         if policy.inbox_days:
             cutoff = now - dt.timedelta(days=policy.inbox_days)
             report.inbox_items = int(
@@ -324,17 +341,24 @@ def export_customer(phone: str, actor: str, settings: Optional[Settings] = None)
 
 
 def erase_customer(phone: str, actor: str, settings: Optional[Settings] = None) -> Dict[str, int]:
-    """Remove the personal data filed with `phone`: ticket details (the tickets stay, for the
-    bureau's figures), hand-over details, and the conversations in Rasa's tracker store."""
+    """Remove the personal data filed with `phone`: ticket details, locations and photos (the
+    tickets stay, for the bureau's figures), hand-over details, the photos its conversations
+    sent, and the conversations in Rasa's tracker store."""
+    from bot.core.media.service import purge_conversation_photos, purge_ticket_photos
     from bot.core.tickets.models import TicketEvent
 
     settings = settings or get_settings()
     phone = digits_of(phone)
     now = to_utc_naive(utc_now())
+    photos = 0
     with session_scope(settings.database_url) as session:
         tickets, handoffs, conversations = _customer(session, phone)
+        for conversation in sorted(conversations):
+            photos += purge_conversation_photos(session, conversation)
         for ticket in tickets:
+            photos += purge_ticket_photos(session, ticket.id)
             ticket.details, ticket.contact_phone = _erase_details(dict(ticket.details or {})), None
+            _forget_location(ticket)
             ticket.events.append(
                 TicketEvent(
                     at=now,
@@ -348,6 +372,11 @@ def erase_customer(phone: str, actor: str, settings: Optional[Settings] = None) 
     events = 0
     for conversation in sorted(conversations):
         events += _delete_tracker_events(settings, "sender_id = :sender", {"sender": conversation})
-    counts = {"tickets": len(tickets), "handoffs": len(handoffs), "tracker_events": events}
+    counts = {
+        "tickets": len(tickets),
+        "handoffs": len(handoffs),
+        "tracker_events": events,
+        "photos": photos,
+    }
     _audit(actor, "erase", mask_phone(phone), counts)
     return counts

@@ -128,6 +128,18 @@ class TelegramPollConfig(_Section):
     forward: ForwardRetryConfig = ForwardRetryConfig()
 
 
+class MediaConfig(_Section):
+    """Photos customers send (bot/core/media): what is accepted and how long a staff link lasts."""
+
+    max_bytes: int = 10 * 1024 * 1024
+    max_per_ticket: int = 9
+    min_side_px: int = 32  # smaller is no photo of anything (a tracking pixel, a mistake)
+    max_pixels: int = 40_000_000  # a decompression bomb is refused before it is decoded
+    thumbnail_px: int = 320
+    link_minutes: float = 10  # staff links are signed and stop working after this long
+    held_days: int = 7  # photos never attached to a ticket are deleted after this long
+
+
 class ServiceConfig(_Section):
     handoff: HandoffConfig = HandoffConfig()
     dialogue: DialogueConfig = DialogueConfig()
@@ -136,14 +148,27 @@ class ServiceConfig(_Section):
     console: ConsoleSecurityConfig = ConsoleSecurityConfig()
     retention: RetentionConfig = RetentionConfig()
     telegram_poll: TelegramPollConfig = TelegramPollConfig()
+    media: MediaConfig = MediaConfig()
 
 
 # ------------------------------------------------------------------ config/areas.yml
 
 
+class Town(_Section):
+    """A place a shared location is named after: the nearest one within `max_km`."""
+
+    name: str  # as an address begins: 潮南区峡山街道
+    district: str  # a key of `districts`
+    lat: float
+    lon: float
+
+
 class AreasConfig(_Section):
     default: str = "urban"
     districts: Dict[str, str] = {}
+    towns: Tuple[Town, ...] = ()
+    max_km: float = 15  # a location farther from every town is outside the service area
+    map_link: str = ""  # staff's link for a location, e.g. "https://maps.example/?q={lat},{lon}"
 
 
 # ------------------------------------------------------------------ config/holidays.yml
@@ -229,6 +254,14 @@ class Settings(BaseSettings):
     # mid-turn by this long; under nginx's 30 s read timeout, so the customer's next try gets in
     lock_lifetime_s: int = Field(15, env="TICKET_LOCK_LIFETIME")
     rate_limits: str = Field("on", env="INTAKE_RATE_LIMITS")
+    # photos: files under var/media (local) or an S3-compatible object store (s3)
+    media_backend: str = Field("local", env="INTAKE_MEDIA_BACKEND")
+    media_dir_override: str = Field("", env="INTAKE_MEDIA_DIR")
+    s3_endpoint_url: str = Field("", env="S3_ENDPOINT_URL")
+    s3_bucket: str = Field("intake-media", env="S3_BUCKET")
+    s3_region: str = Field("us-east-1", env="S3_REGION")
+    s3_access_key_id: str = Field("", env="S3_ACCESS_KEY_ID")
+    s3_secret_access_key: str = Field("", env="S3_SECRET_ACCESS_KEY")
     # console
     console_https_only: bool = Field(True, env="CONSOLE_HTTPS_ONLY")  # 0: plain local HTTP
     console_sweep_seconds: float = Field(30, env="CONSOLE_SWEEP_SECONDS")
@@ -279,6 +312,10 @@ class Settings(BaseSettings):
         "billing_api_token",
         "rasa_tracker_db",
         "rasa_tracker_url",
+        "media_dir_override",
+        "s3_endpoint_url",
+        "s3_access_key_id",
+        "s3_secret_access_key",
         pre=True,
     )
     def _blank_placeholder(cls, value: Any) -> Any:
@@ -316,6 +353,11 @@ class Settings(BaseSettings):
     def tracker_db_path(self) -> Path:
         """Rasa's SQLite tracker store of the embedded profile."""
         return Path(self.rasa_tracker_db) if self.rasa_tracker_db else self.var_dir / "tracker.db"
+
+    @property
+    def media_dir(self) -> Path:
+        """Where the local media store keeps photos (INTAKE_MEDIA_DIR, else var/media)."""
+        return Path(self.media_dir_override) if self.media_dir_override else self.var_dir / "media"
 
     @property
     def api_token_file(self) -> Path:

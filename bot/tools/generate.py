@@ -57,7 +57,7 @@ class GeneratedPaths:
 
 def not_an_answer(catalog: Catalog) -> List[str]:
     """Intents that are never the answer to a form's question."""
-    return [*catalog.answers, *CONTROL_NOT_ANSWERS]
+    return [*catalog.answers, *CONTROL_NOT_ANSWERS, *catalog.channel_intents]
 
 
 def asked_by_action(catalog: Catalog) -> List[str]:

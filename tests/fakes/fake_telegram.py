@@ -4,17 +4,22 @@ python-telegram-bot talks to it through its base URL setting
 (TELEGRAM_API_BASE_URL=http://127.0.0.1:<port>/bot). It answers the methods the channel
 uses, records every call with its parameters, serves queued updates to getUpdates (long
 polling, bounded wait) and can answer one call with "429 retry after N s".
+
+Files customers send (photos, documents) are registered with `add_file(file_id, data)`;
+`getFile` answers with their `file_path` and GET /file/bot<token>/<file_path> serves the
+bytes, as Telegram's file server does (`downloads` records what was fetched).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional
-from urllib.parse import parse_qsl
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import parse_qsl, unquote, urlparse
 
 TOKEN = "123456789:AAE-fake-token-for-tests"
 BOT_USER = {
@@ -25,6 +30,17 @@ BOT_USER = {
 }
 JSON_PARAMETERS = {"reply_markup", "allowed_updates", "chat_id", "offset", "timeout", "limit"}
 MAX_POLL_WAIT_S = 2.0
+GET_FILE_MAX_BYTES = 20 * 1024 * 1024  # the Bot API lets bots download files up to 20 MB
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file on the fake's file server: what getFile says of it and its bytes."""
+
+    file_id: str
+    file_path: str
+    data: bytes
+    file_size: int
 
 
 @dataclass
@@ -47,6 +63,8 @@ class FakeBotApi:
         self._changed = threading.Condition()
         self._server: Optional[ThreadingHTTPServer] = None
         self._next_message_id = 1000
+        self.files: Dict[str, StoredFile] = {}
+        self.downloads: List[str] = []  # file paths fetched from the file server
         self.base_url = ""  # set by start()
 
     # ------------------------------------------------------------------ control
@@ -67,7 +85,18 @@ class FakeBotApi:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the caller was killed while we answered (the soak's kills)
 
-            do_GET = do_POST
+            def do_GET(self) -> None:
+                if not self.path.startswith("/file/"):
+                    return self.do_POST()  # the Bot API answers GET requests as well
+                status, data, content_type = fake.download(self.path)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -88,6 +117,26 @@ class FakeBotApi:
         with self._changed:
             self.pending_updates.append(update)
             self._changed.notify_all()
+
+    def add_file(
+        self,
+        file_id: str,
+        data: bytes,
+        file_path: Optional[str] = None,
+        file_size: Optional[int] = None,
+    ) -> StoredFile:
+        """Put `data` on the file server under `file_id` (getFile then finds it). `file_size`
+        is what getFile says, the real size unless given."""
+        with self._changed:
+            number = len(self.files)
+            stored = StoredFile(
+                file_id=file_id,
+                file_path=file_path or f"photos/file_{number}.jpg",
+                data=data,
+                file_size=len(data) if file_size is None else file_size,
+            )
+            self.files[file_id] = stored
+            return stored
 
     def rate_limit_next(self, method: str, retry_after: int = 1) -> None:
         """Answer the next call of `method` with 429 "retry after `retry_after` s"."""
@@ -162,9 +211,53 @@ class FakeBotApi:
             return 200, {"ok": True, "result": BOT_USER}
         if method in ("sendMessage", "sendPhoto"):
             return 200, {"ok": True, "result": self._message(params)}
+        if method == "getFile":
+            return self._get_file(str(params.get("file_id", "")))
         if method in ("answerCallbackQuery", "deleteWebhook", "setWebhook"):
             return 200, {"ok": True, "result": True}
         return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
+
+    def _get_file(self, file_id: str) -> tuple:
+        """getFile: the file's path on the file server, as the Bot API answers it."""
+        with self._changed:
+            stored = self.files.get(file_id)
+        if stored is None:
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: invalid file_id",
+            }
+        if stored.file_size > GET_FILE_MAX_BYTES:
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: file is too big",
+            }
+        return 200, {
+            "ok": True,
+            "result": {
+                "file_id": stored.file_id,
+                "file_unique_id": unique_id(stored.file_id),
+                "file_size": stored.file_size,
+                "file_path": stored.file_path,
+            },
+        }
+
+    def download(self, path: str) -> Tuple[int, bytes, str]:
+        """GET /file/bot<token>/<file_path>: (status, body, content type)."""
+        not_found = json.dumps({"ok": False, "error_code": 404, "description": "Not Found"})
+        prefix = f"/file/bot{self.token}/"
+        wanted = unquote(urlparse(path).path)
+        if not wanted.startswith(prefix):
+            return 404, not_found.encode(), "application/json"
+        file_path = wanted[len(prefix) :]
+        with self._changed:
+            stored = next((f for f in self.files.values() if f.file_path == file_path), None)
+            if stored is None:
+                return 404, not_found.encode(), "application/json"
+            self.downloads.append(file_path)
+            self._changed.notify_all()
+        return 200, stored.data, "application/octet-stream"
 
     def _updates(self, params: Dict[str, Any]) -> List[Dict[str, Any]]:
         offset = int(params.get("offset") or 0)
@@ -291,3 +384,103 @@ def callback_update(
             },
         },
     }
+
+
+def unique_id(file_id: str) -> str:
+    """A file's `file_unique_id` (Telegram's is the same for every bot; here derived)."""
+    return "AQAD" + hashlib.sha1(file_id.encode()).hexdigest()[:12]
+
+
+def photo_size_id(file_id: str, width: int, height: int) -> str:
+    """The file id `photo_update` gives a smaller size of the photo `file_id`."""
+    return f"{file_id}-{width}x{height}"
+
+
+# A phone photo as Telegram delivers it: thumbnails first, the full picture last
+# (width, height, file_size).
+PHOTO_SIZES: Tuple[Tuple[int, int, int], ...] = (
+    (90, 67, 1_402),
+    (320, 240, 15_377),
+    (800, 600, 61_529),
+)
+
+
+def _message(update_id: int, chat_id: int, **content: Any) -> Dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id % 100000,
+            "from": _user(chat_id),
+            "chat": _chat(chat_id),
+            "date": 1764206520,
+            **content,
+        },
+    }
+
+
+def photo_update(
+    update_id: int,
+    chat_id: int,
+    file_id: str,
+    sizes: Sequence[Tuple[int, int, int]] = PHOTO_SIZES,
+    caption: Optional[str] = None,
+) -> Dict[str, Any]:
+    """A photo, as Telegram delivers it: one PhotoSize per (width, height, file_size) in
+    `sizes`, in the given order. The last is the full picture and has `file_id`; the others
+    have `photo_size_id(file_id, width, height)`."""
+    photo = []
+    for number, (width, height, file_size) in enumerate(sizes):
+        size_id = file_id if number == len(sizes) - 1 else photo_size_id(file_id, width, height)
+        photo.append(
+            {
+                "file_id": size_id,
+                "file_unique_id": unique_id(size_id),
+                "file_size": file_size,
+                "width": width,
+                "height": height,
+            }
+        )
+    content: Dict[str, Any] = {"photo": photo}
+    if caption is not None:
+        content["caption"] = caption
+    return _message(update_id, chat_id, **content)
+
+
+def document_update(
+    update_id: int,
+    chat_id: int,
+    file_id: str,
+    file_name: str,
+    mime_type: str,
+    file_size: int,
+) -> Dict[str, Any]:
+    """A file sent as a document (「文件」, not compressed as a photo)."""
+    return _message(
+        update_id,
+        chat_id,
+        document={
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "file_id": file_id,
+            "file_unique_id": unique_id(file_id),
+            "file_size": file_size,
+        },
+    )
+
+
+def location_update(update_id: int, chat_id: int, lat: float, lon: float) -> Dict[str, Any]:
+    """The customer shared their location (📎 → 位置)."""
+    return _message(update_id, chat_id, location={"latitude": lat, "longitude": lon})
+
+
+def venue_update(
+    update_id: int, chat_id: int, lat: float, lon: float, title: str, address: str
+) -> Dict[str, Any]:
+    """The customer shared a place picked on the map: a venue, with its location."""
+    location = {"latitude": lat, "longitude": lon}
+    return _message(
+        update_id,
+        chat_id,
+        location=location,
+        venue={"location": location, "title": title, "address": address},
+    )

@@ -2,8 +2,10 @@
 
 * `WeChatPushes` builds what WeChat pushes to the webhook: signed XML, encrypted with
   wechatpy's own crypto in safe mode, and reads (decrypts) the passive replies.
-* `FakeWeChatApi` serves the two API endpoints the channel calls — `GET /cgi-bin/token` and
-  `POST /cgi-bin/message/custom/send` — and records the customer-service messages.
+* `FakeWeChatApi` serves the API endpoints the channel calls — `GET /cgi-bin/token`,
+  `POST /cgi-bin/message/custom/send` (recorded) and `GET /cgi-bin/media/get` (temporary
+  media registered with `add_media`; WeChat's errcode JSON for an unknown media id) — and,
+  as WeChat's picture server, the `PicUrl` of an image (`add_picture`), on the same port.
   Point the channel at it with WECHAT_API_BASE_URL=`api.base_url`.
 """
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlparse
+from xml.sax.saxutils import escape
 
 import xmltodict
 from wechatpy.crypto import WeChatCrypto
@@ -74,6 +77,43 @@ class WeChatPushes:
     def subscribe(self, openid: str) -> str:
         return self.xml(openid, "event", Event="subscribe")
 
+    def _envelope(self, openid: str, msg_type: str, fields: str, msg_id: int) -> str:
+        """A message as WeChat's server writes it: strings in CDATA, numbers bare."""
+        return (
+            "<xml>"
+            f"<ToUserName>{_cdata(self.account)}</ToUserName>"
+            f"<FromUserName>{_cdata(openid)}</FromUserName>"
+            f"<CreateTime>{int(time.time())}</CreateTime>"
+            f"<MsgType>{_cdata(msg_type)}</MsgType>"
+            f"{fields}"
+            f"<MsgId>{int(msg_id)}</MsgId>"
+            "</xml>"
+        )
+
+    def image(self, openid: str, pic_url: str, media_id: str, msg_id: int) -> str:
+        """An image message (图片消息): the picture's URL and its temporary media id."""
+        fields = f"<PicUrl>{_cdata(pic_url)}</PicUrl><MediaId>{_cdata(media_id)}</MediaId>"
+        return self._envelope(openid, "image", fields, msg_id)
+
+    def location(
+        self,
+        openid: str,
+        latitude: str,
+        longitude: str,
+        label: str,
+        msg_id: int,
+        scale: int = 15,
+    ) -> str:
+        """A location message (地理位置消息): Location_X is the latitude, Location_Y the
+        longitude (as decimal text), Scale the map's zoom, Label the address WeChat shows."""
+        fields = (
+            f"<Location_X>{latitude}</Location_X>"
+            f"<Location_Y>{longitude}</Location_Y>"
+            f"<Scale>{int(scale)}</Scale>"
+            f"<Label>{_cdata(label)}</Label>"
+        )
+        return self._envelope(openid, "location", fields, msg_id)
+
     def push(self, xml: str) -> Tuple[Dict[str, str], bytes]:
         """The query string and body of WeChat's POST for `xml` (encrypted in safe mode)."""
         timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
@@ -106,9 +146,20 @@ class WeChatPushes:
         return xmltodict.parse(inner)["xml"]
 
 
+def _cdata(value: str) -> str:
+    if "]]>" in value:
+        return escape(value)  # cannot be in a CDATA section; WeChat would escape it too
+    return f"<![CDATA[{value}]]>"
+
+
+# What WeChat answers for a media id it does not know (or that expired after 3 days).
+INVALID_MEDIA_ID = {"errcode": 40007, "errmsg": "invalid media_id"}
+
+
 @dataclass
 class FakeWeChatApi:
-    """WeChat's token and customer-service endpoints on 127.0.0.1 (a thread)."""
+    """WeChat's token, customer-service and temporary-media endpoints and its picture server
+    on 127.0.0.1 (a thread)."""
 
     port: int = 0
     access_token: str = "fake-access-token"
@@ -123,6 +174,12 @@ class FakeWeChatApi:
             "errmsg": "response out of time limit or subscription is canceled",
         }
     )
+    # Temporary media (media id → bytes, content type), and the media ids asked for.
+    media: Dict[str, Tuple[bytes, str]] = field(default_factory=dict)
+    media_requests: List[str] = field(default_factory=list)
+    # PicUrl pictures (path → bytes), and the paths fetched.
+    pictures: Dict[str, bytes] = field(default_factory=dict)
+    picture_requests: List[str] = field(default_factory=list)
     _server: Optional[ThreadingHTTPServer] = None
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -130,6 +187,23 @@ class FakeWeChatApi:
     def base_url(self) -> str:
         assert self._server is not None, "start() first"
         return f"http://127.0.0.1:{self._server.server_address[1]}/cgi-bin/"
+
+    @property
+    def origin(self) -> str:
+        assert self._server is not None, "start() first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def add_media(self, media_id: str, data: bytes, content_type: str = "image/jpeg") -> None:
+        """Serve `data` as the temporary media `media_id` (media/get)."""
+        with self._changed:
+            self.media[media_id] = (data, content_type)
+
+    def add_picture(self, data: bytes) -> str:
+        """Serve `data` as an image's PicUrl; returns the URL (http, as WeChat's mmbiz)."""
+        path = f"/mmbiz_jpg/{uuid.uuid4().hex}/0"
+        with self._changed:
+            self.pictures[path] = data
+        return self.origin + path
 
     def start(self) -> "FakeWeChatApi":
         api = self
@@ -146,12 +220,53 @@ class FakeWeChatApi:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _bytes(self, status: int, data: bytes, headers: Dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_GET(self) -> None:
                 url = urlparse(self.path)
+                query = parse_qs(url.query)
                 if url.path == "/cgi-bin/token":
                     with api._changed:
                         api.token_requests += 1
                     self._json({"access_token": api.access_token, "expires_in": 7200})
+                elif url.path == "/cgi-bin/media/get":
+                    if query.get("access_token", [""])[0] != api.access_token:
+                        return self._json({"errcode": 40001, "errmsg": "invalid credential"})
+                    media_id = query.get("media_id", [""])[0]
+                    with api._changed:
+                        api.media_requests.append(media_id)
+                        found = api.media.get(media_id)
+                        api._changed.notify_all()
+                    if found is None:
+                        return self._json(INVALID_MEDIA_ID)
+                    data, content_type = found
+                    extension = {"image/jpeg": "jpg"}.get(content_type, content_type[6:])
+                    self._bytes(
+                        200,
+                        data,
+                        {
+                            "Content-Type": content_type,
+                            "Content-disposition": (
+                                f'attachment; filename="{media_id}.{extension}"'
+                            ),
+                            "Cache-Control": "no-cache, must-revalidate",
+                        },
+                    )
+                elif url.path.startswith("/mmbiz_jpg/"):
+                    with api._changed:
+                        api.picture_requests.append(url.path)
+                        picture = api.pictures.get(url.path)
+                        api._changed.notify_all()
+                    if picture is None:
+                        self._bytes(404, b"", {"Content-Type": "text/html"})
+                    else:
+                        self._bytes(200, picture, {"Content-Type": "image/jpeg"})
                 else:
                     self._json({"errcode": 404, "errmsg": "not found"})
 

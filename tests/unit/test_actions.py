@@ -1021,6 +1021,9 @@ RESET = [
     SlotSet("address_partial", None),
     SlotSet("duplicate_of", None),
     SlotSet("stall", None),
+    SlotSet("shared_location", None),
+    SlotSet("ticket_location", None),
+    SlotSet("photos_received", None),
 ]
 
 

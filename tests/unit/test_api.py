@@ -104,6 +104,8 @@ def test_list_and_filters(client: TestClient, filed: list) -> None:
     everything = client.get("/api/v1/tickets", headers=AUTH).json()
     assert [t["ticket_no"] for t in everything] == list(reversed(filed))
     assert set(everything[0]) == {
+        "attachments",
+        "location",
         "ticket_no",
         "category",
         "status",

@@ -24,6 +24,8 @@ PUBLIC = {
     "/chat/static/{name}",
     "/chat/api/messages",
     "/chat/api/history",
+    "/chat/api/photos",  # the customer's own conversation (its signed cookie), like messages
+    "/chat/api/location",
 }
 
 

@@ -34,6 +34,7 @@ TABLES = {
     "trainer_labels",
     "notifications",
     "privacy_audit",
+    "attachments",
 }
 
 

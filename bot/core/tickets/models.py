@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -51,6 +52,10 @@ class Ticket(Base):
     # acted on the ticket (a status change or a note).
     first_contact_due_at = Column(DateTime)
     first_contacted_at = Column(DateTime)
+    # A location the customer shared (Telegram, WeChat, the web chat), and its place in words.
+    latitude = Column(Float)
+    longitude = Column(Float)
+    location_text = Column(String(200))
 
     events = relationship("TicketEvent", order_by="TicketEvent.id", back_populates="ticket")
 

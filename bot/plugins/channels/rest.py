@@ -149,6 +149,25 @@ async def take_turn(
     await reply_when_silent(message)
 
 
+def webchat_metadata(raw: Any) -> Dict[str, Any]:
+    """What the console's web chat may tell Rasa with a message (it holds the secret): the
+    page's id of the message, the id of a photo it stored, a location it checked."""
+    given = raw if isinstance(raw, dict) else {}
+    metadata: Dict[str, Any] = {}
+    webchat_id = given.get("webchat_id")
+    if isinstance(webchat_id, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", webchat_id):
+        metadata["webchat_id"] = webchat_id  # the page's id of its own message
+    attachment_id = given.get("attachment_id")
+    if isinstance(attachment_id, int) and not isinstance(attachment_id, bool):
+        metadata["attachment_id"] = attachment_id
+    location = given.get("location")
+    if isinstance(location, dict):
+        metadata["location"] = {
+            key: location[key] for key in ("lat", "lon", "label") if key in location
+        }
+    return metadata
+
+
 class IntakeRestInput(InputChannel):
     """`rest` channel: the contract's endpoint, with identity and limits decided here."""
 
@@ -203,11 +222,8 @@ class IntakeRestInput(InputChannel):
             ) or over_limit("ip", ip, per_ip):
                 return refusal(429, "rate_limited")
             metadata: Dict[str, Any] = {"client_ip": ip}
-            webchat_id = (
-                (body.get("metadata") or {}).get("webchat_id") if channel == "webchat" else None
-            )
-            if isinstance(webchat_id, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", webchat_id):
-                metadata["webchat_id"] = webchat_id  # the page's id of its own message
+            if channel == "webchat":
+                metadata.update(webchat_metadata(body.get("metadata")))
             collector = CollectingOutputChannel()
             message = UserMessage(
                 text, collector, str(sender), input_channel=channel, metadata=metadata

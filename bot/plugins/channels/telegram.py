@@ -7,7 +7,11 @@ re-sends when an answer is slow), and hands the customer's words to Rasa under t
 id `tg-<chat_id>`:
 * a text message as it is;
 * a pressed inline button as its payload (the button is acknowledged to Telegram);
-* a shared contact (the 「分享手机号」 button) as the phone number's digits.
+* a shared contact (the 「分享手机号」 button) as the phone number's digits;
+* a photo (its largest size, fetched with getFile) or an image sent as a file, stored first
+  and passed as `/send_photo` (its caption first, as a message of its own); a location (or a
+  venue) as `/share_location`
+  (bot/plugins/channels/media.py). A refused file or place gets its polite line here.
 
 Outbound: replies, agent replies and notifications (Rasa's `output_channel=telegram` or
 `latest`) go out through `TelegramOutput`: buttons become an inline keyboard, the phone
@@ -50,9 +54,11 @@ from telegram.ext import AIORateLimiter, ExtBot
 
 from bot.core import metrics
 from bot.core.catalog import load_catalog
+from bot.core.media.images import ImageRefused
 from bot.core.normalize import InvalidValue, digits_of, parse_phone
 from bot.core.settings import Settings, get_settings
 from bot.core.stores import shared_store
+from bot.plugins.channels.media import MediaTurn, media_turn_for_location, media_turn_for_photo
 from bot.plugins.channels.rest import take_turn, too_long, too_long_text
 
 logger = logging.getLogger(__name__)
@@ -106,12 +112,21 @@ def quiet_http_log() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+def file_base_url(api_base_url: str) -> str:
+    """Where the Bot API serves files: https://api.telegram.org/bot → …/file/bot."""
+    base = api_base_url.rstrip("/")
+    if base.endswith("/bot"):
+        return base[: -len("bot")] + "file/bot"
+    return base + "/file/bot"
+
+
 def make_bot(settings: TelegramSettings) -> ExtBot:
     """A Bot API client that keeps within Telegram's flood limits and retries after a 429."""
     quiet_http_log()
     return ExtBot(
         settings.token,
         base_url=settings.api_base_url,
+        base_file_url=file_base_url(settings.api_base_url),
         rate_limiter=AIORateLimiter(max_retries=SEND_RETRIES),
     )
 
@@ -303,6 +318,41 @@ class TelegramInput(InputChannel):
             (header_value or "").encode("utf-8"), expected
         )
 
+    async def _say(self, chat_id: int, text: str) -> None:
+        try:
+            await self.bot.send_message(chat_id, text)  # type: ignore[union-attr]
+        except TelegramError:
+            logger.exception("could not answer a Telegram chat")
+
+    async def _media_turn(self, update: Update, chat_id: int) -> Optional[MediaTurn]:
+        """A photo (or an image sent as a file) or a location, as the dialogue's message;
+        None when the update has neither. A refused file or place is answered here."""
+        message = update.message
+        if message is None:
+            return None
+        if message.location is not None:
+            label = message.venue.address if message.venue is not None else None
+            location = message.location
+            return await media_turn_for_location(
+                location.latitude, location.longitude, label, lambda t: self._say(chat_id, t)
+            )
+        photo = max(message.photo, key=lambda p: p.width * p.height) if message.photo else None
+        document = message.document
+        if photo is None and not (document and (document.mime_type or "").startswith("image/")):
+            return None
+        size = (photo.file_size if photo else document.file_size) or 0  # type: ignore[union-attr]
+        file_id = photo.file_id if photo else document.file_id  # type: ignore[union-attr]
+
+        async def download() -> bytes:
+            if size > get_settings().service.media.max_bytes:
+                raise ImageRefused("too_large")  # not fetched at all
+            telegram_file = await self.bot.get_file(file_id)  # type: ignore[union-attr]
+            return bytes(await telegram_file.download_as_bytearray())
+
+        return await media_turn_for_photo(
+            sender_id_of(chat_id), CHANNEL_NAME, download, lambda t: self._say(chat_id, t)
+        )
+
     async def handle_update(
         self, update: Update, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> str:
@@ -329,6 +379,13 @@ class TelegramInput(InputChannel):
                 except TelegramError:
                     logger.exception("could not answer Telegram update %s", update.update_id)
             return "group_ignored"
+        media: Optional[MediaTurn] = None
+        if not text and update.message is not None:
+            media = await self._media_turn(update, chat.id)
+            if media is not None and media.refused:
+                return "refused"
+            if media is not None:
+                text = media.text
         if not text:
             if update.message is None:
                 return "ignored"
@@ -345,20 +402,25 @@ class TelegramInput(InputChannel):
             except TelegramError:
                 logger.exception("could not answer Telegram update %s", update.update_id)
             return "too_long"
-        output = TelegramOutput(self.bot)
-        message = UserMessage(
-            text,
-            output,
-            sender_id_of(chat.id),
-            input_channel=self.name(),
-            message_id=str(update.update_id),
-            metadata={"telegram_update_id": update.update_id},
-        )
-        with metrics.measured_turn(CHANNEL_NAME):
-            try:
-                await take_turn(message, on_new_message, CHANNEL_NAME)
-            except TelegramError:
-                logger.exception("could not answer Telegram update %s", update.update_id)
+        turns = [(text, str(update.update_id), media.metadata if media else {})]
+        caption = (update.message.caption or "").strip() if update.message else ""
+        if media is not None and caption and not too_long(caption):
+            # 「电表箱冒烟了」 under the photo: the words first, so the photo joins that request
+            turns.insert(0, (caption, f"{update.update_id}-caption", {}))
+        for words, message_id, extra in turns:
+            message = UserMessage(
+                words,
+                TelegramOutput(self.bot),
+                sender_id_of(chat.id),
+                input_channel=self.name(),
+                message_id=message_id,
+                metadata={"telegram_update_id": update.update_id, **extra},
+            )
+            with metrics.measured_turn(CHANNEL_NAME):
+                try:
+                    await take_turn(message, on_new_message, CHANNEL_NAME)
+                except TelegramError:
+                    logger.exception("could not answer Telegram update %s", update.update_id)
         return "ok"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:

@@ -12,6 +12,9 @@ collecting output channel → passive reply if ready within the budget, else "su
 and the answer later through the customer-service API (wechatpy's client, which caches and
 refreshes the access token). Text and voice (WeChat's own speech recognition) go to Rasa as
 sender `wx-<openid>`; subscribing gets the catalog's welcome text and a numbered menu.
+An image message is fetched through the temporary-media API (`MediaId`; `PicUrl` when that
+fails or there is no AppSecret), checked and stored, and goes to Rasa as `/send_photo`; a
+location message as `/share_location` with its `Label` (bot/plugins/channels/media.py).
 """
 
 from __future__ import annotations
@@ -40,13 +43,15 @@ from sanic.response import HTTPResponse
 from wechatpy import WeChatClient, parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException, WeChatClientException
-from wechatpy.messages import TextMessage, VoiceMessage
+from wechatpy.messages import ImageMessage, LocationMessage, TextMessage, VoiceMessage
 from wechatpy.replies import create_reply
 
 from bot.core import metrics
 from bot.core.catalog import load_catalog
+from bot.core.media.images import ImageRefused
 from bot.core.settings import Settings, get_settings
 from bot.core.stores import shared_store
+from bot.plugins.channels.media import media_turn_for_location, media_turn_for_photo
 from bot.plugins.channels.rest import take_turn, too_long, too_long_text
 from bot.plugins.channels.wechat_turns import NumberedMenus, Replies, TurnStore, render_replies
 
@@ -60,6 +65,9 @@ API_TIMEOUT_S = 10  # every call to WeChat's API, the access-token fetch include
 TOKEN_ERRCODES = (40001, 40014, 42001)
 TOKEN_REFRESHES_PER_CALL = 1
 SUBSCRIBE_EVENTS = ("subscribe", "subscribe_scan")
+# A reply the channel itself says instead of a turn (a refused photo or location): the
+# dialogue did not move, so the numbered choices last shown still stand.
+KEEPS_MENU = "keeps_menu"
 
 
 @dataclass(frozen=True)
@@ -204,7 +212,8 @@ class WeChatOutput(OutputChannel):
         """Rasa's replies as one text with numbered choices (remembered for the customer)."""
         openid = openid_of(recipient_id)
         text, choices = render_replies(replies, texts()["wechat_choice_line"])
-        self.menus.remember(openid, choices)
+        if not keeps_menu(replies):
+            self.menus.remember(openid, choices)
         if self.client is None:
             logger.warning(
                 "answer to %s not delivered: WECHAT_APP_ID/WECHAT_APP_SECRET not set", recipient_id
@@ -223,6 +232,12 @@ class WeChatOutput(OutputChannel):
 
 def texts() -> Mapping[str, str]:
     return load_catalog().system_messages
+
+
+def keeps_menu(replies: Replies) -> bool:
+    """True for the channel's own lines (`KEEPS_MENU`), which leave the customer's numbered
+    choices as they were."""
+    return bool(replies) and all(reply.get(KEEPS_MENU) for reply in replies)
 
 
 def welcome_replies() -> Replies:
@@ -357,15 +372,82 @@ class WeChatEndpoint:
             return lambda: self._converse(message.source, message.content or "", message.id)
         if isinstance(message, VoiceMessage):
             if not (message.recognition or "").strip():
-                return lambda: _fixed([{"text": texts()["wechat_voice_unrecognised"]}])
+                return lambda: _fixed(
+                    [{"text": texts()["wechat_voice_unrecognised"], KEEPS_MENU: True}]
+                )
             return lambda: self._converse(message.source, message.recognition, message.id)
+        if isinstance(message, ImageMessage):
+            return lambda: self._photo(message)
+        if isinstance(message, LocationMessage):
+            return lambda: self._location(message)
         if message.type == "event":
             if message.event in SUBSCRIBE_EVENTS:
                 return lambda: _fixed(welcome_replies())
             return None
-        return lambda: _fixed([{"text": texts()["wechat_unsupported"]}])
+        return lambda: _fixed([{"text": texts()["wechat_unsupported"], KEEPS_MENU: True}])
 
-    async def _converse(self, openid: str, text: str, msg_id: Optional[int]) -> Replies:
+    async def _photo(self, message: ImageMessage) -> Replies:
+        """An image message: fetched, checked and stored, then one turn through Rasa."""
+        said: Replies = []
+
+        async def say(text: str) -> None:
+            said.append({"text": text, KEEPS_MENU: True})
+
+        async def download() -> bytes:
+            return await asyncio.to_thread(self._download_image, message)
+
+        media = await media_turn_for_photo(
+            sender_id(message.source), WeChatInput.name(), download, say
+        )
+        if media.refused:
+            return said
+        return await self._converse(message.source, media.text, message.id, media.metadata)
+
+    async def _location(self, message: LocationMessage) -> Replies:
+        """A location message (coordinates and an address label) as one turn through Rasa."""
+        said: Replies = []
+
+        async def say(text: str) -> None:
+            said.append({"text": text, KEEPS_MENU: True})
+
+        media = await media_turn_for_location(
+            message.location_x, message.location_y, message.label, say
+        )
+        if media.refused:
+            return said
+        return await self._converse(message.source, media.text, message.id, media.metadata)
+
+    def _download_image(self, message: ImageMessage) -> bytes:
+        """The image's bytes: the temporary-media API first, `PicUrl` as the fallback."""
+        most = get_settings().service.media.max_bytes
+        client = self.output.client
+        if client is not None and message.media_id:
+            try:
+                answer = client.media.download(message.media_id)
+                if isinstance(answer, requests.Response) and answer.ok:
+                    return _capped(answer.content, most)
+            except ImageRefused:
+                raise
+            except Exception:
+                logger.warning("WeChat temporary media not fetched; trying PicUrl", exc_info=True)
+        url = message.image or ""
+        if not url.startswith(("https://", "http://")):
+            raise RuntimeError("no way to fetch this WeChat image")
+        with requests.get(url, timeout=API_TIMEOUT_S, stream=True) as answer:
+            answer.raise_for_status()
+            data = bytearray()
+            for chunk in answer.iter_content(64 * 1024):
+                data.extend(chunk)
+                _capped(data, most)
+            return bytes(data)
+
+    async def _converse(
+        self,
+        openid: str,
+        text: str,
+        msg_id: Optional[int],
+        metadata: Optional[Dict[str, Any]] = None,
+    ) -> Replies:
         """One turn through Rasa; never raises, never returns nothing (see rest.py)."""
         if too_long(text):
             return [{"text": too_long_text()}]
@@ -376,6 +458,7 @@ class WeChatEndpoint:
             sender_id(openid),
             input_channel=WeChatInput.name(),
             message_id=str(msg_id) if msg_id else None,
+            metadata=metadata,
         )
         with metrics.measured_turn(WeChatInput.name()):
             await take_turn(message, self.on_new_message, WeChatInput.name())
@@ -385,7 +468,8 @@ class WeChatEndpoint:
         self, message: Any, replies: Replies, encrypt_with: Optional[Mapping[str, str]]
     ) -> WebhookAnswer:
         text, choices = render_replies(replies, texts()["wechat_choice_line"])
-        self.output.menus.remember(message.source, choices)
+        if not keeps_menu(replies):
+            self.output.menus.remember(message.source, choices)
         xml = create_reply(text, message=message).render()
         if encrypt_with is not None and self.crypto is not None:
             xml = self.crypto.encrypt_message(
@@ -398,6 +482,13 @@ class WeChatEndpoint:
             await self.output.send_replies(sender_id(openid), replies)
         except Exception:
             logger.exception("customer-service message to %s failed", sender_id(openid))
+
+
+def _capped(data: Any, most: int) -> bytes:
+    """`data` when it is within `most` bytes; a photo over the limit is refused."""
+    if len(data) > most:
+        raise ImageRefused("too_large")
+    return bytes(data)
 
 
 async def _fixed(replies: Replies) -> Replies:

@@ -1,0 +1,1 @@
+"""Photos customers send with a report: checked, cleaned, stored, attached to tickets."""
