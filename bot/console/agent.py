@@ -46,6 +46,21 @@ agent_only = require_role(*AGENT_ROLES)
 # ---------------------------------------------------------------- transcript
 
 
+def _customer_text(event: Dict[str, Any]) -> str:
+    """What the customer sent, as an agent reads it: a photo or a location as a label (the
+    photos themselves are shown next to the transcript)."""
+    text = str(event["text"])
+    labels = load_catalog().labels["media"]
+    if text == "/send_photo":
+        return labels["photo_message"]
+    if text == "/share_location":
+        location = (event.get("metadata") or {}).get("location") or {}
+        return labels["location_message"].format(
+            lat=location.get("lat", "?"), lon=location.get("lon", "?")
+        )
+    return text
+
+
 def transcript_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Customer, bot and agent messages (with the predicted intent), pauses and resumes."""
     rows: List[Dict[str, Any]] = []
@@ -57,7 +72,7 @@ def transcript_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]
             rows.append(
                 {
                     "from": "customer",
-                    "text": str(event["text"]),
+                    "text": _customer_text(event),
                     "at": when,
                     "intent": intent.get("name"),
                     "confidence": intent.get("confidence"),

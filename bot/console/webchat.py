@@ -10,7 +10,13 @@ router; the router talks to Rasa:
   (``GET {rasa_url}/conversations/{sender}/tracker``) as ``[{from, text, buttons,
   timestamp}]``; customer messages sent from the page also carry the page's ``id``, bot
   messages with an ``agent`` in their metadata (a human agent's) carry it. The page polls it
-  to pick up messages written into the tracker later (a human agent's replies).
+  to pick up messages written into the tracker later (a human agent's replies). A photo or a
+  location the customer sent shows as 「[照片]」 / 「[位置]」 (catalog `system_messages`).
+* ``POST /chat/api/photos?id=…`` with the photo itself as the body (``image/*`` or
+  ``application/octet-stream``, at most `media.max_bytes`) → checked, cleaned and stored
+  (bot/core/media), then ``/send_photo`` with its ``attachment_id`` → the replies.
+* ``POST /chat/api/location`` ``{lat, lon, id?}`` → checked (bot/core/location), then
+  ``/share_location`` with the ``location`` → the replies.
 
 The conversation id is the browser's: a random ``web-`` id kept in a signed, HttpOnly cookie
 (``intake_chat``), so it never appears in a URL and no script reads it. The REST channel
@@ -29,14 +35,19 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import requests
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from itsdangerous import BadSignature, TimestampSigner
 from starlette.concurrency import run_in_threadpool
 
 from bot.core.catalog import load_catalog
+from bot.core.location import InvalidLocation, locate, location_refusal
+from bot.core.media.images import ImageRefused
+from bot.core.media.service import photo_refusal, receive_photo
+from bot.core.net import client_address
 from bot.core.rasa_api import WEBCHAT_SECRET_HEADER, RasaClient, RasaError
 from bot.core.settings import Settings, get_settings
+from bot.core.stores import shared_store
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +57,13 @@ MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ASSET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\.(?:js|css|svg|png|ico)$")
 RASA_TIMEOUT_S = 30
 HISTORY_TIMEOUT_S = 10
+# The intents the page sends for what is not words (the dialogue's `channel_intents`), and
+# how the history shows them.
+PHOTO_INTENT, LOCATION_INTENT = "/send_photo", "/share_location"
+SHOWN_AS = {PHOTO_INTENT: "webchat_photo_shown", LOCATION_INTENT: "webchat_location_shown"}
+PHOTO_TYPE_ANY = "application/octet-stream"  # else the body must be declared image/*
+PHOTO_BODY_MARGIN = 64 * 1024  # a body this much over `media.max_bytes` is not read on
+PHOTO_RETRY_TTL_S = 3600  # a retried upload (same page id) reuses the photo stored first
 
 
 def _text(key: str) -> str:
@@ -179,17 +197,26 @@ def _buttons(raw: Any) -> List[Dict[str, str]]:
 
 
 def forward_message(
-    settings: Settings, sender: str, message: str, message_id: Optional[str] = None
+    settings: Settings,
+    sender: str,
+    message: str,
+    message_id: Optional[str] = None,
+    metadata: Optional[Dict[str, Any]] = None,
 ) -> List[Dict[str, Any]]:
     """Send one customer message through Rasa's REST channel; the bot's replies.
 
     `message_id` (the page's own id of the message) is stored with the user event as
-    metadata ``webchat_id``, so the page recognises its message in the history.
+    metadata ``webchat_id``, so the page recognises its message in the history. `metadata`
+    is what else the dialogue gets with it (a photo's ``attachment_id``, a ``location``);
+    the REST channel passes on only the keys it knows, and only from the web chat.
     """
     url = f"{settings.rasa_url}/webhooks/rest/webhook"
     body: Dict[str, Any] = {"sender": sender, "message": message}
+    extra: Dict[str, Any] = dict(metadata or {})
     if message_id:
-        body["metadata"] = {"webchat_id": message_id}
+        extra["webchat_id"] = message_id
+    if extra:
+        body["metadata"] = extra
     headers = {WEBCHAT_SECRET_HEADER: settings.webchat_secret()}
     try:
         response = requests.post(url, json=body, headers=headers, timeout=RASA_TIMEOUT_S)
@@ -224,6 +251,8 @@ def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
     A pressed button arrives as its payload (``/affirm``); it is shown as the title of the
     matching button of the bot's latest buttons, as the page showed it when it was pressed.
+    A photo (``/send_photo``) or a location (``/share_location``) shows as 「[照片]」 /
+    「[位置]」, as the page showed it when it was sent.
     """
     messages: List[Dict[str, Any]] = []
     offered: Dict[str, str] = {}  # payload → title of the buttons since the last user turn
@@ -236,9 +265,10 @@ def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             if text is None:
                 continue
             text = str(text)
+            shown = _text(SHOWN_AS[text]) if text in SHOWN_AS else offered.get(text, text)
             message = {
                 "from": "customer",
-                "text": offered.get(text, text),
+                "text": shown,
                 "buttons": [],
                 "timestamp": event.get("timestamp"),
             }
@@ -271,9 +301,11 @@ def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 # ---------------------------------------------------------------- the page's API
 
 
-async def _read_body(request: Request) -> Optional[bytes]:
-    """The request body, or None when it is larger than `limits.body_max_bytes`."""
-    most = _settings(request).service.limits.body_max_bytes
+async def _read_body(request: Request, most: Optional[int] = None) -> Optional[bytes]:
+    """The request body, or None when it is larger than `most` bytes (default
+    `limits.body_max_bytes`); a larger body is not read on."""
+    if most is None:
+        most = _settings(request).service.limits.body_max_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > most:
         return None
@@ -285,37 +317,158 @@ async def _read_body(request: Request) -> Optional[bytes]:
     return bytes(body)
 
 
-@router.post("/chat/api/messages", include_in_schema=False)
-async def post_message(request: Request) -> JSONResponse:
-    """Forward ``{message, id?}`` to Rasa; the bot's replies ``[{text, buttons}]``."""
+async def _json_body(request: Request, too_large: str) -> Dict[str, Any] | JSONResponse:
+    """The request's JSON object, or the polite error to answer with (`too_large`: the
+    catalog key for a body over `limits.body_max_bytes`)."""
     raw = await _read_body(request)
     if raw is None:
-        return _error(413, _text("message_too_long"))
+        return _error(413, _text(too_large))
     try:
         body = json.loads(raw)
     except ValueError:
         return _error(400, _text("webchat_bad_request"))
     if not isinstance(body, dict):
         return _error(400, _text("webchat_bad_request"))
+    return body
+
+
+@router.post("/chat/api/messages", include_in_schema=False)
+async def post_message(request: Request) -> JSONResponse:
+    """Forward ``{message, id?}`` to Rasa; the bot's replies ``[{text, buttons}]``."""
+    body = await _json_body(request, "message_too_long")
+    if isinstance(body, JSONResponse):
+        return body
     sender, message, message_id = chat_sender(request), body.get("message"), body.get("id")
     if sender is None:
         return _error(422, _text("webchat_bad_sender"))
-    if message_id is not None and not (
-        isinstance(message_id, str) and MESSAGE_ID_RE.fullmatch(message_id)
-    ):
+    if not _valid_message_id(message_id):
         return _error(400, _text("webchat_bad_request"))
     if not isinstance(message, str) or not message.strip():
         return _error(422, _text("webchat_empty"))
     if len(message) > _settings(request).service.limits.message_max_chars:
         return _error(413, _text("message_too_long"))
+    return await _forward(request, sender, message, message_id)
+
+
+async def _forward(
+    request: Request,
+    sender: str,
+    message: str,
+    message_id: Optional[str],
+    metadata: Optional[Dict[str, Any]] = None,
+) -> JSONResponse:
+    """Pass one message on to Rasa; the bot's replies ``[{text, buttons}]``, or a polite 503."""
     try:
         replies = await run_in_threadpool(
-            forward_message, _settings(request), sender, message, message_id
+            forward_message, _settings(request), sender, message, message_id, metadata
         )
     except RasaUnavailable as error:
         logger.warning("web chat: %s", error)
         return _error(503, _text("webchat_busy"))
     return JSONResponse(replies, headers=API_HEADERS)
+
+
+def _valid_message_id(message_id: Any) -> bool:
+    return message_id is None or (
+        isinstance(message_id, str) and MESSAGE_ID_RE.fullmatch(message_id) is not None
+    )
+
+
+def _client_ip(request: Request) -> str:
+    """The customer's address: the peer, or what a trusted proxy in front says it was."""
+    trusted = _settings(request).service.limits.trusted_proxies
+    peer = request.client.host if request.client else ""
+    return client_address(peer, request.headers.get("x-forwarded-for", ""), trusted)
+
+
+def _photos_over_limit(request: Request, sender: str) -> bool:
+    """Count one upload; True when the sender or its address sent more photos this minute
+    than `limits` allow messages. Checked before anything is stored: the REST channel's own
+    limit comes only after the photo is on disk."""
+    settings = _settings(request)
+    limits = settings.service.limits
+    if not settings.rate_limits_on:
+        return False
+    ip = _client_ip(request)
+    store = shared_store()
+    checks = [(f"rate:webchat-photo:sender:{sender}", limits.messages_per_sender_per_minute)]
+    if ip not in limits.trusted_proxies:
+        checks.append((f"rate:webchat-photo:ip:{ip}", limits.messages_per_ip_per_minute))
+    return any(most > 0 and store.hit(key, 60) > most for key, most in checks)
+
+
+def _store_photo(sender: str, message_id: Optional[str], raw: bytes) -> int:
+    """Store the photo (`receive_photo`; raises `ImageRefused`); an upload the page retries
+    with the same message id gets the photo stored the first time, never a second copy."""
+    key = f"webchat-photo:{sender}:{message_id}" if message_id else None
+    store = shared_store()
+    if key:
+        earlier = store.get(key)
+        if earlier is not None and earlier.isdigit():
+            return int(earlier)
+    attachment_id = receive_photo(sender, "webchat", raw)
+    if key:
+        store.put(key, str(attachment_id), PHOTO_RETRY_TTL_S)
+    return attachment_id
+
+
+@router.post("/chat/api/photos", include_in_schema=False)
+async def post_photo(
+    request: Request, message_id: Optional[str] = Query(None, alias="id")
+) -> JSONResponse:
+    """Store the photo in the body (``image/*`` or ``application/octet-stream``) for this
+    conversation and tell the dialogue (``/send_photo``); the bot's replies."""
+    sender = chat_sender(request)
+    if sender is None:
+        return _error(422, _text("webchat_bad_sender"))
+    if not _valid_message_id(message_id):
+        return _error(400, _text("webchat_bad_request"))
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not (content_type.startswith("image/") or content_type == PHOTO_TYPE_ANY):
+        return _error(415, photo_refusal("not_image"))
+    if _photos_over_limit(request, sender):
+        return _error(429, _text("rate_limited"))
+    max_bytes = _settings(request).service.media.max_bytes
+    raw = await _read_body(request, max_bytes + PHOTO_BODY_MARGIN)
+    if raw is None:
+        return _error(413, photo_refusal("too_large"))
+    try:
+        attachment_id = await run_in_threadpool(_store_photo, sender, message_id, raw)
+    except ImageRefused as refused:
+        status = 413 if refused.reason == "too_large" else 422
+        return _error(status, photo_refusal(refused.reason))
+    except Exception as error:  # the media store or the database: nothing personal logged
+        logger.error("web chat: a photo could not be stored (%s)", type(error).__name__)
+        return _error(503, photo_refusal("failed"))
+    metadata = {"attachment_id": attachment_id}
+    return await _forward(request, sender, PHOTO_INTENT, message_id, metadata)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@router.post("/chat/api/location", include_in_schema=False)
+async def post_location(request: Request) -> JSONResponse:
+    """Check ``{lat, lon, id?}`` (a position the browser gave, with the customer's consent)
+    and tell the dialogue (``/share_location``); the bot's replies."""
+    body = await _json_body(request, "webchat_bad_request")
+    if isinstance(body, JSONResponse):
+        return body
+    sender, message_id = chat_sender(request), body.get("id")
+    if sender is None:
+        return _error(422, _text("webchat_bad_sender"))
+    if not _valid_message_id(message_id):
+        return _error(400, _text("webchat_bad_request"))
+    lat, lon = body.get("lat"), body.get("lon")
+    try:
+        if not (_number(lat) and _number(lon)):
+            raise InvalidLocation("invalid")
+        place = locate(lat, lon)
+    except InvalidLocation as refused:
+        return _error(422, location_refusal(refused.reason))
+    metadata = {"location": {"lat": place.lat, "lon": place.lon}}
+    return await _forward(request, sender, LOCATION_INTENT, message_id, metadata)
 
 
 @router.get("/chat/api/history", include_in_schema=False)

@@ -34,6 +34,7 @@ def render(listen: str, rasa: Sequence[str], console: str, prefix: Path) -> str:
         console=console,
         prefix=prefix,
         body_max_kb=body_kb,
+        photo_max_kb=settings.service.media.max_bytes // 1024 + 64,
         webhook_rate="100000r/s" if limits_off else "20r/s",
         chat_rate="100000r/s" if limits_off else "5r/s",
     )

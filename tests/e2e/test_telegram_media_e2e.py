@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Set
 
 import pytest
-from PIL import ExifTags, Image
+from PIL import Image
 from sqlalchemy import select
 
 from bot.core.catalog import load_catalog
@@ -32,6 +32,7 @@ from tests.fakes.fake_telegram import (
     photo_update,
     venue_update,
 )
+from tests.fakes.photos import assert_no_exif, phone_photo
 from tests.stack import Api
 
 CATALOG = load_catalog()
@@ -39,35 +40,10 @@ SYSTEM = CATALOG.system_messages
 DIALOGUE = CATALOG.dialogue_messages
 MAX_MB = get_settings().service.media.max_bytes // (1024 * 1024)
 XIASHAN = (23.2530, 116.4990)  # config/areas.yml: 潮南区峡山街道
-GPS_MARKER = "E2E-GPS-DATUM"  # written into the photo's GPS block, searched for in the bytes
 ADDRESS_AND_PHONE = ASK_TOGETHER[("address", "phone")]
 
 
 # ---------------------------------------------------------------- pictures and what is kept
-
-
-def phone_photo(size: tuple = (800, 600)) -> bytes:
-    """A phone photo of a meter box: JPEG with EXIF — make, model and a GPS position."""
-    image = Image.new("RGB", size, (90, 110, 130))
-    for x in range(0, size[0], 40):
-        image.paste((230, 230, 220), (x, size[1] // 3, x + 20, 2 * size[1] // 3))
-    exif = Image.Exif()
-    exif[ExifTags.Base.Make] = "TestPhone"
-    exif[ExifTags.Base.Model] = "TP-2026"
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
-    gps[ExifTags.GPS.GPSLatitude] = (23.0, 15.0, 10.8)
-    gps[ExifTags.GPS.GPSLongitudeRef] = "E"
-    gps[ExifTags.GPS.GPSLongitude] = (116.0, 29.0, 56.4)
-    gps[ExifTags.GPS.GPSMapDatum] = GPS_MARKER
-    out = io.BytesIO()
-    image.save(out, "JPEG", exif=exif, quality=90)
-    data = out.getvalue()
-    sent = Image.open(io.BytesIO(data)).getexif()
-    assert sent[ExifTags.Base.Make] == "TestPhone", "the test photo must carry EXIF"
-    assert sent.get_ifd(ExifTags.IFD.GPSInfo), "the test photo must carry GPS"
-    assert b"Exif\x00\x00" in data and GPS_MARKER.encode() in data
-    return data
 
 
 def png(size: tuple) -> bytes:
@@ -108,15 +84,6 @@ def media_files(stack: Stack) -> Set[Path]:
     """Every file under the stack's media directory (temporary ones included)."""
     root = stack.settings.media_dir
     return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
-
-
-def assert_no_exif(path: Path) -> None:
-    data = path.read_bytes()
-    kept = Image.open(io.BytesIO(data))
-    assert len(kept.getexif()) == 0 and "exif" not in kept.info, f"EXIF kept in {path}"
-    assert b"Exif\x00\x00" not in data, f"an EXIF block is left in {path}"
-    for marker in (b"TestPhone", b"TP-2026", GPS_MARKER.encode()):
-        assert marker not in data, f"{marker!r} is left in {path}"
 
 
 # ---------------------------------------------------------------- the customer

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Set
 
 import pytest
-from PIL import ExifTags, Image
+from PIL import Image
 from sqlalchemy import select
 
 from bot.core.catalog import load_catalog
 from bot.tools.runner import Stack
 from tests.e2e.channel_customers import ASK, ASK_TOGETHER, PUSHES, msg_ids, openid, push
+from tests.fakes.photos import assert_no_exif, phone_photo
 from tests.fakes.wechat_simulator import FakeWeChatApi
 from tests.stack import Api
 
@@ -31,31 +32,9 @@ DIALOGUE = CATALOG.dialogue_messages
 CHOICE = SYSTEM["wechat_choice_line"]
 LABEL = "广东省汕头市潮南区峡山街道东山路12号"
 XIASHAN = ("23.253000", "116.499000")  # config/areas.yml: 潮南区峡山街道, as WeChat writes it
-GPS_MARKER = "E2E-GPS-DATUM"
 
 
 # ---------------------------------------------------------------- pictures and what is kept
-
-
-def phone_photo(size: tuple = (800, 600)) -> bytes:
-    """A phone photo: JPEG with EXIF — make, model and a GPS position."""
-    image = Image.new("RGB", size, (90, 110, 130))
-    image.paste((230, 230, 220), (0, size[1] // 3, size[0] // 2, 2 * size[1] // 3))
-    exif = Image.Exif()
-    exif[ExifTags.Base.Make] = "TestPhone"
-    exif[ExifTags.Base.Model] = "TP-2026"
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
-    gps[ExifTags.GPS.GPSLatitude] = (23.0, 15.0, 10.8)
-    gps[ExifTags.GPS.GPSLongitudeRef] = "E"
-    gps[ExifTags.GPS.GPSLongitude] = (116.0, 29.0, 56.4)
-    gps[ExifTags.GPS.GPSMapDatum] = GPS_MARKER
-    out = io.BytesIO()
-    image.save(out, "JPEG", exif=exif, quality=90)
-    data = out.getvalue()
-    assert Image.open(io.BytesIO(data)).getexif().get_ifd(ExifTags.IFD.GPSInfo)
-    assert b"Exif\x00\x00" in data and GPS_MARKER.encode() in data
-    return data
 
 
 def animated_gif() -> bytes:
@@ -95,15 +74,6 @@ def stored_photos(stack: Stack, conversation_id: str) -> List[Dict[str, Any]]:
 def media_files(stack: Stack) -> Set[Path]:
     root = stack.settings.media_dir
     return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
-
-
-def assert_no_exif(path: Path) -> None:
-    data = path.read_bytes()
-    kept = Image.open(io.BytesIO(data))
-    assert len(kept.getexif()) == 0 and "exif" not in kept.info, f"EXIF kept in {path}"
-    assert b"Exif\x00\x00" not in data, f"an EXIF block is left in {path}"
-    for marker in (b"TestPhone", b"TP-2026", GPS_MARKER.encode()):
-        assert marker not in data, f"{marker!r} is left in {path}"
 
 
 # ---------------------------------------------------------------- the customer

@@ -7,6 +7,7 @@ action server with its own, WeChat in safe mode, Telegram with its webhook secre
 
 from __future__ import annotations
 
+import io
 import time
 import uuid
 from pathlib import Path
@@ -14,9 +15,11 @@ from typing import Any, Dict, Iterator
 
 import pytest
 import requests
+from PIL import Image
 
 from bench.stack import free_port
 from bot.core.rasa_api import WEBCHAT_SECRET_HEADER
+from bot.core.settings import get_settings
 from bot.tools.nginx import Nginx
 from bot.tools.runner import Stack
 from tests.fakes.wechat_simulator import FakeWeChatApi, WeChatPushes
@@ -355,3 +358,24 @@ def test_through_nginx_a_customer_chats_on_the_web_page(
     assert replies and replies[0]["text"]
     history = browser.get(door.url + "/chat/api/history", timeout=10).json()
     assert [h["text"] for h in history if h["from"] == "customer"] == ["你好"]
+
+    # a photo passes the door (its own body limit, above the messages' 64 KB) …
+    photo = io.BytesIO()
+    Image.effect_noise((1200, 900), 60).convert("RGB").save(photo, "JPEG", quality=95)
+    assert photo.tell() > 65536
+    answer = browser.post(
+        door.url + "/chat/api/photos",
+        data=photo.getvalue(),
+        headers={"Content-Type": "image/jpeg"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() and answer.json()[0]["text"]
+    # … and one over the photo limit is stopped there
+    too_big = browser.post(
+        door.url + "/chat/api/photos",
+        data=b"\xff" * (get_settings().service.media.max_bytes + 200 * 1024),
+        headers={"Content-Type": "image/jpeg"},
+        timeout=30,
+    )
+    assert too_big.status_code == 413

@@ -371,3 +371,22 @@ def test_the_api_description_still_builds_and_holds_no_photo_route(client: TestC
     schema = client.get("/api/v1/openapi.json", headers=AUTH).json()
     assert schema["openapi"].startswith("3.") and "/api/v1/tickets/{ticket_no}" in schema["paths"]
     assert not [path for path in schema["paths"] if "media" in path]  # staff-only, undescribed
+
+
+def test_the_transcript_shows_a_photo_and_a_location_as_labels() -> None:
+    from bot.console.agent import transcript_from_events
+
+    events = [
+        {"event": "user", "text": "/send_photo", "metadata": {"attachment_id": 7}},
+        {
+            "event": "user",
+            "text": "/share_location",
+            "metadata": {"location": {"lat": 23.253, "lon": 116.499}},
+        },
+        {"event": "user", "text": "家里停电了"},
+    ]
+    assert [row["text"] for row in transcript_from_events(events)] == [
+        "[照片]",
+        "[位置] 23.253, 116.499",
+        "家里停电了",
+    ]

@@ -22,7 +22,6 @@ turns) and the apology with `intake_busy_replies_total` (bot/core/metrics.py).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import secrets
@@ -37,6 +36,7 @@ from bot.core import metrics
 from bot.core.catalog import load_catalog
 from bot.core.db import session_scope
 from bot.core.handoff.repository import HandoffRepository
+from bot.core.net import client_address
 from bot.core.rasa_api import WEBCHAT_SECRET_HEADER
 from bot.core.settings import get_settings
 from bot.core.stores import shared_store
@@ -50,18 +50,7 @@ SENDER_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 
 def client_ip(request: Request, trusted: Sequence[str]) -> str:
     """The customer's address: the peer, or what a trusted proxy in front says it was."""
-    peer = request.ip or ""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if peer not in trusted or not forwarded:
-        return peer
-    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
-            return peer
-        if hop not in trusted:
-            return hop
-    return peer
+    return client_address(request.ip or "", request.headers.get("X-Forwarded-For", ""), trusted)
 
 
 def over_limit(kind: str, key: str, per_minute: int) -> bool:

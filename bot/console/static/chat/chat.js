@@ -6,6 +6,10 @@
  * failed message, notices — lives in #local, and is replaced by the tracker's version as soon
  * as a history poll brings it (matched by the message id sent as Rasa metadata).
  *
+ * A photo (the file itself as the body of /chat/api/photos) and a location (the browser's
+ * position, only with the customer's consent, to /chat/api/location) go through the same
+ * queue as typed messages; their bubbles read 「[照片]」 / 「[位置]」, as the history shows them.
+ *
  * Every piece of text goes into the page with textContent, never innerHTML.
  */
 (function () {
@@ -23,6 +27,14 @@
     "您好！我是供电业务受理助手，可以为您办理停电报修、电费查询、新装增容、过户销户等业务，也可以受理投诉和建议。\n" +
     "请直接描述您的问题，或点下面的常用业务：";
   var QUICK = ["停电报修", "查电费", "办理新装"];
+  var PHOTO_MAX_BYTES = 10 * 1024 * 1024; // the console checks again (and for real)
+  var PHOTO_SHOWN = "[照片]";
+  var LOCATION_SHOWN = "[位置]";
+  var PHOTO_INTENT = "/send_photo";
+  var LOCATION_INTENT = "/share_location";
+  var PHOTO_TOO_LARGE = "照片太大了（最大10MB），请换一张或压缩后再发。";
+  var LOCATION_DENIED = "没有获得位置权限，您可以直接输入详细地址。";
+  var LOCATION_UNAVAILABLE = "暂时没能获取到您的位置，您可以直接输入详细地址。";
 
   var log = document.getElementById("log");
   var historyBox = document.getElementById("history");
@@ -32,6 +44,9 @@
   var input = document.getElementById("input");
   var sendButton = document.getElementById("send");
   var statusLine = document.getElementById("status");
+  var photoButton = document.getElementById("photo-button");
+  var photoFile = document.getElementById("photo-file");
+  var locationButton = document.getElementById("location-button");
   var avatarSrc = typing.querySelector(".avatar").getAttribute("src");
   var agentAvatarSrc = avatarSrc.replace("avatar.svg", "agent.svg");
 
@@ -47,6 +62,7 @@
   var syncAgain = null;
   var pollTimer = null;
   var online = true;
+  var locating = false; // waiting for the browser's position
 
   // ---------------------------------------------------------------- identity
   // The conversation is this browser's: the console keeps its id in a signed, HttpOnly
@@ -314,8 +330,9 @@
     if (on && stick) scrollToBottom();
   }
 
-  /** Show a customer message and queue it. `payload` is what Rasa gets (a button's payload). */
-  function send(text, payload, typed) {
+  /** Show a customer message and queue it. `payload` is what Rasa gets (a button's payload);
+   * `media` is a photo ({kind: "photo", file}) or a location ({kind: "location", lat, lon}). */
+  function send(text, payload, typed, media) {
     text = String(text);
     if (!text.trim()) return;
     var message = {
@@ -323,6 +340,7 @@
       text: text,
       payload: payload === undefined ? text : String(payload),
       typed: !!typed,
+      media: media || null,
       delivered: false,
     };
     message.row = messageRow({ from: "customer", text: text });
@@ -338,6 +356,7 @@
       }
     }, 800);
     queue.push(message);
+    refreshTools();
     pump();
   }
 
@@ -348,6 +367,7 @@
       while (queue.length) {
         await deliver(queue[0]);
         queue.shift();
+        refreshTools();
       }
     } finally {
       pumping = false;
@@ -355,17 +375,40 @@
     }
   }
 
+  function postJson(path, body) {
+    return fetch(API + path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+      cache: "no-store",
+      credentials: "same-origin",
+    });
+  }
+
+  /** The request that delivers a message: a typed text or button, a photo, a location. */
+  function request(message) {
+    var media = message.media;
+    if (media && media.kind === "photo") {
+      var type = /^image\//.test(media.file.type || "") ? media.file.type : "application/octet-stream";
+      return fetch(API + "/photos?id=" + encodeURIComponent(message.id), {
+        method: "POST",
+        headers: { "Content-Type": type, Accept: "application/json" },
+        body: media.file,
+        cache: "no-store",
+        credentials: "same-origin",
+      });
+    }
+    if (media && media.kind === "location") {
+      return postJson("/location", { lat: media.lat, lon: media.lon, id: message.id });
+    }
+    return postJson("/messages", { message: message.payload, id: message.id });
+  }
+
   /** {ok, replies} | {ok: false, retry, error} */
   async function post(message) {
     var response;
     try {
-      response = await fetch(API + "/messages", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ message: message.payload, id: message.id }),
-        cache: "no-store",
-        credentials: "same-origin",
-      });
+      response = await request(message);
     } catch (e) {
       return { ok: false, retry: true, error: OFFLINE };
     }
@@ -377,6 +420,9 @@
     }
     if (response.ok && Array.isArray(body)) return { ok: true, replies: body };
     var error = body && typeof body.error === "string" ? body.error : BUSY;
+    if (response.status === 413 && message.media && message.media.kind === "photo" && error === BUSY) {
+      error = PHOTO_TOO_LARGE; // refused by a proxy in front, before the console saw it
+    }
     var retry = response.ok || response.status >= 500 || response.status === 408 || response.status === 429;
     return { ok: false, retry: retry, error: error };
   }
@@ -448,8 +494,67 @@
       input.value = "";
       inputChanged();
     }
-    send(message.text, message.payload, message.typed);
+    send(message.text, message.payload, message.typed, message.media);
   }
+
+  // ---------------------------------------------------------------- photo and location
+
+  /** One photo or location at a time: the buttons rest while one is on its way. */
+  function refreshTools() {
+    var busy =
+      locating ||
+      queue.some(function (m) {
+        return m.media !== null;
+      });
+    photoButton.disabled = busy;
+    locationButton.disabled = busy;
+  }
+
+  function notice(text) {
+    addLocal([systemRow(text, true)], null);
+  }
+
+  photoButton.addEventListener("click", function () {
+    if (photoButton.disabled) return;
+    photoFile.value = ""; // the same photo again is a new choice
+    photoFile.click();
+  });
+
+  photoFile.addEventListener("change", function () {
+    var file = photoFile.files && photoFile.files[0];
+    photoFile.value = "";
+    if (!file) return;
+    if (file.size > PHOTO_MAX_BYTES) {
+      notice(PHOTO_TOO_LARGE);
+      return;
+    }
+    send(PHOTO_SHOWN, PHOTO_INTENT, false, { kind: "photo", file: file });
+  });
+
+  locationButton.addEventListener("click", function () {
+    if (locating || locationButton.disabled) return;
+    if (!navigator.geolocation) {
+      notice(LOCATION_UNAVAILABLE);
+      return;
+    }
+    locating = true;
+    refreshTools();
+    // the browser asks the customer first; nothing is sent without their yes
+    navigator.geolocation.getCurrentPosition(
+      function (position) {
+        locating = false;
+        var where = { kind: "location", lat: position.coords.latitude, lon: position.coords.longitude };
+        send(LOCATION_SHOWN, LOCATION_INTENT, false, where);
+        refreshTools();
+      },
+      function (error) {
+        locating = false;
+        refreshTools();
+        notice(error && error.code === 1 ? LOCATION_DENIED : LOCATION_UNAVAILABLE);
+      },
+      { enableHighAccuracy: true, timeout: 20000, maximumAge: 60000 }
+    );
+  });
 
   // ---------------------------------------------------------------- input
 
@@ -508,6 +613,7 @@
   // ---------------------------------------------------------------- start
 
   inputChanged();
+  refreshTools();
   sync().then(function (ok) {
     if (!ok) {
       addLocal([systemRow("聊天记录暂时加载不了，稍后会自动刷新。", true)], "load-failed");
