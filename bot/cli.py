@@ -12,6 +12,8 @@ python -m bot users add NAME --role agent [--display-name 张三]
 python -m bot users list          console users and their roles
 python -m bot telegram poll       Telegram by long polling (no public HTTPS address needed)
 python -m bot telegram set-webhook URL   register the public Telegram webhook
+python -m bot report --month 2026-11 [--out report-2026-11.xlsx]
+                                  the monthly report (branches, departments, agents) as Excel
 python -m bot dead-letters [--limit N] [--source S]
                                   work given up after its retries (newest first, no payload)
 """
@@ -204,6 +206,21 @@ def _dead_letters(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from bot.core.db import session_scope, upgrade_database
+    from bot.core.reports.workbook import monthly_report, save_workbook
+
+    upgrade_database()
+    try:
+        with session_scope() as session:
+            book, name = monthly_report(session, args.month)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {save_workbook(book, args.out or name)}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(
@@ -273,6 +290,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     letters.add_argument("--limit", type=_positive, default=50, help="how many, newest first")
     letters.add_argument("--source", default=None, help="only this source, e.g. telegram_poll")
     letters.set_defaults(handler=_dead_letters)
+
+    report = commands.add_parser("report", help="the monthly report as an Excel workbook")
+    report.add_argument("--month", required=True, help="local calendar month, e.g. 2026-11")
+    report.add_argument("--out", default=None, help="file to write (default report-MONTH.xlsx)")
+    report.set_defaults(handler=_report)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

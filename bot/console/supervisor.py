@@ -12,18 +12,22 @@ import csv
 import io
 import statistics
 from collections import defaultdict
-from datetime import datetime
-from typing import Any, Dict, List, Optional
+from datetime import date, datetime, timedelta
+from typing import Any, Dict, List, Optional, Tuple
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from bot.console.auth import Principal, require_role
 from bot.console.templating import render
-from bot.core.clock import to_utc_naive, utc_now
+from bot.core.catalog import load_catalog
+from bot.core.clock import to_local, to_utc_naive, utc_now
 from bot.core.db import session_scope
 from bot.core.handoff.models import Handoff
+from bot.core.reports.figures import GROUPS, daily_trend, day_range, figures
+from bot.core.reports.workbook import monthly_report, workbook_bytes
 from bot.core.tickets.models import FINAL_STATUSES, Ticket
 
 SUPERVISOR = require_role("supervisor")
@@ -174,9 +178,143 @@ def _stats(request: Request) -> Dict[str, List[Dict[str, Any]]]:
         return {"departments": department_stats(session), "agents": agent_stats(session)}
 
 
+RANGES = ("today", "week", "month", "custom")
+MAX_RANGE_DAYS = 366
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _day(text: Optional[str]) -> Optional[date]:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def pick_range(
+    kind: Optional[str], start: Optional[str], end: Optional[str], today: date
+) -> Tuple[str, date, date]:
+    """(range kind, first local day, last local day) from the page's query; this month when
+    nothing (or nothing valid) is asked for. A custom range is at most a year."""
+    if kind == "today":
+        return kind, today, today
+    if kind == "week":
+        return kind, today - timedelta(days=today.weekday()), today
+    if kind == "custom":
+        first, last = _day(start), _day(end)
+        if first and last:
+            first, last = min(first, last), max(first, last)
+            last = min(last, first + timedelta(days=MAX_RANGE_DAYS - 1))
+            return kind, first, last
+    return "month", today.replace(day=1), today
+
+
+def trend_svg(trend: List[Dict[str, Any]], labels: Dict[str, str]) -> Markup:
+    """The daily trend as inline SVG: bars of tickets filed, a darker bar of those resolved.
+    Drawn here (no chart library, no CDN); empty markup when there is nothing to draw."""
+    if not trend or not any(row["tickets"] for row in trend):
+        return Markup("")
+    width, height, left, bottom, top = 760, 240, 40, 30, 24
+    plot_w, plot_h = width - left - 10, height - bottom - top
+    peak = max(row["tickets"] for row in trend)
+    step = plot_w / len(trend)
+    bar = max(step * 0.7, 1.0)
+    every = max(1, len(trend) // 15)  # at most ~15 day labels
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="trend" id="trend-chart" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-labelledby="trend-title">',
+        f'<title id="trend-title">{escape(labels.get("trend_title", ""))}</title>',
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" '
+        'stroke="#7b8794"/>',
+        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" font-size="11">{peak}</text>',
+        f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" font-size="11">0</text>',
+    ]
+    for index, row in enumerate(trend):
+        x = left + index * step + (step - bar) / 2
+        # The resolved bar is drawn narrower inside the filed one, so both stay visible.
+        for value, colour, kind, inset in (
+            (row["tickets"], "#9dc3e6", "tickets", 0.0),
+            (row["resolved"], "#0b5394", "resolved", bar / 4),
+        ):
+            if value:
+                h = plot_h * value / peak
+                parts.append(
+                    f'<rect class="{kind}" x="{x + inset:.1f}" y="{top + plot_h - h:.1f}" '
+                    f'width="{bar - 2 * inset:.1f}" height="{h:.1f}" fill="{colour}">'
+                    f"<title>{row['day'].isoformat()} {escape(labels.get(kind, kind))} "
+                    f"{value}</title></rect>"
+                )
+        if index % every == 0:
+            parts.append(
+                f'<text x="{x + bar / 2:.1f}" y="{height - 12}" text-anchor="middle" '
+                f'font-size="11">{row["day"]:%m-%d}</text>'
+            )
+    for offset, (kind, colour) in enumerate((("tickets", "#9dc3e6"), ("resolved", "#0b5394"))):
+        x = left + offset * 110
+        parts.append(f'<rect x="{x}" y="4" width="12" height="12" fill="{colour}"/>')
+        parts.append(
+            f'<text x="{x + 16}" y="14" font-size="12">{escape(labels.get(kind, kind))}</text>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _comparison(request: Request) -> Dict[str, Any]:
+    """The branch comparison of the range the page asks for."""
+    query = request.query_params
+    today = to_local(utc_now()).date()
+    kind, first, last = pick_range(query.get("range"), query.get("start"), query.get("end"), today)
+    start, end = day_range(first, last)
+    labels = dict(load_catalog().labels.get("reports", {}))
+    with session_scope(request.app.state.settings.database_url) as session:
+        tables = {group: figures(session, start, end, group) for group in GROUPS}
+        trend = daily_trend(session, start, end)
+    return {
+        "range": {"kind": kind, "start": first.isoformat(), "end": last.isoformat()},
+        "ranges": RANGES,
+        "tables": tables,
+        "groups": GROUPS,
+        "trend_svg": trend_svg(trend, labels),
+        "labels": labels,
+        "report_month": f"{first:%Y-%m}",
+    }
+
+
 @router.get("/console/supervisor", response_class=HTMLResponse)
 def supervisor_page(request: Request, user: Principal = Depends(SUPERVISOR)) -> HTMLResponse:
-    return render(request, "supervisor.html", {"user": user, **_stats(request), "charts": CHARTS})
+    stats = _stats(request)
+    # A chart with nothing to draw says 「暂无数据」 instead of drawing empty axes.
+    drawn = {
+        "department_tickets": bool(stats["departments"]),
+        "agent_times": any(
+            r["median_first_response_min"] or r["median_handling_min"] for r in stats["agents"]
+        ),
+        "agent_ratings": any(r["average_rating"] for r in stats["agents"]),
+    }
+    charts = [(name, drawn[name]) for name in CHARTS]
+    context = {"user": user, **stats, "charts": charts, **_comparison(request)}
+    return render(request, "supervisor.html", context)
+
+
+@router.get("/console/supervisor/report.xlsx")
+def report_xlsx(
+    request: Request, month: str = "", user: Principal = Depends(SUPERVISOR)
+) -> Response:
+    month = month or f"{to_local(utc_now()):%Y-%m}"
+    try:
+        with session_scope(request.app.state.settings.database_url) as session:
+            book, name = monthly_report(session, month)
+            body = workbook_bytes(book)
+    except ValueError as error:
+        raise HTTPException(status_code=400, detail=str(error)) from error
+    return Response(
+        body,
+        media_type=XLSX,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.get("/console/supervisor/charts/{name}.svg")

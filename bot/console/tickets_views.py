@@ -7,25 +7,26 @@ time and not finished) are highlighted.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Dict, List, Optional
-from urllib.parse import quote
+from datetime import date, datetime, time, timedelta
+from typing import Any, Dict, Optional
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from bot.console.auth import Principal, list_agents, require_role
 from bot.console.media_views import media_labels, photo_links, ticket_location
 from bot.console.sweeper import deliver_notices
 from bot.console.templating import render
 from bot.core.catalog import load_catalog
-from bot.core.clock import to_utc_naive, utc_now
+from bot.core.clock import as_local, to_utc_naive, utc_now
 from bot.core.db import session_scope
 from bot.core.media.service import for_ticket
 from bot.core.notifications.outbox import list_notices
 from bot.core.tickets.models import FINAL_STATUSES, STATUSES, Ticket
 from bot.core.tickets.repository import (
+    ORDERS,
+    PRIORITIES,
     InvalidStatus,
     StatusNotAllowed,
     TicketNotFound,
@@ -35,6 +36,9 @@ from bot.core.tickets.repository import (
 TICKET_ROLES = ("agent", "supervisor", "trainer")
 EDIT_ROLES = ("agent", "supervisor")
 MAX_NOTE_CHARS = 2000
+PAGE_SIZE = 50
+MAX_SEARCH_CHARS = 32
+MIN_YEAR, MAX_YEAR = 1971, 9998
 NOTICE_STATE_NAMES = {
     "pending": "待发送",
     "sent": "已送达",
@@ -64,34 +68,62 @@ def ticket_row(ticket: Ticket, now: datetime) -> Dict[str, Any]:
     }
 
 
-def filter_tickets(
-    session: Any,
+def priority_names() -> Dict[str, str]:
+    """Priority codes as staff read them (catalog labels.priorities), most pressing first."""
+    names = load_catalog().labels.get("priorities", {})
+    return {code: names.get(code, code) for code in PRIORITIES}
+
+
+def _int(text: str, default: int) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        return default
+
+
+def _day(text: str) -> Optional[date]:
+    """A YYYY-MM-DD date from a date input, or None."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return day if MIN_YEAR <= day.year <= MAX_YEAR else None  # no overflow at the ends
+
+
+def _clean(text: str, limit: int) -> str:
+    """Printable characters only (PostgreSQL refuses NUL), trimmed, at most `limit`."""
+    return "".join(c for c in text if c.isprintable()).strip()[:limit]
+
+
+def _day_start(day: date) -> datetime:
+    """The stored (naive UTC) time of a local day's midnight."""
+    return to_utc_naive(as_local(datetime.combine(day, time())))
+
+
+def repository_filters(
     status: str = "",
     category: str = "",
     department: str = "",
     assignee: str = "",
     overdue: bool = False,
     query: str = "",
-    limit: int = 300,
-) -> List[Ticket]:
-    """Tickets matching the list page's filters, newest first."""
-    statement = select(Ticket)
-    if status:
-        statement = statement.where(Ticket.status == status)
-    if category:
-        statement = statement.where(Ticket.category == category)
-    if department:
-        statement = statement.where(Ticket.department == department)
-    if assignee:
-        statement = statement.where(Ticket.assignee == assignee)
-    if query:
-        statement = statement.where(Ticket.ticket_no.contains(query.strip().upper()))
-    if overdue:
-        statement = statement.where(
-            Ticket.due_at < to_utc_naive(utc_now()), Ticket.status.notin_(FINAL_STATUSES)
-        )
-    statement = statement.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)
-    return list(session.execute(statement).scalars())
+    priority: str = "",
+    created_from: Optional[date] = None,
+    created_to: Optional[date] = None,
+) -> Dict[str, Any]:
+    """The list page's filters as TicketRepository.list / count arguments (empty = any;
+    the date range is of local days, both ends included)."""
+    return {
+        "status": status or None,
+        "category": category or None,
+        "department": department or None,
+        "assignee": assignee or None,
+        "priority": priority or None,
+        "search": query.strip() or None,
+        "created_from": _day_start(created_from) if created_from else None,
+        "created_to": _day_start(created_to + timedelta(days=1)) if created_to else None,
+        "overdue_at": to_utc_naive(utc_now()) if overdue else None,
+    }
 
 
 @router.get("/console/tickets", response_class=HTMLResponse)
@@ -103,22 +135,64 @@ def tickets_page(
     assignee: str = "",
     overdue: str = "",
     q: str = "",
+    priority: str = "",
+    created_from: str = "",
+    created_to: str = "",
+    sort: str = "",
+    page: str = "",
     user: Principal = Depends(require_role(*TICKET_ROLES)),
 ) -> HTMLResponse:
+    """The ticket list: filters, a sort and PAGE_SIZE tickets a page. Unknown filter values
+    are ignored, an unknown sort is the default (newest first), a page out of range is the
+    first or last page."""
     catalog = load_catalog()
     now = to_utc_naive(utc_now())
-    with session_scope(request.app.state.settings.database_url) as session:
-        tickets = filter_tickets(
-            session,
-            status if status in STATUSES else "",
-            category,
-            department,
-            assignee,
-            bool(overdue),
-            q,
-        )
-        rows = [ticket_row(t, now) for t in tickets]
     departments = sorted({s.department for s in catalog.services.values()})
+    categories = {code: s.name for code, s in catalog.services.items()}
+    priorities = priority_names()
+    day_from, day_to = _day(created_from), _day(created_to)
+    filters = {
+        "q": _clean(q, MAX_SEARCH_CHARS),
+        "status": status if status in STATUSES else "",
+        "category": category if category in categories else "",
+        "priority": priority if priority in priorities else "",
+        "department": department if department in departments else "",
+        "assignee": _clean(assignee, 64),
+        "created_from": day_from.isoformat() if day_from else "",
+        "created_to": day_to.isoformat() if day_to else "",
+        "overdue": "1" if overdue else "",
+    }
+    sort = sort if sort in ORDERS else ORDERS[0]
+    chosen = repository_filters(
+        filters["status"],
+        filters["category"],
+        filters["department"],
+        filters["assignee"],
+        bool(filters["overdue"]),
+        filters["q"],
+        filters["priority"],
+        day_from,
+        day_to,
+    )
+    with session_scope(request.app.state.settings.database_url) as session:
+        repository = TicketRepository(session)
+        total = repository.count(**chosen)
+        pages = max(1, -(-total // PAGE_SIZE))
+        current = min(max(1, _int(page, 1)), pages)  # past the end: the last page
+        offset = (current - 1) * PAGE_SIZE
+        tickets = repository.list(limit=PAGE_SIZE, offset=offset, order=sort, **chosen)
+        rows = [ticket_row(t, now) for t in tickets]
+    kept = {k: v for k, v in filters.items() if v}
+
+    def link(**changes: Any) -> str:
+        query = {**kept, "sort": sort, **changes}
+        if query.get("sort") == ORDERS[0]:
+            del query["sort"]
+        if query.get("page") == 1:
+            del query["page"]
+        text = urlencode(query)
+        return f"/console/tickets?{text}" if text else "/console/tickets"
+
     return render(
         request,
         "tickets.html",
@@ -126,16 +200,19 @@ def tickets_page(
             "user": user,
             "rows": rows,
             "statuses": status_names(),
-            "categories": {code: s.name for code, s in catalog.services.items()},
+            "priorities": priorities,
+            "categories": categories,
             "departments": departments,
-            "filters": {
-                "status": status,
-                "category": category,
-                "department": department,
-                "assignee": assignee,
-                "overdue": overdue,
-                "q": q,
+            "filters": filters,
+            "sort": sort,
+            "pager": {
+                "page": current,
+                "pages": pages,
+                "total": total,
+                "prev": link(page=current - 1) if current > 1 else "",
+                "next": link(page=current + 1) if current < pages else "",
             },
+            "sort_links": {order: link(sort=order) for order in ORDERS},
         },
     )
 
@@ -173,6 +250,7 @@ def ticket_page(
             "notices": notices,
             "notice_states": NOTICE_STATE_NAMES,
             "statuses": status_names(),
+            "priorities": priority_names(),
             "agents": agents,
             "error": error[:200],
             "can_edit": user.has_role(*EDIT_ROLES),

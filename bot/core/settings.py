@@ -163,10 +163,19 @@ class Town(_Section):
     lon: float
 
 
+class Branch(_Section):
+    """A branch office (供电所 / 营业厅) and the districts and towns it serves."""
+
+    name: str  # 金平供电所
+    districts: Tuple[str, ...] = ()  # keys of `districts`
+    towns: Tuple[str, ...] = ()  # names found in an address (峡山, 陈店): win over the district
+
+
 class AreasConfig(_Section):
     default: str = "urban"
     districts: Dict[str, str] = {}
     towns: Tuple[Town, ...] = ()
+    branches: Tuple[Branch, ...] = ()
     max_km: float = 15  # a location farther from every town is outside the service area
     map_link: str = ""  # staff's link for a location, e.g. "https://maps.example/?q={lat},{lon}"
 

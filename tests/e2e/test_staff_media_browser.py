@@ -11,26 +11,20 @@ are saved under reports/screenshots/."""
 from __future__ import annotations
 
 import io
-import os
 import re
-import threading
-import time
 from typing import Iterator
 
 import pytest
-import uvicorn
 from PIL import Image, ImageDraw
 from playwright import sync_api
 
-from bench.stack import free_port
-from bot.console.app import create_app
-from bot.core.db import dispose_engines, session_scope, upgrade_database
+from bot.core.db import session_scope, upgrade_database
 from bot.core.handoff.repository import HandoffRepository
 from bot.core.media import service as media
-from bot.core.media.storage import media_store
 from bot.core.settings import load_settings, reset_settings
 from bot.core.staff import add_user
 from bot.core.tickets.repository import TicketRepository
+from tests.e2e.console_thread import console_in_thread, environment
 from tests.stack import SCREENSHOTS, open_page
 
 expect = sync_api.expect
@@ -68,60 +62,41 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         "CONSOLE_HTTPS_ONLY": "0",
         "RASA_URL": "http://127.0.0.1:9",  # no Rasa: the transcript says so, photos still show
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    with environment(env):
+        reset_settings()  # receive_photo below reads this console's settings (INTAKE_MEDIA_DIR)
+        settings = load_settings()
+        upgrade_database(settings.database_url)
+        with session_scope(settings.database_url) as session:
+            add_user(session, "wangfang", PASSWORD, "agent", "王芳")
+        photo_ids = [media.receive_photo(CONVERSATION, "webchat", a_photo(*p)) for p in PHOTOS]
+        with session_scope(settings.database_url) as session:
+            ticket, _ = TicketRepository(session).create(
+                "fault_repair",
+                {
+                    "address": "潮南区峡山街道广兴路12号",
+                    "phone": "13812345678",
+                    "description": "电线杆倾斜",
+                },
+                CONVERSATION,
+                "webchat",
+            )
+            ticket.latitude, ticket.longitude = 23.3051, 116.4203
+            ticket.location_text = "潮南区峡山街道广兴路"
+            assert media.attach_held(session, CONVERSATION, ticket) == 2
+            number = ticket.ticket_no
+            handoff_id = (
+                HandoffRepository(session)
+                .open(CONVERSATION, "webchat", "request_human", "high", {})
+                .id
+            )
+        with console_in_thread(settings) as url:
+            yield {
+                "url": url,
+                "ticket_no": number,
+                "handoff_id": handoff_id,
+                "photos": photo_ids,
+            }
     reset_settings()
-    media_store.cache_clear()  # built once per process: from this console's INTAKE_MEDIA_DIR
-    settings = load_settings()
-    upgrade_database(settings.database_url)
-    with session_scope(settings.database_url) as session:
-        add_user(session, "wangfang", PASSWORD, "agent", "王芳")
-    photo_ids = [media.receive_photo(CONVERSATION, "webchat", a_photo(*p)) for p in PHOTOS]
-    with session_scope(settings.database_url) as session:
-        ticket, _ = TicketRepository(session).create(
-            "fault_repair",
-            {
-                "address": "潮南区峡山街道广兴路12号",
-                "phone": "13812345678",
-                "description": "电线杆倾斜",
-            },
-            CONVERSATION,
-            "webchat",
-        )
-        ticket.latitude, ticket.longitude = 23.3051, 116.4203
-        ticket.location_text = "潮南区峡山街道广兴路"
-        assert media.attach_held(session, CONVERSATION, ticket) == 2
-        number = ticket.ticket_no
-        handoff_id = (
-            HandoffRepository(session).open(CONVERSATION, "webchat", "request_human", "high", {}).id
-        )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    try:
-        yield {
-            "url": f"http://127.0.0.1:{port}",
-            "ticket_no": number,
-            "handoff_id": handoff_id,
-            "photos": photo_ids,
-        }
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        dispose_engines(settings.database_url)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        reset_settings()
-        media_store.cache_clear()
 
 
 @pytest.fixture

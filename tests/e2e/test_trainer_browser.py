@@ -6,23 +6,18 @@ scratch copy of data/nlu (INTAKE_NLU_DIR)."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
-import threading
-import time
 from typing import Iterator
 
 import pytest
-import uvicorn
 from playwright import sync_api
 
-from bench.stack import free_port
-from bot.console.app import create_app
-from bot.core.db import dispose_engines, session_scope, upgrade_database
+from bot.core.db import session_scope, upgrade_database
 from bot.core.settings import load_settings
 from bot.core.staff import add_user
 from bot.core.training.intents import NLU_DIR
 from bot.core.training.models import InboxItem
+from tests.e2e.console_thread import console_in_thread, environment
 from tests.stack import SCREENSHOTS, open_page
 
 expect = sync_api.expect
@@ -41,47 +36,31 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         "INTAKE_NLU_DIR": str(nlu),
         "CONSOLE_SWEEP_SECONDS": "0",
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    settings = load_settings()
-    upgrade_database(settings.database_url)
-    now = dt.datetime(2026, 11, 27, 2, 0)
-    with session_scope(settings.database_url) as session:
-        add_user(session, "xunlian", PASSWORD, "trainer", "王训练")
-        session.add(
-            InboxItem(
-                text_key="x",
-                text=TEXT,
-                count=4,
-                reasons=["fallback", "corrected"],
-                predicted_intent="nlu_fallback",
-                confidence=0.16,
-                status="open",
-                context={"previous_bot": "您好，请问办理什么业务？", "next_user": "不是这个意思"},
-                first_seen=now,
-                last_seen=now,
+    with environment(env):
+        settings = load_settings()
+        upgrade_database(settings.database_url)
+        now = dt.datetime(2026, 11, 27, 2, 0)
+        with session_scope(settings.database_url) as session:
+            add_user(session, "xunlian", PASSWORD, "trainer", "王训练")
+            session.add(
+                InboxItem(
+                    text_key="x",
+                    text=TEXT,
+                    count=4,
+                    reasons=["fallback", "corrected"],
+                    predicted_intent="nlu_fallback",
+                    confidence=0.16,
+                    status="open",
+                    context={
+                        "previous_bot": "您好，请问办理什么业务？",
+                        "next_user": "不是这个意思",
+                    },
+                    first_seen=now,
+                    last_seen=now,
+                )
             )
-        )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    try:
-        yield {"url": f"http://127.0.0.1:{port}", "nlu": nlu}
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        dispose_engines(settings.database_url)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        with console_in_thread(settings) as url:
+            yield {"url": url, "nlu": nlu}
 
 
 @pytest.fixture

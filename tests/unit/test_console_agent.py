@@ -269,3 +269,10 @@ def test_supervisor_stats_charts_and_csv(client: TestClient, sqlite_url: str) ->
     )
     agent = next(row for row in rows if row["scope"] == "agent")
     assert (agent["name"], agent["handoffs"], agent["average_rating"]) == ("agent1", "1", "4.0")
+
+
+def test_supervisor_charts_without_data_say_so_instead_of_empty_axes(client: TestClient) -> None:
+    sign_in(client, "boss")
+    html = client.get("/console/supervisor").text
+    assert "/console/supervisor/charts/" not in html
+    assert html.count('class="muted empty chart-empty"') == 3

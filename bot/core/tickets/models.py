@@ -56,6 +56,8 @@ class Ticket(Base):
     latitude = Column(Float)
     longitude = Column(Float)
     location_text = Column(String(200))
+    # The branch office serving the address (config/areas.yml `branches`); None: unassigned.
+    branch = Column(String(32), index=True)
 
     events = relationship("TicketEvent", order_by="TicketEvent.id", back_populates="ticket")
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from sqlalchemy import select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from bot.core.branches import find_branch
 from bot.core.catalog import Catalog, load_catalog
 from bot.core.clock import iso_local, to_local, to_utc_naive, utc_now
 from bot.core.notifications.outbox import enqueue_status_notice
@@ -25,6 +27,8 @@ from bot.core.tickets.models import FINAL_STATUSES, STATUSES, Ticket, TicketEven
 from bot.core.tickets.numbering import next_ticket_no
 
 MAX_LIST_LIMIT = 1000
+PRIORITIES = ("urgent", "high", "normal", "low")  # most pressing first
+ORDERS = ("created", "due", "priority", "status")
 SYSTEM_ACTORS = ("bot", "notifier")  # their changes are not a person contacting the customer
 _MAX_KEY_CHAIN = 1000
 
@@ -72,6 +76,79 @@ def _chained_key(key: str, previous_ticket_no: str) -> str:
 def _phone(details: Mapping[str, Any]) -> Optional[str]:
     phone = details.get("phone")
     return str(phone) if phone else None
+
+
+def _rank(column: Any, codes: Tuple[str, ...]) -> Any:
+    """A column's position in `codes` (unknown codes last), for ORDER BY."""
+    return case({code: i for i, code in enumerate(codes)}, value=column, else_=len(codes))
+
+
+def _order_by(order: str) -> Tuple[Any, ...]:
+    """ORDER BY terms of a list order (ORDERS); an unknown order is the newest first."""
+    newest = (Ticket.created_at.desc(), Ticket.id.desc())
+    if order == "due":  # soonest first, tickets without a due time last
+        return (Ticket.due_at.is_(None), Ticket.due_at.asc(), *newest)
+    if order == "priority":
+        return (_rank(Ticket.priority, PRIORITIES), *newest)
+    if order == "status":
+        return (_rank(Ticket.status, STATUSES), *newest)
+    return newest
+
+
+def _search_clause(text: str) -> Any:
+    """A ticket number (case-insensitive) or phone number, exact or its beginning."""
+    text = text.strip()
+    clauses = [Ticket.ticket_no.startswith(text.upper(), autoescape=True)]
+    digits = "".join(c for c in text if c.isdigit())
+    if digits and len(digits) == len(text.replace(" ", "").replace("-", "")):
+        clauses.append(Ticket.contact_phone.startswith(digits, autoescape=True))
+    return or_(*clauses)
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    """Which tickets a list or a count is about; None (or an empty search) filters nothing.
+    `search` is a ticket number or phone prefix; created_from (inclusive) / created_to
+    (exclusive) are stored (naive UTC) times; overdue_at keeps the tickets due before it and
+    not finished."""
+
+    conversation_id: Optional[str] = None
+    status: Optional[str] = None
+    category: Optional[str] = None
+    phone: Optional[str] = None
+    priority: Optional[str] = None
+    department: Optional[str] = None
+    assignee: Optional[str] = None
+    search: Optional[str] = None
+    created_from: Optional[datetime] = None
+    created_to: Optional[datetime] = None
+    overdue_at: Optional[datetime] = None
+
+    def apply(self, query: Any) -> Any:
+        """`query` with a WHERE clause for every filter that is set."""
+        equal = {
+            Ticket.conversation_id: self.conversation_id,
+            Ticket.status: self.status,
+            Ticket.category: self.category,
+            Ticket.contact_phone: self.phone,
+            Ticket.priority: self.priority,
+            Ticket.department: self.department,
+            Ticket.assignee: self.assignee,
+        }
+        for column, value in equal.items():
+            if value is not None:
+                query = query.where(column == value)
+        if self.search:
+            query = query.where(_search_clause(self.search))
+        if self.created_from is not None:
+            query = query.where(Ticket.created_at >= self.created_from)
+        if self.created_to is not None:
+            query = query.where(Ticket.created_at < self.created_to)
+        if self.overdue_at is not None:
+            query = query.where(
+                Ticket.due_at < self.overdue_at, Ticket.status.notin_(FINAL_STATUSES)
+            )
+        return query
 
 
 class TicketRepository:
@@ -137,6 +214,7 @@ class TicketRepository:
             updated_at=stored_now,
             due_at=to_utc_naive(due) if due else None,
             first_contact_due_at=to_utc_naive(first_contact) if first_contact else None,
+            branch=find_branch(details.get("address")),
         )
         ticket.events.append(TicketEvent(at=stored_now, actor=actor, action="created"))
         try:
@@ -195,20 +273,23 @@ class TicketRepository:
         category: Optional[str] = None,
         phone: Optional[str] = None,
         limit: int = 100,
+        offset: int = 0,
+        order: str = "created",
+        **filters: Any,
     ) -> List[Ticket]:
-        """Tickets matching every given filter, newest first."""
-        query = select(Ticket)
-        if conversation_id is not None:
-            query = query.where(Ticket.conversation_id == conversation_id)
-        if status is not None:
-            query = query.where(Ticket.status == status)
-        if category is not None:
-            query = query.where(Ticket.category == category)
-        if phone is not None:
-            query = query.where(Ticket.contact_phone == phone)
+        """Tickets matching every given filter, newest first unless `order` says otherwise
+        (one of ORDERS: created, due, priority, status). `offset` skips that many rows (for
+        paging); further filters are those of `TicketFilter`."""
+        chosen = TicketFilter(conversation_id, status, category, phone, **filters)
+        query = chosen.apply(select(Ticket))
         limit = max(1, min(int(limit), MAX_LIST_LIMIT))
-        query = query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)
+        query = query.order_by(*_order_by(order)).offset(max(0, int(offset))).limit(limit)
         return list(self.session.execute(query).scalars())
+
+    def count(self, **filters: Any) -> int:
+        """How many tickets match the filters of `TicketFilter` (one COUNT query)."""
+        query = TicketFilter(**filters).apply(select(func.count()).select_from(Ticket))
+        return int(self.session.execute(query).scalar_one())
 
     # -- changing -----------------------------------------------------------------------
 
