@@ -15,19 +15,22 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any, Dict, List, Optional, Tuple
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from bot.console.auth import Principal, require_role
-from bot.console.templating import render
+from bot.console.templating import render, templates
 from bot.core.catalog import load_catalog
 from bot.core.clock import to_local, to_utc_naive, utc_now
 from bot.core.db import session_scope
 from bot.core.handoff.models import Handoff
 from bot.core.reports.figures import GROUPS, daily_trend, day_range, figures
 from bot.core.reports.workbook import monthly_report, workbook_bytes
+from bot.core.staff import ConsoleUser, list_agents
+from bot.core.tickets.absence import release_open_tickets
+from bot.core.tickets.escalation import escalated_tickets, open_escalation_count
 from bot.core.tickets.models import FINAL_STATUSES, Ticket
 
 SUPERVISOR = require_role("supervisor")
@@ -279,6 +282,66 @@ def _comparison(request: Request) -> Dict[str, Any]:
     }
 
 
+def escalation_count(request: Request) -> int:
+    """Open escalated tickets, for the header of supervisors' pages (base.html)."""
+    with session_scope(request.app.state.settings.database_url) as session:
+        return open_escalation_count(session)
+
+
+templates.env.globals["escalation_count"] = escalation_count
+
+
+def escalation_list(request: Request) -> Dict[str, Any]:
+    """The 「超时督办」 list of the supervisor page: open escalated tickets and their owners."""
+    settings = request.app.state.settings
+    catalog = load_catalog()
+    with session_scope(settings.database_url) as session:
+        names = {u.username: u.display_name for u in session.execute(select(ConsoleUser)).scalars()}
+        rows = escalated_tickets(session, utc_now(), settings.service.escalation, names)
+        session.expunge_all()  # the rows' tickets are read after the session ends
+        staff = [(u.username, u.display_name) for u in list_agents(session)]
+    return {
+        "escalations": rows,
+        "escalation_labels": dict(catalog.labels.get("escalation", {})),
+        "category_names": {code: s.name for code, s in catalog.services.items()},
+        "absence_labels": dict(catalog.labels.get("absence", {})),
+        "staff_choices": staff,
+    }
+
+
+ABSENCE_ROLES = require_role("agent", "supervisor")
+MAX_REASON_CHARS = 200
+
+
+@router.post("/console/absence")
+def mark_absent(
+    request: Request,
+    username: str = Form(""),
+    reason: str = Form(""),
+    colleague: str = Form(""),
+    user: Principal = Depends(ABSENCE_ROLES),
+) -> Response:
+    """Someone is absent (an agent themselves, or anyone by a supervisor): their open tickets
+    go to `colleague`, or back to their department's queue when none is named, each with a
+    history entry naming who did it and why."""
+    username = username.strip() or user.username
+    if username != user.username and not user.has_role("supervisor"):
+        raise HTTPException(status_code=403, detail="没有权限访问此页面")
+    reason = "".join(c for c in reason if c.isprintable()).strip()[:MAX_REASON_CHARS]
+    colleague = colleague.strip()
+    if not reason:
+        raise HTTPException(status_code=400, detail="请填写原因")
+    with session_scope(request.app.state.settings.database_url) as session:
+        known = {u.username for u in list_agents(session)}
+        if username not in known or (
+            colleague and (colleague not in known or colleague == username)
+        ):
+            raise HTTPException(status_code=400, detail="人员无效")
+        moved = release_open_tickets(session, username, user.username, reason, colleague or None)
+    target = "/console/supervisor" if user.has_role("supervisor") else "/console/tickets"
+    return RedirectResponse(f"{target}?moved={len(moved)}#absence", status_code=303)
+
+
 @router.get("/console/supervisor", response_class=HTMLResponse)
 def supervisor_page(request: Request, user: Principal = Depends(SUPERVISOR)) -> HTMLResponse:
     stats = _stats(request)
@@ -291,7 +354,13 @@ def supervisor_page(request: Request, user: Principal = Depends(SUPERVISOR)) -> 
         "agent_ratings": any(r["average_rating"] for r in stats["agents"]),
     }
     charts = [(name, drawn[name]) for name in CHARTS]
-    context = {"user": user, **stats, "charts": charts, **_comparison(request)}
+    context = {
+        "user": user,
+        **stats,
+        "charts": charts,
+        **_comparison(request),
+        **escalation_list(request),
+    }
     return render(request, "supervisor.html", context)
 
 

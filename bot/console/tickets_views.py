@@ -8,13 +8,14 @@ time and not finished) are highlighted.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
-from bot.console.auth import Principal, list_agents, require_role
+from bot.console.auth import ConsoleUser, Principal, list_agents, require_role
 from bot.console.media_views import media_labels, photo_links, ticket_location
 from bot.console.sweeper import deliver_notices
 from bot.console.templating import render
@@ -23,6 +24,7 @@ from bot.core.clock import as_local, to_utc_naive, utc_now
 from bot.core.db import session_scope
 from bot.core.media.service import for_ticket
 from bot.core.notifications.outbox import list_notices
+from bot.core.tickets.escalation import level_name, owner_label
 from bot.core.tickets.models import FINAL_STATUSES, STATUSES, Ticket
 from bot.core.tickets.repository import (
     ORDERS,
@@ -59,12 +61,24 @@ def status_names() -> Dict[str, str]:
     return {code: load_catalog().statuses.get(code, code) for code in STATUSES}
 
 
-def ticket_row(ticket: Ticket, now: datetime) -> Dict[str, Any]:
+def staff_names(session: Any) -> Dict[str, str]:
+    """Display names of the console's users, by username (to show owners by name)."""
+    return {u.username: u.display_name for u in session.execute(select(ConsoleUser)).scalars()}
+
+
+def ticket_row(
+    ticket: Ticket, now: datetime, names: Optional[Mapping[str, str]] = None
+) -> Dict[str, Any]:
     service = load_catalog().services.get(ticket.category)
+    level = int(ticket.escalation_level or 0)
     return {
         "ticket": ticket,
         "overdue": is_overdue(ticket, now),
         "category_name": service.name if service else ticket.category,
+        "owner": owner_label(ticket, names),
+        # Shown while the ticket is open: a finished ticket's escalation is history only.
+        "escalation": level if ticket.status not in FINAL_STATUSES else 0,
+        "escalation_name": level_name(level),
     }
 
 
@@ -181,7 +195,8 @@ def tickets_page(
         current = min(max(1, _int(page, 1)), pages)  # past the end: the last page
         offset = (current - 1) * PAGE_SIZE
         tickets = repository.list(limit=PAGE_SIZE, offset=offset, order=sort, **chosen)
-        rows = [ticket_row(t, now) for t in tickets]
+        names = staff_names(session)
+        rows = [ticket_row(t, now, names) for t in tickets]
     kept = {k: v for k, v in filters.items() if v}
 
     def link(**changes: Any) -> str:
@@ -229,7 +244,7 @@ def ticket_page(
         ticket = TicketRepository(session).get(ticket_no)
         if ticket is None:
             raise HTTPException(status_code=404, detail="工单不存在")
-        row = ticket_row(ticket, to_utc_naive(utc_now()))
+        row = ticket_row(ticket, to_utc_naive(utc_now()), staff_names(session))
         history = list(ticket.events)
         notices = list(reversed(list_notices(session, ticket_id=ticket.id)))
         agents = [(u.username, u.display_name) for u in list_agents(session)]
@@ -257,6 +272,7 @@ def ticket_page(
             "photos": photos,
             "location": ticket_location(ticket, settings.areas),
             "media_labels": media_labels(settings),
+            "escalation_title": load_catalog().labels.get("escalation", {}).get("title", ""),
         },
     )
 
@@ -269,16 +285,22 @@ def update_ticket(
     status: str = Form(""),
     assignee: str = Form(""),
     note: str = Form(""),
+    reason: str = Form(""),
     user: Principal = Depends(require_role(*EDIT_ROLES)),
 ) -> Response:
     """Change status, assignee and/or add a note (one history entry per change); a new
-    status the catalog announces is sent to the customer right after the redirect."""
+    status the catalog announces is sent to the customer right after the redirect. A new
+    assignee with a `reason` is recorded as a change of owner saying why."""
     target = f"/console/tickets/{quote(ticket_no, safe='')}"
-    if len(note) > MAX_NOTE_CHARS:
+    if len(note) > MAX_NOTE_CHARS or len(reason) > MAX_NOTE_CHARS:
         return RedirectResponse(f"{target}?error={quote('备注太长')}", status_code=303)
+    reason = _clean(reason, MAX_NOTE_CHARS)
     try:
         with session_scope(request.app.state.settings.database_url) as session:
-            TicketRepository(session).update(
+            repository = TicketRepository(session)
+            if assignee and reason:
+                repository.reassign(ticket_no, user.username, assignee, reason)
+            repository.update(
                 ticket_no,
                 actor=user.username,
                 status=status or None,

@@ -140,7 +140,39 @@ class MediaConfig(_Section):
     held_days: int = 7  # photos never attached to a ticket are deleted after this long
 
 
+class EscalationLevel(_Section):
+    """One level of escalation: reached `multiple` times a ticket's time limit after filing,
+    sent to `to` ("{department}" is the ticket's department)."""
+
+    to: str
+    multiple: float
+
+    @validator("multiple")
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+
+class EscalationConfig(_Section):
+    """Escalation of tickets not resolved on time (bot/core/tickets/escalation.py): level n
+    is `levels[n-1]`; the levels' multiples must grow."""
+
+    levels: Tuple[EscalationLevel, ...] = (
+        EscalationLevel(to="{department}", multiple=1),
+        EscalationLevel(to="{department}", multiple=2),
+    )
+
+    @validator("levels")
+    def _growing(cls, value: Tuple[EscalationLevel, ...]) -> Tuple[EscalationLevel, ...]:
+        multiples = [level.multiple for level in value]
+        if multiples != sorted(set(multiples)):
+            raise ValueError("each level's multiple must be larger than the one before")
+        return value
+
+
 class ServiceConfig(_Section):
+    escalation: EscalationConfig = EscalationConfig()
     handoff: HandoffConfig = HandoffConfig()
     dialogue: DialogueConfig = DialogueConfig()
     notifications: NotificationsConfig = NotificationsConfig()

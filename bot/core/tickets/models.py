@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     event,
+    text,
 )
 from sqlalchemy.orm import relationship
 
@@ -58,6 +59,10 @@ class Ticket(Base):
     location_text = Column(String(200))
     # The branch office serving the address (config/areas.yml `branches`); None: unassigned.
     branch = Column(String(32), index=True)
+    # Escalation of a ticket not resolved on time (bot/core/tickets/escalation.py): the level
+    # reached (0: none; levels of config/service.yml `escalation`) and when it was reached.
+    escalation_level = Column(Integer, nullable=False, default=0, server_default=text("0"))
+    escalated_at = Column(DateTime)
 
     events = relationship("TicketEvent", order_by="TicketEvent.id", back_populates="ticket")
 

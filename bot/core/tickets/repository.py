@@ -23,6 +23,7 @@ from bot.core.catalog import Catalog, load_catalog
 from bot.core.clock import iso_local, to_local, to_utc_naive, utc_now
 from bot.core.notifications.outbox import enqueue_status_notice
 from bot.core.tickets.due import compute_due_at, compute_first_contact_due
+from bot.core.tickets.escalation import queue_label
 from bot.core.tickets.models import FINAL_STATUSES, STATUSES, Ticket, TicketEvent
 from bot.core.tickets.numbering import next_ticket_no
 
@@ -353,6 +354,36 @@ class TicketRepository:
             ):
                 ticket.first_contacted_at = now  # staff acted on it: the promise is kept
             self.session.flush()
+        return ticket
+
+    def reassign(
+        self,
+        ticket_no: str,
+        actor: str,
+        assignee: Optional[str],
+        reason: str,
+    ) -> Ticket:
+        """Give the ticket a new owner: a person (`assignee`), or back to its department's
+        queue (None). One history entry says who (the actor), from whom to whom, and why
+        (catalog staff_messages.reassigned); the same owner again leaves no trace."""
+        ticket = self.session.execute(
+            select(Ticket).where(Ticket.ticket_no == ticket_no.strip().upper()).with_for_update()
+        ).scalar_one_or_none()
+        if ticket is None:
+            raise TicketNotFound(ticket_no)
+        assignee = assignee or None
+        if assignee == ticket.assignee:
+            return ticket
+        now = to_utc_naive(self.clock())
+        queue = queue_label(str(ticket.department), self.catalog)
+        template = self.catalog.staff_messages.get("reassigned", "{old} -> {new}: {reason}")
+        note = template.format(old=ticket.assignee or queue, new=assignee or queue, reason=reason)
+        event = self._event(now, actor, "assigned", {"assignee": [ticket.assignee, assignee]})
+        event.note = note
+        ticket.events.append(event)
+        ticket.assignee = assignee
+        ticket.updated_at = now
+        self.session.flush()
         return ticket
 
     @staticmethod
