@@ -28,8 +28,9 @@ from bot.core.db import session_scope
 from bot.core.handoff.models import Handoff
 from bot.core.reports.figures import GROUPS, daily_trend, day_range, figures
 from bot.core.reports.workbook import monthly_report, workbook_bytes
-from bot.core.staff import ConsoleUser, list_agents
-from bot.core.tickets.absence import release_open_tickets
+from bot.core.staff import ConsoleUser, list_absent, list_agents
+from bot.core.tickets.absence import mark_absent as record_absence
+from bot.core.tickets.absence import mark_returned
 from bot.core.tickets.escalation import escalated_tickets, open_escalation_count
 from bot.core.tickets.models import FINAL_STATUSES, Ticket
 
@@ -313,6 +314,18 @@ ABSENCE_ROLES = require_role("agent", "supervisor")
 MAX_REASON_CHARS = 200
 
 
+def _absence_target(user: Principal) -> str:
+    return "/console/supervisor" if user.has_role("supervisor") else "/console/tickets"
+
+
+def _absence_subject(username: str, user: Principal) -> str:
+    """Whose absence this is: a supervisor names anyone, an agent only themselves (403)."""
+    username = username.strip() or user.username
+    if username != user.username and not user.has_role("supervisor"):
+        raise HTTPException(status_code=403, detail="没有权限访问此页面")
+    return username
+
+
 @router.post("/console/absence")
 def mark_absent(
     request: Request,
@@ -321,12 +334,10 @@ def mark_absent(
     colleague: str = Form(""),
     user: Principal = Depends(ABSENCE_ROLES),
 ) -> Response:
-    """Someone is absent (an agent themselves, or anyone by a supervisor): their open tickets
-    go to `colleague`, or back to their department's queue when none is named, each with a
-    history entry naming who did it and why."""
-    username = username.strip() or user.username
-    if username != user.username and not user.has_role("supervisor"):
-        raise HTTPException(status_code=403, detail="没有权限访问此页面")
+    """Someone is absent (an agent themselves, or anyone by a supervisor): the absence is
+    recorded on their account, their open tickets and claimed hand-overs go to `colleague`,
+    or back to the queues when none is named; each ticket gets a history entry."""
+    username = _absence_subject(username, user)
     reason = "".join(c for c in reason if c.isprintable()).strip()[:MAX_REASON_CHARS]
     colleague = colleague.strip()
     if not reason:
@@ -337,9 +348,40 @@ def mark_absent(
             colleague and (colleague not in known or colleague == username)
         ):
             raise HTTPException(status_code=400, detail="人员无效")
-        moved = release_open_tickets(session, username, user.username, reason, colleague or None)
-    target = "/console/supervisor" if user.has_role("supervisor") else "/console/tickets"
-    return RedirectResponse(f"{target}?moved={len(moved)}#absence", status_code=303)
+        released = record_absence(session, username, user.username, reason, colleague or None)
+    counts = f"moved={len(released.tickets)}&handoffs={len(released.handoffs)}"
+    return RedirectResponse(f"{_absence_target(user)}?{counts}#absence", status_code=303)
+
+
+@router.post("/console/absence/return")
+def mark_back(
+    request: Request, username: str = Form(""), user: Principal = Depends(ABSENCE_ROLES)
+) -> Response:
+    """Back at work: the absence recorded on the account is cleared (nothing moves back)."""
+    username = _absence_subject(username, user)
+    with session_scope(request.app.state.settings.database_url) as session:
+        if username not in {u.username for u in list_agents(session)}:
+            raise HTTPException(status_code=400, detail="人员无效")
+        mark_returned(session, username)
+    return RedirectResponse(f"{_absence_target(user)}?returned=1#absence", status_code=303)
+
+
+def absence_table(request: Request) -> Dict[str, Any]:
+    """The absence table of the supervisor page: who is absent since when, why, and who covers."""
+    with session_scope(request.app.state.settings.database_url) as session:
+        names = {u.username: u.display_name for u in session.execute(select(ConsoleUser)).scalars()}
+        rows = [
+            {
+                "username": u.username,
+                "name": u.display_name,
+                "since": u.absent_since,
+                "reason": u.absence_reason,
+                "covered_by": u.covered_by,
+                "covered_by_name": names.get(u.covered_by or "", u.covered_by),
+            }
+            for u in list_absent(session)
+        ]
+    return {"absences": rows}
 
 
 @router.get("/console/supervisor", response_class=HTMLResponse)
@@ -360,6 +402,7 @@ def supervisor_page(request: Request, user: Principal = Depends(SUPERVISOR)) -> 
         "charts": charts,
         **_comparison(request),
         **escalation_list(request),
+        **absence_table(request),
     }
     return render(request, "supervisor.html", context)
 

@@ -45,6 +45,10 @@ class ConsoleUser(Base):
     failed_logins = Column(Integer, nullable=False, default=0)
     locked_until = Column(DateTime)
     last_login_at = Column(DateTime)
+    # Absence (bot/core/tickets/absence.py): since when, why, and who covers (None: the queue).
+    absent_since = Column(DateTime)
+    absence_reason = Column(String(200))
+    covered_by = Column(String(64))
 
 
 @dataclass(frozen=True)
@@ -229,5 +233,46 @@ def list_agents(session: Session) -> List[ConsoleUser]:
                 ConsoleUser.active.is_(True), ConsoleUser.role.in_(("agent", "supervisor", "admin"))
             )
             .order_by(ConsoleUser.username)
+        ).scalars()
+    )
+
+
+def set_absent(
+    session: Session,
+    username: str,
+    reason: str,
+    covered_by: Optional[str] = None,
+    now: Optional[dt.datetime] = None,
+) -> ConsoleUser:
+    """Record that the user is absent (since `now`, why, who covers); an absence already
+    recorded keeps its start and gets the new reason and colleague."""
+    user = _user(session, username)
+    if user is None:
+        raise ValueError(f"no user {username!r}")
+    if user.absent_since is None:
+        user.absent_since = to_utc_naive(now or utc_now())
+    user.absence_reason, user.covered_by = reason, covered_by or None
+    session.flush()
+    return user
+
+
+def clear_absence(session: Session, username: str) -> bool:
+    """The user is back; False when no absence was recorded."""
+    user = _user(session, username)
+    if user is None:
+        raise ValueError(f"no user {username!r}")
+    was_absent = user.absent_since is not None
+    user.absent_since, user.absence_reason, user.covered_by = None, None, None
+    session.flush()
+    return was_absent
+
+
+def list_absent(session: Session) -> List[ConsoleUser]:
+    """Users marked absent, longest absent first."""
+    return list(
+        session.execute(
+            select(ConsoleUser)
+            .where(ConsoleUser.absent_since.isnot(None))
+            .order_by(ConsoleUser.absent_since, ConsoleUser.username)
         ).scalars()
     )

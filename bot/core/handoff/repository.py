@@ -181,6 +181,39 @@ class HandoffRepository:
             raise HandoffStateError(f"handoff {handoff_id} is no longer {from_agent}'s")
         return handoff
 
+    def claimed_by(self, agent: str) -> List[int]:
+        """Ids of the active handoffs `agent` has claimed, oldest first."""
+        return list(
+            self.session.execute(
+                select(Handoff.id)
+                .where(Handoff.status == "active", Handoff.agent == agent)
+                .order_by(Handoff.id)
+            ).scalars()
+        )
+
+    def release(self, handoff_id: int, from_agent: str, to_agent: Optional[str] = None) -> Handoff:
+        """An absent agent's claimed handoff goes to `to_agent`, or back to the queue (waiting,
+        unclaimed) when None; only if `from_agent` still has it (one conditional UPDATE)."""
+        values: Dict[str, Any] = (
+            {"agent": to_agent}
+            if to_agent
+            else {"status": "waiting", "agent": None, "claimed_at": None}
+        )
+        result = self.session.execute(
+            update(Handoff)
+            .where(
+                Handoff.id == handoff_id, Handoff.status == "active", Handoff.agent == from_agent
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        handoff = self.session.get(Handoff, handoff_id, populate_existing=True)
+        if handoff is None:
+            raise HandoffNotFound(handoff_id)
+        if result.rowcount != 1:
+            raise HandoffStateError(f"handoff {handoff_id} is no longer {from_agent}'s")
+        return handoff
+
     def convert_to_callback(self, handoff_id: int, ticket_no: Optional[str]) -> Handoff:
         """Nobody claimed it in time: record it as a call-back (with its ticket) and close it.
 

@@ -4,12 +4,16 @@ department's queue, each with a history entry saying who did it, from whom to wh
     with session_scope() as session:
         moved = release_open_tickets(session, "crew1", actor="boss", reason="病假", colleague="crew2")
 
-Only the tickets are moved: the absence itself is not stored (there is no absence table yet),
-so the record of who covers for whom is the tickets' history (catalog staff_messages.absent).
+`mark_absent` does all of it: it records the absence on the staff account (since when, why,
+who covers: bot.core.staff.set_absent), moves the open tickets and the hand-overs the person
+has claimed (to the colleague, or back to the waiting queue); `mark_returned` clears it.
+Hand-overs have no history table: each move is a log line, and the count is returned.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, List, Optional
 
@@ -18,8 +22,12 @@ from sqlalchemy.orm import Session
 
 from bot.core.catalog import Catalog, load_catalog
 from bot.core.clock import utc_now
+from bot.core.handoff.repository import HandoffRepository, HandoffStateError
+from bot.core.staff import clear_absence, set_absent
 from bot.core.tickets.models import FINAL_STATUSES, Ticket
 from bot.core.tickets.repository import TicketRepository
+
+log = logging.getLogger(__name__)
 
 
 class SameColleague(ValueError):
@@ -55,3 +63,67 @@ def release_open_tickets(
     for number in numbers:
         repository.reassign(number, actor, colleague, why)
     return numbers
+
+
+def release_claimed_handoffs(
+    session: Session,
+    username: str,
+    actor: str,
+    colleague: Optional[str] = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> List[int]:
+    """Move the hand-overs `username` has claimed to `colleague` (None: back to the queue,
+    waiting and unclaimed); the ids moved. One another agent closed or took meanwhile is
+    left alone (conditional update). Each move is logged."""
+    colleague = colleague or None
+    if colleague == username:
+        raise SameColleague(username)
+    repository = HandoffRepository(session, clock=clock)
+    moved = []
+    for handoff_id in repository.claimed_by(username):
+        try:
+            repository.release(handoff_id, username, colleague)
+        except HandoffStateError:
+            continue
+        moved.append(handoff_id)
+        log.info(
+            "handoff %s of absent %s moved to %s by %s",
+            handoff_id,
+            username,
+            colleague or "queue",
+            actor,
+        )
+    return moved
+
+
+@dataclass(frozen=True)
+class Released:
+    """What marking someone absent moved."""
+
+    tickets: List[str]
+    handoffs: List[int]
+
+
+def mark_absent(
+    session: Session,
+    username: str,
+    actor: str,
+    reason: str,
+    colleague: Optional[str] = None,
+    clock: Callable[[], datetime] = utc_now,
+    catalog: Optional[Catalog] = None,
+) -> Released:
+    """Record the absence on `username`'s account and move their open tickets and claimed
+    hand-overs to `colleague` (None: the queues). The caller owns the transaction."""
+    colleague = colleague or None
+    if colleague == username:
+        raise SameColleague(username)
+    set_absent(session, username, reason, colleague, now=clock())
+    tickets = release_open_tickets(session, username, actor, reason, colleague, clock, catalog)
+    handoffs = release_claimed_handoffs(session, username, actor, colleague, clock)
+    return Released(tickets, handoffs)
+
+
+def mark_returned(session: Session, username: str) -> bool:
+    """`username` is back at work (nothing moves back); False when they were not absent."""
+    return clear_absence(session, username)
