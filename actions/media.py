@@ -28,7 +28,7 @@ from rasa_sdk.types import DomainDict
 from actions.threads import BlockingAction
 from bot.core import intake
 from bot.core.catalog import Service, load_catalog
-from bot.core.location import InvalidLocation, Place, locate
+from bot.core.location import InvalidLocation, Place, locate, location_refusal
 from bot.core.media.service import Placement, place_photo
 from bot.core.settings import get_settings
 
@@ -51,27 +51,17 @@ def _say(dispatcher: CollectingDispatcher, key: str, **values: Any) -> None:
     dispatcher.utter_message(text=load_catalog().dialogue_messages[key].format(**values))
 
 
-def shared_place(tracker: Tracker) -> Optional[Place]:
-    """The location of the latest message as a checked place (None when it is not one; the
-    reason is said by `receive_location`)."""
+def shared_place(dispatcher: CollectingDispatcher, tracker: Tracker) -> Optional[Place]:
+    """The location of the latest message as a checked place; None when it is not one, and
+    the customer is told why."""
     location = _metadata(tracker).get("location")
-    if not isinstance(location, dict):
-        return None
     try:
+        if not isinstance(location, dict):
+            raise InvalidLocation("invalid")
         return locate(location.get("lat"), location.get("lon"), location.get("label"))
-    except InvalidLocation:
+    except InvalidLocation as refused:
+        dispatcher.utter_message(text=location_refusal(refused.reason))
         return None
-
-
-def _refuse_location(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
-    location = _metadata(tracker).get("location")
-    reason = "invalid"
-    if isinstance(location, dict):
-        try:
-            locate(location.get("lat"), location.get("lon"), location.get("label"))
-        except InvalidLocation as refused:
-            reason = refused.reason
-    dispatcher.utter_message(text=load_catalog().system_messages[f"location_{reason}"])
 
 
 def _tell_placement(dispatcher: CollectingDispatcher, placed: Placement, in_form: bool) -> None:
@@ -127,9 +117,8 @@ def _location_in_form(
     requested: Optional[str],
     filed_ticket: Optional[str],
 ) -> List[EventType]:
-    place = shared_place(tracker)
+    place = shared_place(dispatcher, tracker)
     if place is None:
-        _refuse_location(dispatcher, tracker)
         return [SlotSet(SHARED_LOCATION_SLOT, None)]
     asks_address = service is not None and "address" in (*service.all_fields, *service.optional)
     if asks_address and (requested == "address" or not tracker.get_slot("address")):
@@ -181,9 +170,8 @@ class ActionReceiveLocation(BlockingAction):
     def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
-        place = shared_place(tracker)
+        place = shared_place(dispatcher, tracker)
         if place is None:
-            _refuse_location(dispatcher, tracker)
             return []
         ticket_no = intake.add_location(tracker.sender_id, place)
         if ticket_no:

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import io
 import uuid
-from pathlib import Path
-from typing import Any, Dict, List, Set
+from typing import Any, Dict, List
 
 import pytest
 from PIL import Image
-from sqlalchemy import select
 
 from bot.core.catalog import load_catalog
 from bot.core.settings import get_settings
 from bot.tools.runner import Stack
 from tests.e2e.channel_customers import ASK, ASK_TOGETHER, UPDATE_IDS, TelegramCustomer
+from tests.e2e.stored_media import media_files, stored_photos
 from tests.fakes.fake_telegram import (
     FakeBotApi,
     document_update,
@@ -50,40 +49,6 @@ def png(size: tuple) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, (200, 30, 30)).save(out, "PNG")
     return out.getvalue()
-
-
-def stored_photos(stack: Stack, conversation_id: str) -> List[Dict[str, Any]]:
-    """The conversation's attachments (database rows) with the files the media store keeps."""
-    from bot.core.db import session_scope
-    from bot.core.media.models import Attachment
-    from bot.core.media.storage import make_media_store
-
-    store = make_media_store(stack.settings)
-    with session_scope(stack.settings.database_url) as session:
-        rows = session.scalars(
-            select(Attachment)
-            .where(Attachment.conversation_id == conversation_id)
-            .order_by(Attachment.id)
-        ).all()
-        return [
-            {
-                "id": row.id,
-                "ticket_id": row.ticket_id,
-                "channel": row.channel,
-                "content_type": row.content_type,
-                "size": (row.width, row.height),
-                "path": stack.settings.media_dir / row.file_key,
-                "thumbnail_path": stack.settings.media_dir / row.thumbnail_key,
-                "data": store.get(row.file_key),
-            }
-            for row in rows
-        ]
-
-
-def media_files(stack: Stack) -> Set[Path]:
-    """Every file under the stack's media directory (temporary ones included)."""
-    root = stack.settings.media_dir
-    return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
 
 # ---------------------------------------------------------------- the customer

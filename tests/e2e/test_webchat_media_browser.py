@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Iterator, List
 
 import pytest
 from PIL import Image
 from playwright import sync_api
-from sqlalchemy import select
 
 from bot.core.catalog import load_catalog
 from bot.tools.runner import Stack
+from tests.e2e.stored_media import stored_photos
 from tests.e2e.test_webchat_browser import (
     PHONE_QUESTION,
     REPLY_TIMEOUT_MS,
@@ -61,29 +61,6 @@ def photo_with_gps(folder: Path) -> Path:
     path = folder / "meter.jpg"
     path.write_bytes(phone_photo())
     return path
-
-
-def stored_photos(stack: Stack, sender: str) -> List[Dict[str, Any]]:
-    """The conversation's attachments, with the bytes the media store keeps."""
-    from bot.core.db import session_scope
-    from bot.core.media.models import Attachment
-    from bot.core.media.storage import make_media_store
-
-    store = make_media_store(stack.settings)
-    with session_scope(stack.settings.database_url) as session:
-        found = session.scalars(
-            select(Attachment).where(Attachment.conversation_id == sender).order_by(Attachment.id)
-        ).all()
-        return [
-            {
-                "id": a.id,
-                "channel": a.channel,
-                "content_type": a.content_type,
-                "data": store.get(a.file_key),
-                "thumbnail": store.get(a.thumbnail_key),
-            }
-            for a in found
-        ]
 
 
 def record_disabled(page: "sync_api.Page", selector: str) -> None:

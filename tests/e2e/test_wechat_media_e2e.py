@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import io
 import uuid
-from pathlib import Path
-from typing import Any, Dict, List, Set
 
 import pytest
 from PIL import Image
-from sqlalchemy import select
 
 from bot.core.catalog import load_catalog
 from bot.tools.runner import Stack
 from tests.e2e.channel_customers import ASK, ASK_TOGETHER, PUSHES, msg_ids, openid, push
+from tests.e2e.stored_media import media_files, stored_photos
 from tests.fakes.photos import assert_no_exif, phone_photo
 from tests.fakes.wechat_simulator import FakeWeChatApi
 from tests.stack import Api
@@ -45,35 +43,6 @@ def animated_gif() -> bytes:
     data = out.getvalue()
     assert Image.open(io.BytesIO(data)).is_animated
     return data
-
-
-def stored_photos(stack: Stack, conversation_id: str) -> List[Dict[str, Any]]:
-    """The conversation's attachments (database rows) and where their files are."""
-    from bot.core.db import session_scope
-    from bot.core.media.models import Attachment
-
-    with session_scope(stack.settings.database_url) as session:
-        rows = session.scalars(
-            select(Attachment)
-            .where(Attachment.conversation_id == conversation_id)
-            .order_by(Attachment.id)
-        ).all()
-        return [
-            {
-                "id": row.id,
-                "ticket_id": row.ticket_id,
-                "channel": row.channel,
-                "size": (row.width, row.height),
-                "paths": [stack.settings.media_dir / row.file_key]
-                + [stack.settings.media_dir / row.thumbnail_key],
-            }
-            for row in rows
-        ]
-
-
-def media_files(stack: Stack) -> Set[Path]:
-    root = stack.settings.media_dir
-    return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
 
 # ---------------------------------------------------------------- the customer
@@ -134,7 +103,7 @@ def test_image_through_the_media_api_is_the_description_and_goes_on_the_ticket(
     [kept] = stored_photos(stack, f"wx-{customer}")
     assert attachment["id"] == kept["id"] and kept["channel"] == "wechat"
     assert kept["size"] == (800, 600)
-    for path in kept["paths"]:
+    for path in (kept["path"], kept["thumbnail_path"]):
         assert_no_exif(path)
 
 
@@ -150,7 +119,7 @@ def test_image_falls_back_to_pic_url_when_the_media_api_fails(
     assert any(pic_url.endswith(path) for path in wechat_api.picture_requests)
     [kept] = stored_photos(stack, f"wx-{customer}")
     assert kept["size"] == (640, 480) and kept["ticket_id"] is None
-    for path in kept["paths"]:
+    for path in (kept["path"], kept["thumbnail_path"]):
         assert_no_exif(path)
 
 

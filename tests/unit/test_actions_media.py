@@ -53,50 +53,35 @@ def with_metadata(tracker: Any, metadata: Dict[str, Any]) -> Any:
     return tracker
 
 
+def channel_turn(
+    intent: str,
+    metadata: Dict[str, Any],
+    form: Optional[str],
+    requested: Optional[str],
+    known: Dict[str, Any],
+) -> Any:
+    """The tracker of a `/<intent>` turn a channel sent with `metadata`, in `form` (asking
+    `requested`) or outside any form."""
+    text = f"/{intent}"
+    if form is None:
+        parse_data = {"text": text, "intent": {"name": intent}, "entities": []}
+        events = [ActionExecuted("action_listen"), UserUttered(text, parse_data=parse_data)]
+        tracker = make_tracker(events, dict(known))
+    else:
+        tracker = form_turn(form, str(requested), text, {}, intent=intent, known=known)
+    return with_metadata(tracker, metadata)
+
+
 def photo_turn(
     form: Optional[str], requested: Optional[str], attachment_id: Any, **known: Any
 ) -> Any:
-    if form is None:
-        events: List[Dict[str, Any]] = [
-            ActionExecuted("action_listen"),
-            UserUttered(
-                "/send_photo",
-                parse_data={
-                    "text": "/send_photo",
-                    "intent": {"name": "send_photo"},
-                    "entities": [],
-                },
-            ),
-        ]
-        tracker = make_tracker(events, dict(known))
-    else:
-        tracker = form_turn(
-            form, str(requested), "/send_photo", {}, intent="send_photo", known=known
-        )
-    return with_metadata(tracker, {"attachment_id": attachment_id})
+    return channel_turn("send_photo", {"attachment_id": attachment_id}, form, requested, known)
 
 
 def location_turn(
     form: Optional[str], requested: Optional[str], location: Dict[str, Any], **known: Any
 ) -> Any:
-    if form is None:
-        events: List[Dict[str, Any]] = [
-            ActionExecuted("action_listen"),
-            UserUttered(
-                "/share_location",
-                parse_data={
-                    "text": "/share_location",
-                    "intent": {"name": "share_location"},
-                    "entities": [],
-                },
-            ),
-        ]
-        tracker = make_tracker(events, dict(known))
-    else:
-        tracker = form_turn(
-            form, str(requested), "/share_location", {}, intent="share_location", known=known
-        )
-    return with_metadata(tracker, {"location": location})
+    return channel_turn("share_location", {"location": location}, form, requested, known)
 
 
 def file_ticket(conversation_id: str = "conv-1") -> str:
