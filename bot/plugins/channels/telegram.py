@@ -319,10 +319,11 @@ class TelegramInput(InputChannel):
         )
 
     async def _say(self, chat_id: int, text: str) -> None:
+        """Send the channel's own line (a refusal, a notice); a failure is logged, not raised."""
         try:
             await self.bot.send_message(chat_id, text)  # type: ignore[union-attr]
         except TelegramError:
-            logger.exception("could not answer a Telegram chat")
+            logger.exception("could not answer Telegram chat %s", chat_id)
 
     async def _media_turn(self, update: Update, chat_id: int) -> Optional[MediaTurn]:
         """A photo (or an image sent as a file) or a location, as the dialogue's message;
@@ -372,12 +373,7 @@ class TelegramInput(InputChannel):
         if chat.type != "private":
             # A group shares one chat id: its members must not share one conversation.
             if update.message is not None and text:
-                try:
-                    await self.bot.send_message(
-                        chat.id, load_catalog().system_messages["telegram_private_only"]
-                    )
-                except TelegramError:
-                    logger.exception("could not answer Telegram update %s", update.update_id)
+                await self._say(chat.id, load_catalog().system_messages["telegram_private_only"])
             return "group_ignored"
         media: Optional[MediaTurn] = None
         if not text and update.message is not None:
@@ -389,18 +385,10 @@ class TelegramInput(InputChannel):
         if not text:
             if update.message is None:
                 return "ignored"
-            try:
-                await self.bot.send_message(
-                    chat.id, load_catalog().system_messages["telegram_unsupported"]
-                )
-            except TelegramError:
-                logger.exception("could not answer Telegram update %s", update.update_id)
+            await self._say(chat.id, load_catalog().system_messages["telegram_unsupported"])
             return "unsupported"
         if too_long(text):
-            try:
-                await self.bot.send_message(chat.id, too_long_text())
-            except TelegramError:
-                logger.exception("could not answer Telegram update %s", update.update_id)
+            await self._say(chat.id, too_long_text())
             return "too_long"
         turns = [(text, str(update.update_id), media.metadata if media else {})]
         caption = (update.message.caption or "").strip() if update.message else ""
