@@ -11,6 +11,13 @@
 * ``POST /console/trainer/api/discard`` ``{item_id, reason}``
 * ``GET  /console/trainer/api/compare`` → the last ``python -m bot trainer compare`` (reports/compare.json),
   ``GET /console/trainer/compare.png`` its confusion matrix image
+* ``GET  /console/trainer/api/retrain`` → ``{runs, working, live, history, margins}``
+  (bot/core/training/retrain.py); ``POST`` → 「训练新模型」: records a run and starts its worker
+  (``python -m bot trainer retrain --run N``) in the background, 202, or 409 while another
+  model operation is under way
+* ``POST /console/trainer/api/retrain/{run_id}/live`` → 「上线」 (only a run judged ready; every
+  Rasa server loads it); ``POST /console/trainer/api/retrain/rollback`` → 「回退」. 409 with
+  the reason when it cannot be done.
 
 Signed-in users with the ``trainer`` role (or admin) only; POSTs carry the CSRF header.
 Labels are written to data/nlu (INTAKE_NLU_DIR to point at a scratch copy).
@@ -18,7 +25,10 @@ Labels are written to data/nlu (INTAKE_NLU_DIR to point at a scratch copy).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+import subprocess
+import sys
+import threading
+from typing import Any, Callable, Dict, List, Optional
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
@@ -28,7 +38,9 @@ from starlette.concurrency import run_in_threadpool
 from bot.console.api import MAX_ROW_ID
 from bot.console.auth import Principal, require_role
 from bot.console.templating import render
+from bot.core.clock import utc_now
 from bot.core.db import session_scope
+from bot.core.settings import PROJECT_ROOT, Settings
 from bot.core.training.comparison import CONFUSION_IMAGE, load_comparison
 from bot.core.training.inbox import (
     collect_candidates,
@@ -39,6 +51,15 @@ from bot.core.training.inbox import (
 )
 from bot.core.training.intents import choice_list, entity_list, nlu_dir
 from bot.core.training.labelling import LabelError, discard_item, label_item, unwritten_count
+from bot.core.training.retrain import (
+    RetrainError,
+    fail_run,
+    go_live,
+    overview,
+    rasa_loaders,
+    roll_back,
+    start_run,
+)
 
 trainer_user = require_role("trainer")
 router = APIRouter(prefix="/console/trainer")
@@ -161,3 +182,99 @@ def compare_image(user: Principal = Depends(trainer_user)) -> FileResponse:
     if not CONFUSION_IMAGE.exists():
         raise HTTPException(status_code=404, detail="no confusion matrix yet")
     return FileResponse(CONFUSION_IMAGE, media_type="image/png")
+
+
+# ------------------------------------------------------------------ 训练新模型 / 上线 / 回退
+
+
+def start_worker(settings: Settings, run_id: int) -> None:
+    """Start the retrain worker of `run_id` in its own process (its output: var/retrain/)."""
+    out = settings.var_dir / "retrain" / f"run-{run_id}.out"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "trainer", "retrain", "--run", str(run_id)],
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a console restart does not stop a training
+        )
+    threading.Thread(target=process.wait, name=f"retrain-{run_id}", daemon=True).start()
+
+
+def _retrain_state(settings: Settings) -> Dict[str, Any]:
+    config = settings.trainer.retrain
+    with session_scope(settings.database_url) as session:
+        state = overview(session, config)
+    state["margins"] = {"overall": config.overall_margin, "intent": config.intent_margin}
+    return state
+
+
+def _worker_starter(request: Request) -> Callable[[Settings, int], None]:
+    return getattr(request.app.state, "retrain_worker", None) or start_worker
+
+
+@router.get("/api/retrain")
+def retrain_state(request: Request, user: Principal = Depends(trainer_user)) -> Dict[str, Any]:
+    """Recent runs, the one working and the live one, and the history."""
+    return _retrain_state(request.app.state.settings)
+
+
+@router.post("/api/retrain", status_code=202)
+def retrain_start(request: Request, user: Principal = Depends(trainer_user)) -> Dict[str, Any]:
+    """「训练新模型」: record a run and start its worker."""
+    settings: Settings = request.app.state.settings
+    try:
+        with session_scope(settings.database_url) as session:
+            run_id = start_run(session, user.username, utc_now(), settings.trainer.retrain).id
+    except RetrainError as error:
+        raise HTTPException(status_code=409, detail=str(error)) from error
+    try:
+        _worker_starter(request)(settings, run_id)
+    except Exception as error:
+        with session_scope(settings.database_url) as session:
+            fail_run(session, run_id, f"无法启动训练：{type(error).__name__}", utc_now())
+        raise HTTPException(status_code=500, detail="无法启动训练，请联系运维。") from error
+    return _retrain_state(settings)
+
+
+@router.post("/api/retrain/{run_id}/live")
+async def retrain_go_live(
+    run_id: int, request: Request, user: Principal = Depends(trainer_user)
+) -> Dict[str, Any]:
+    """「上线」: every Rasa server loads the run's model (can take a minute)."""
+    settings: Settings = request.app.state.settings
+    if not 1 <= run_id <= MAX_ROW_ID:
+        raise HTTPException(status_code=404, detail="没有这次训练")
+    try:
+        await run_in_threadpool(
+            go_live,
+            settings.database_url,
+            run_id,
+            user.username,
+            rasa_loaders(settings),
+            settings.trainer.retrain,
+        )
+    except RetrainError as error:
+        raise HTTPException(status_code=409, detail=str(error)) from error
+    return await run_in_threadpool(_retrain_state, settings)
+
+
+@router.post("/api/retrain/rollback")
+async def retrain_roll_back(
+    request: Request, user: Principal = Depends(trainer_user)
+) -> Dict[str, Any]:
+    """「回退」: every Rasa server goes back to the model the live one replaced."""
+    settings: Settings = request.app.state.settings
+    try:
+        await run_in_threadpool(
+            roll_back,
+            settings.database_url,
+            user.username,
+            rasa_loaders(settings),
+            settings.trainer.retrain,
+        )
+    except RetrainError as error:
+        raise HTTPException(status_code=409, detail=str(error)) from error
+    return await run_in_threadpool(_retrain_state, settings)

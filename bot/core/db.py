@@ -50,6 +50,7 @@ MODEL_MODULES = (
     "bot.core.privacy",
     "bot.core.dead_letters",
     "bot.core.media.models",
+    "bot.core.training.retrain",
 )
 
 SQLITE_BUSY_TIMEOUT_S = 30

@@ -5,6 +5,8 @@
   ``output_channel`` and ``execute_side_effects=true`` — the bot event is stored in the
   tracker (the transcript stays whole) and sent through the customer's channel
 * hand back: a ``resume`` event, then ``POST /conversations/{id}/execute`` of the rating form
+* the trainer's 「上线」/「回退」: ``PUT /model`` ``{"model_file": path}`` (answers 204 once the
+  server serves it), ``GET /status`` (the model it serves)
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ class RasaClient:
         settings: Settings,
         http: Optional[requests.Session] = None,
         timeout_s: float = TIMEOUT_S,
+        base_url: Optional[str] = None,
     ) -> None:
-        self.base = settings.rasa_url
+        self.base = (base_url or settings.rasa_url).rstrip("/")
         self.token = settings.rasa_token
         self.http = http or requests.Session()
         self.timeout_s = timeout_s
@@ -49,7 +52,7 @@ class RasaClient:
             params["token"] = self.token
         return params
 
-    def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, url: str, expect_json: bool = True, **kwargs: Any) -> Any:
         where = f"{method} {url.split('?')[0]}"
         try:
             response = self.http.request(method, url, timeout=self.timeout_s, **kwargs)
@@ -58,6 +61,8 @@ class RasaClient:
             raise RasaError(f"{where}: {type(error).__name__}: {error}") from error
         if response.status_code >= 400:
             raise RasaError(f"{where}: HTTP {response.status_code} {_rasa_message(response)}")
+        if not expect_json:
+            return None
         try:
             return response.json()
         except ValueError as error:
@@ -100,6 +105,21 @@ class RasaClient:
             params=self._params(output_channel=output_channel),
             json={"name": action},
         )
+
+    def load_model(self, model_file: str) -> None:
+        """Make the server serve `model_file` (a path on the server's machine)."""
+        self._call(
+            "PUT",
+            f"{self.base}/model",
+            expect_json=False,
+            params=self._params(),
+            json={"model_file": model_file},
+        )
+
+    def status(self) -> Dict[str, Any]:
+        """``GET /status``: the served model's file and fingerprint."""
+        answer = self._call("GET", f"{self.base}/status", params=self._params())
+        return answer if isinstance(answer, dict) else {}
 
 
 def _rasa_message(response: requests.Response) -> str:

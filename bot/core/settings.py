@@ -244,10 +244,31 @@ class PiiConfig(_Section):
     house_number_units: Tuple[str, ...] = ()
 
 
+class RetrainConfig(_Section):
+    """The trainer's 「训练新模型」: what a candidate is trained from and when it may go live."""
+
+    config: Path = Path("config.yml")  # relative paths are the project's
+    domain: Path = Path("domain")
+    data: Path = Path("data")
+    holdout: Path = Path("tests/nlu/holdout.yml")
+    models_dir: Path = Path("models")  # candidates/ and previous/ are kept here
+    live_model: Path = Path("models/intake.tar.gz")  # what the runner starts Rasa with
+    overall_margin: float = 0.005  # accuracy and macro-F1 may drop by at most this
+    intent_margin: float = 0.05  # and any intent's F1 by at most this
+    load_timeout_s: float = 300  # one Rasa server loading a model (PUT /model)
+    stale_after_s: float = 120  # a run whose worker has not reported for this long failed
+
+    def path(self, name: str) -> Path:
+        """One of the paths above, resolved against the project folder."""
+        value = Path(getattr(self, name))
+        return value if value.is_absolute() else PROJECT_ROOT / value
+
+
 class TrainerConfig(_Section):
     inbox: InboxConfig = InboxConfig()
     lint: LintConfig = LintConfig()
     pii: PiiConfig = PiiConfig()
+    retrain: RetrainConfig = RetrainConfig()
 
 
 def _read_yaml(path: Path) -> Dict[Any, Any]:
@@ -268,6 +289,8 @@ class Settings(BaseSettings):
     var_dir: Path = Field(PROJECT_ROOT / "var", env="INTAKE_VAR_DIR")
     database_url_override: str = Field("", env="DATABASE_URL")
     rasa_url_override: str = Field("", env="RASA_URL")
+    # every Rasa server a new model goes live on (comma-separated; default: RASA_URL's one)
+    rasa_server_urls_env: str = Field("", env="INTAKE_RASA_SERVER_URLS")
     rasa_tracker_db: str = Field("", env="RASA_TRACKER_DB")
     rasa_tracker_url: str = Field("", env="RASA_TRACKER_URL")
     timezone: str = Field("Asia/Shanghai", env="INTAKE_TIMEZONE")
@@ -275,6 +298,7 @@ class Settings(BaseSettings):
     nlu_dir: Path = Field(PROJECT_ROOT / "data" / "nlu", env="INTAKE_NLU_DIR")
     catalog_path: Path = Field(PROJECT_ROOT / "bot" / "catalog.yml", env="INTAKE_CATALOG")
     service_config: Path = Field(CONFIG_DIR / "service.yml", env="INTAKE_SERVICE_CONFIG")
+    trainer_config: Path = Field(CONFIG_DIR / "trainer.yml", env="INTAKE_TRAINER_CONFIG")
     # secrets (created once under var/ when unset, see `secret`)
     api_token_env: str = Field("", env="INTAKE_API_TOKEN")
     rasa_token_env: str = Field("", env="RASA_TOKEN")
@@ -349,6 +373,7 @@ class Settings(BaseSettings):
         "action_token_env",
         "database_url_override",
         "rasa_url_override",
+        "rasa_server_urls_env",
         "billing_api_url",
         "billing_api_token",
         "rasa_tracker_db",
@@ -389,6 +414,12 @@ class Settings(BaseSettings):
         """Base URL of the Rasa server as seen from this machine."""
         host = "127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host
         return self.rasa_url_override or f"http://{host}:{self.rasa_port}"
+
+    @property
+    def rasa_server_urls(self) -> List[str]:
+        """Every Rasa server (a model goes live on each): INTAKE_RASA_SERVER_URLS, else rasa_url."""
+        urls = [u.strip().rstrip("/") for u in self.rasa_server_urls_env.split(",") if u.strip()]
+        return urls or [self.rasa_url]
 
     @property
     def tracker_db_path(self) -> Path:
@@ -477,7 +508,7 @@ def load_settings(**overrides: Any) -> Settings:
             int(year): HolidayYear.parse_obj(spec or {})
             for year, spec in _read_yaml(CONFIG_DIR / "holidays.yml").items()
         },
-        "trainer": TrainerConfig.parse_obj(_read_yaml(CONFIG_DIR / "trainer.yml")),
+        "trainer": TrainerConfig.parse_obj(_read_yaml(environment.trainer_config)),
     }
     files.update({k: v for k, v in overrides.items() if k in files})
     return environment.copy(update=files)

@@ -384,6 +384,11 @@ class ProductionStack(Stack):
         env = stack_environment(self.settings)
         env.update(endpoint_variables(self.settings))
         env.pop("RASA_TRACKER_DB", None)
+        if name == "console":  # the trainer's 「上线」 loads a model into every server
+            env.setdefault(
+                "INTAKE_RASA_SERVER_URLS",
+                ",".join(f"http://127.0.0.1:{port}" for port in self.rasa_ports()),
+            )
         if name.startswith("rasa-"):
             port = self.action_ports()[int(name.split("-")[1]) - 1]
             env["ACTION_ENDPOINT_URL"] = f"http://127.0.0.1:{port}/webhook"

@@ -35,6 +35,8 @@ TABLES = {
     "notifications",
     "privacy_audit",
     "attachments",
+    "trainer_retrain_runs",
+    "trainer_model_history",
 }
 
 

@@ -6,6 +6,7 @@ python -m bot trainer discard ID [--reason noise|personal_data|duplicate]
 python -m bot trainer flush [--data data/nlu]           write labels recorded but not written
 python -m bot trainer lint [--data data/nlu] [--tests tests/nlu]
 python -m bot trainer compare --old OLD.tar.gz --new NEW.tar.gz [--data tests/nlu/holdout.yml]
+python -m bot trainer retrain [--run N] [--user NAME]   train a candidate, evaluate, judge it
 """
 
 from __future__ import annotations
@@ -129,6 +130,15 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retrain(args: argparse.Namespace) -> int:
+    from bot.core.db import upgrade_database
+    from bot.core.settings import get_settings
+    from bot.tools.trainer.retrain import retrain
+
+    upgrade_database()
+    return retrain(get_settings(), args.run, args.user)
+
+
 def add_parser(commands: Any) -> None:
     """Register `trainer` and its sub-commands on the main parser's subparsers."""
     from bot.core.training.intents import NLU_DIR
@@ -176,3 +186,12 @@ def add_parser(commands: Any) -> None:
     compare.add_argument("--data", type=Path, default=TESTS_DIR / "holdout.yml")
     compare.add_argument("--no-image", action="store_true")
     compare.set_defaults(handler=_compare)
+
+    retrain = actions.add_parser(
+        "retrain",
+        help="train a candidate from config/trainer.yml `retrain`, evaluate it against the "
+        "serving model and judge it (exit 0 ready, 1 rejected, 2 failed)",
+    )
+    retrain.add_argument("--run", type=int, help="carry out this recorded run (the console's)")
+    retrain.add_argument("--user", default=getpass.getuser())
+    retrain.set_defaults(handler=_retrain)
