@@ -125,6 +125,9 @@ def handoff_json(view: handover.HandoffView) -> Dict[str, Any]:
         "created_at": iso_local(view.created_at),
         "waiting_minutes": round(waiting_minutes(view), 1),
         "ticket_no": view.ticket_no,
+        "moves": [
+            {**move, "at": iso_local(dt.datetime.fromisoformat(move["at"]))} for move in view.moves
+        ],
     }
 
 
@@ -185,7 +188,7 @@ async def conversation_page(
     with session_scope(_settings(request).database_url) as session:
         colleagues = [
             (u.username, u.display_name)
-            for u in list_agents(session)
+            for u in list_agents(session, present_only=True)
             if u.username != user.username
         ]
         photos = conversation_photos(session, view.conversation_id)
@@ -204,6 +207,7 @@ async def conversation_page(
             "statuses": STATUS_NAMES,
             "photos": photos,
             "media_labels": media_labels(_settings(request)),
+            "move_labels": dict(load_catalog().labels.get("handoff_moves", {})),
         },
     )
 
@@ -281,9 +285,9 @@ async def transfer_form(
     user: Principal = Depends(agent_only),
 ) -> Response:
     with session_scope(_settings(request).database_url) as session:
-        known = {u.username for u in list_agents(session)}
+        known = {u.username for u in list_agents(session, present_only=True)}
     if to_agent not in known:
-        return _back(handoff_id, "没有这个坐席")
+        return _back(handoff_id, "没有这个坐席，或这位同事不在岗")
     await _do(
         handoff_id,
         lambda: handover.transfer(

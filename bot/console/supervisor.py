@@ -29,8 +29,8 @@ from bot.core.handoff.models import Handoff
 from bot.core.reports.figures import GROUPS, daily_trend, day_range, figures
 from bot.core.reports.workbook import monthly_report, workbook_bytes
 from bot.core.staff import ConsoleUser, list_absent, list_agents
+from bot.core.tickets.absence import ColleagueAbsent, SameColleague, mark_returned
 from bot.core.tickets.absence import mark_absent as record_absence
-from bot.core.tickets.absence import mark_returned
 from bot.core.tickets.escalation import escalated_tickets, open_escalation_count
 from bot.core.tickets.models import FINAL_STATUSES, Ticket
 
@@ -300,7 +300,7 @@ def escalation_list(request: Request) -> Dict[str, Any]:
         names = {u.username: u.display_name for u in session.execute(select(ConsoleUser)).scalars()}
         rows = escalated_tickets(session, utc_now(), settings.service.escalation, names)
         session.expunge_all()  # the rows' tickets are read after the session ends
-        staff = [(u.username, u.display_name) for u in list_agents(session)]
+        staff = [(u.username, u.display_name) for u in list_agents(session, present_only=True)]
     return {
         "escalations": rows,
         "escalation_labels": dict(catalog.labels.get("escalation", {})),
@@ -343,12 +343,12 @@ def mark_absent(
     if not reason:
         raise HTTPException(status_code=400, detail="请填写原因")
     with session_scope(request.app.state.settings.database_url) as session:
-        known = {u.username for u in list_agents(session)}
-        if username not in known or (
-            colleague and (colleague not in known or colleague == username)
-        ):
+        if username not in {u.username for u in list_agents(session)}:
             raise HTTPException(status_code=400, detail="人员无效")
-        released = record_absence(session, username, user.username, reason, colleague or None)
+        try:
+            released = record_absence(session, username, user.username, reason, colleague or None)
+        except (SameColleague, ColleagueAbsent) as error:
+            raise HTTPException(status_code=400, detail="代班同事须是另一位在岗的同事") from error
     counts = f"moved={len(released.tickets)}&handoffs={len(released.handoffs)}"
     return RedirectResponse(f"{_absence_target(user)}?{counts}#absence", status_code=303)
 

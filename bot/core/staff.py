@@ -224,17 +224,15 @@ def unlock(session: Session, username: str) -> ConsoleUser:
     return user
 
 
-def list_agents(session: Session) -> List[ConsoleUser]:
-    """Active users who can take conversations (for transfers)."""
-    return list(
-        session.execute(
-            select(ConsoleUser)
-            .where(
-                ConsoleUser.active.is_(True), ConsoleUser.role.in_(("agent", "supervisor", "admin"))
-            )
-            .order_by(ConsoleUser.username)
-        ).scalars()
+def list_agents(session: Session, present_only: bool = False) -> List[ConsoleUser]:
+    """Active users who can take conversations; `present_only`: not marked absent (whom a
+    conversation or an absent colleague's work can be given to)."""
+    query = select(ConsoleUser).where(
+        ConsoleUser.active.is_(True), ConsoleUser.role.in_(("agent", "supervisor", "admin"))
     )
+    if present_only:
+        query = query.where(ConsoleUser.absent_since.is_(None))
+    return list(session.execute(query.order_by(ConsoleUser.username)).scalars())
 
 
 def set_absent(

@@ -177,3 +177,47 @@ def test_trainers_cannot_mark_absence(client: TestClient, db_url: str) -> None:
         )
         assert response.status_code == 403
     assert account(db_url, "trainer1") == (None, None, None)
+
+
+def test_every_move_of_a_handoff_is_recorded_and_shown(client: TestClient, db_url: str) -> None:
+    """Absences and transfers: who moved the conversation, from whom, to whom, why."""
+    first, second = handoffs_of(db_url, "agent1", 2)
+    with session_scope(db_url) as session:
+        mark_absent(session, "agent1", "boss", "病假", colleague="agent2")
+    with session_scope(db_url) as session:
+        mark_absent(session, "agent2", "agent2", "外出抢修现场")  # back to the queue
+    with session_scope(db_url) as session:
+        moves = HandoffRepository(session).get(first).moves
+    assert [(m["by"], m["from"], m["to"], m["why"]) for m in moves] == [
+        ("boss", "agent1", "agent2", "agent1不在岗（病假）"),
+        ("agent2", "agent2", None, "agent2不在岗（外出抢修现场）"),
+    ]
+    sign_in(client, "boss")
+    page = client.get(f"/console/handoffs/{second}", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    listed = re.findall(r"<li>.*?</li>", page.text.split('id="moves"')[1].split("</ol>")[0], re.S)
+    assert len(listed) == 2
+    assert "agent1 → agent2：agent1不在岗（病假）（操作人 boss）" in listed[0]
+    assert "agent2 → 退回排队：agent2不在岗（外出抢修现场）（操作人 agent2）" in listed[1]
+
+
+def test_an_absent_colleague_cannot_cover(client: TestClient, db_url: str) -> None:
+    from bot.core.tickets.absence import ColleagueAbsent
+
+    with session_scope(db_url) as session:
+        mark_absent(session, "agent2", "boss", "年假")
+    with pytest.raises(ColleagueAbsent):
+        with session_scope(db_url) as session:
+            mark_absent(session, "agent1", "boss", "病假", colleague="agent2")
+    assert account(db_url, "agent1") == (None, None, None)  # nothing half-done
+    csrf = sign_in(client, "boss")
+    page = client.get("/console/supervisor", headers={"Accept": "text/html"}).text
+    form = page.split('name="colleague"')[1].split("</select>")[0]
+    assert 'value="agent1"' in form and 'value="agent2"' not in form  # not offered
+    refused = client.post(
+        "/console/absence",
+        data={"username": "agent1", "reason": "病假", "colleague": "agent2", "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 400 and "在岗的同事" in refused.json()["detail"]
+    assert account(db_url, "agent1") == (None, None, None)

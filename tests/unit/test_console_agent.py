@@ -155,7 +155,11 @@ def test_transfer_to_a_colleague(client: TestClient, sqlite_url: str) -> None:
         f"/console/handoffs/{handoff_id}/transfer", data={"csrf_token": token, "to_agent": "agent2"}
     )
     with session_scope(sqlite_url) as session:
-        assert HandoffRepository(session).get(handoff_id).agent == "agent2"
+        handoff = HandoffRepository(session).get(handoff_id)
+        assert handoff.agent == "agent2"
+        assert [(m["by"], m["from"], m["to"], m["why"]) for m in handoff.moves] == [
+            ("agent1", "agent1", "agent2", "坐席转接")
+        ]
 
 
 def test_api_agent_actions_need_the_token(

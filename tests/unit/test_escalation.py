@@ -4,9 +4,14 @@ at once; the owner of a ticket; the console's 「超时督办」 list, badges an
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Iterator, List
 
 import pytest
@@ -17,7 +22,7 @@ from sqlalchemy import select
 from bot.console.sweeper import escalate_tickets
 from bot.core.catalog import load_catalog
 from bot.core.db import dispose_engines, session_scope
-from bot.core.settings import EscalationConfig, get_settings, load_settings
+from bot.core.settings import PROJECT_ROOT, EscalationConfig, get_settings, load_settings
 from bot.core.tickets.escalation import (
     ACTOR,
     Escalation,
@@ -195,6 +200,56 @@ def test_two_processes_at_once_escalate_once(db_url: str, clock_at, now) -> None
         thread.join(timeout=60)
     assert len(results) == 2
     done = sorted((e.ticket_no, e.level) for r in results for e in r)
+    assert done == sorted((n, level) for n in numbers for level in (1, 2))
+    for ticket_no in numbers:
+        level, events = state(db_url, ticket_no)
+        assert level == 2 and [e[1]["level"] for e in events] == [[0, 1], [1, 2]]
+
+
+ESCALATE_IN_A_PROCESS = """
+import json, sys, time
+from datetime import datetime
+from pathlib import Path
+from bot.core.db import session_scope
+from bot.core.settings import get_settings
+from bot.core.tickets.escalation import escalate_due
+url, at, go = sys.argv[1], datetime.fromisoformat(sys.argv[2]), Path(sys.argv[3])
+with session_scope(url) as session:  # connected and warm before the start signal
+    session.connection()
+while not go.exists():
+    time.sleep(0.01)
+with session_scope(url) as session:
+    done = escalate_due(session, at, get_settings().service.escalation)
+    print(json.dumps([[e.ticket_no, e.level] for e in done]))
+"""
+
+
+def test_two_console_processes_escalate_once(db_url: str, clock_at, now, tmp_path: Path) -> None:
+    """Two OS processes (as two consoles would be) sweep the same late tickets at once."""
+    numbers = [
+        file_ticket(
+            db_url, clock_at, now, "fault_repair", {**URBAN_FAULT, "phone": f"1390000{i:04d}"}
+        )
+        for i in range(5)
+    ]
+    at = now + timedelta(minutes=95)
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", ESCALATE_IN_A_PROCESS, db_url, at.isoformat(), str(go)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    time.sleep(3)  # both import and connect
+    go.touch()
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0]
+    done = sorted(tuple(pair) for out in outputs for pair in json.loads(out.splitlines()[-1]))
     assert done == sorted((n, level) for n in numbers for level in (1, 2))
     for ticket_no in numbers:
         level, events = state(db_url, ticket_no)

@@ -37,6 +37,8 @@ class Handoff(Base):
     closed_at = Column(DateTime)
     rating = Column(Integer)
     rating_at = Column(DateTime)
+    # every change of agent: [{"at", "by", "from", "to", "why"}] (transfers, absences)
+    moves = Column(JSON)
 
     def __repr__(self) -> str:
         return f"<Handoff {self.id} {self.conversation_id} {self.status}>"

@@ -162,10 +162,34 @@ class HandoffRepository:
             handoff_id, ("waiting",), status="active", agent=agent, claimed_at=self._now()
         )
 
-    def transfer(self, handoff_id: int, agent: str, from_agent: Optional[str] = None) -> Handoff:
-        """Give an active conversation to another agent (only if `from_agent` still has it)."""
+    def _record_move(
+        self, handoff: Handoff, from_agent: Optional[str], by: str, why: str
+    ) -> Handoff:
+        """Append one change of agent to the handoff's `moves` (who moved it, from, to, why)."""
+        entry = {
+            "at": self._now().isoformat(),
+            "by": by,
+            "from": from_agent,
+            "to": handoff.agent,
+            "why": why,
+        }
+        handoff.moves = [*(handoff.moves or []), entry]
+        self.session.flush()
+        return handoff
+
+    def transfer(
+        self,
+        handoff_id: int,
+        agent: str,
+        from_agent: Optional[str] = None,
+        by: Optional[str] = None,
+        why: str = "transfer",
+    ) -> Handoff:
+        """Give an active conversation to another agent (only if `from_agent` still has it);
+        recorded in its moves."""
         if from_agent is None:
-            return self._move(handoff_id, ("active",), agent=agent)
+            moved = self._move(handoff_id, ("active",), agent=agent)
+            return self._record_move(moved, None, by or "system", why)
         result = self.session.execute(
             update(Handoff)
             .where(
@@ -179,7 +203,7 @@ class HandoffRepository:
             raise HandoffNotFound(handoff_id)
         if result.rowcount != 1:
             raise HandoffStateError(f"handoff {handoff_id} is no longer {from_agent}'s")
-        return handoff
+        return self._record_move(handoff, from_agent, by or from_agent, why)
 
     def claimed_by(self, agent: str) -> List[int]:
         """Ids of the active handoffs `agent` has claimed, oldest first."""
@@ -191,9 +215,17 @@ class HandoffRepository:
             ).scalars()
         )
 
-    def release(self, handoff_id: int, from_agent: str, to_agent: Optional[str] = None) -> Handoff:
+    def release(
+        self,
+        handoff_id: int,
+        from_agent: str,
+        to_agent: Optional[str] = None,
+        by: Optional[str] = None,
+        why: str = "absent",
+    ) -> Handoff:
         """An absent agent's claimed handoff goes to `to_agent`, or back to the queue (waiting,
-        unclaimed) when None; only if `from_agent` still has it (one conditional UPDATE)."""
+        unclaimed) when None; only if `from_agent` still has it (one conditional UPDATE).
+        Recorded in its moves."""
         values: Dict[str, Any] = (
             {"agent": to_agent}
             if to_agent
@@ -212,7 +244,7 @@ class HandoffRepository:
             raise HandoffNotFound(handoff_id)
         if result.rowcount != 1:
             raise HandoffStateError(f"handoff {handoff_id} is no longer {from_agent}'s")
-        return handoff
+        return self._record_move(handoff, from_agent, by or "system", why)
 
     def convert_to_callback(self, handoff_id: int, ticket_no: Optional[str]) -> Handoff:
         """Nobody claimed it in time: record it as a call-back (with its ticket) and close it.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from bot.core import intake
 from bot.core.catalog import load_catalog
@@ -52,6 +52,7 @@ class HandoffView:
     closed_at: Any
     rating: Optional[int]
     queue_position: Optional[int]
+    moves: Tuple[Dict[str, Any], ...] = ()  # changes of agent: at, by, from, to, why
 
 
 def _view(handoff: Handoff, position: Optional[int]) -> HandoffView:
@@ -70,6 +71,7 @@ def _view(handoff: Handoff, position: Optional[int]) -> HandoffView:
         handoff.closed_at,
         handoff.rating,
         position,
+        tuple(handoff.moves or ()),
     )
 
 
@@ -140,7 +142,13 @@ def transfer(
 ) -> HandoffView:
     current = _active_for(settings, handoff_id, agent, override)
     with session_scope(settings.database_url) as session:
-        moved = HandoffRepository(session).transfer(handoff_id, to_agent, from_agent=current.agent)
+        moved = HandoffRepository(session).transfer(
+            handoff_id,
+            to_agent,
+            from_agent=current.agent,
+            by=agent,
+            why=load_catalog().staff_messages.get("transferred", "transfer"),
+        )
         view = _view(moved, None)
     logger.info("handoff %s transferred from %s to %s", handoff_id, agent, to_agent)
     return view

@@ -7,7 +7,8 @@ department's queue, each with a history entry saying who did it, from whom to wh
 `mark_absent` does all of it: it records the absence on the staff account (since when, why,
 who covers: bot.core.staff.set_absent), moves the open tickets and the hand-overs the person
 has claimed (to the colleague, or back to the waiting queue); `mark_returned` clears it.
-Hand-overs have no history table: each move is a log line, and the count is returned.
+Each hand-over move is appended to the hand-over's `moves` (who, from, to, why); the agent's
+conversation page shows them under 「转交记录」.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 from bot.core.catalog import Catalog, load_catalog
 from bot.core.clock import utc_now
 from bot.core.handoff.repository import HandoffRepository, HandoffStateError
-from bot.core.staff import clear_absence, set_absent
+from bot.core.staff import clear_absence, list_agents, set_absent
 from bot.core.tickets.models import FINAL_STATUSES, Ticket
 from bot.core.tickets.repository import TicketRepository
 
@@ -32,6 +33,25 @@ log = logging.getLogger(__name__)
 
 class SameColleague(ValueError):
     """An absent person cannot cover for themselves."""
+
+
+class ColleagueAbsent(ValueError):
+    """The colleague named to cover is absent too (or not an active agent)."""
+
+
+def _check_colleague(session: Session, username: str, colleague: Optional[str]) -> None:
+    if colleague is None:
+        return
+    if colleague == username:
+        raise SameColleague(username)
+    if colleague not in {u.username for u in list_agents(session, present_only=True)}:
+        raise ColleagueAbsent(colleague)
+
+
+def absence_note(username: str, reason: str, catalog: Catalog) -> str:
+    """Why the work moved, as the history says it (catalog staff_messages.absent)."""
+    template = catalog.staff_messages.get("absent", "{user}: {reason}")
+    return template.format(user=username, reason=reason)
 
 
 def release_open_tickets(
@@ -49,8 +69,7 @@ def release_open_tickets(
     if colleague == username:
         raise SameColleague(username)
     catalog = catalog or load_catalog()
-    template = catalog.staff_messages.get("absent", "{user}: {reason}")
-    why = template.format(user=username, reason=reason)
+    why = absence_note(username, reason, catalog)
     numbers = [
         str(number)
         for number in session.execute(
@@ -71,18 +90,21 @@ def release_claimed_handoffs(
     actor: str,
     colleague: Optional[str] = None,
     clock: Callable[[], datetime] = utc_now,
+    reason: str = "",
+    catalog: Optional[Catalog] = None,
 ) -> List[int]:
     """Move the hand-overs `username` has claimed to `colleague` (None: back to the queue,
     waiting and unclaimed); the ids moved. One another agent closed or took meanwhile is
-    left alone (conditional update). Each move is logged."""
+    left alone (conditional update). Each move is in the hand-over's moves (who, why)."""
     colleague = colleague or None
     if colleague == username:
         raise SameColleague(username)
+    why = absence_note(username, reason, catalog or load_catalog())
     repository = HandoffRepository(session, clock=clock)
     moved = []
     for handoff_id in repository.claimed_by(username):
         try:
-            repository.release(handoff_id, username, colleague)
+            repository.release(handoff_id, username, colleague, by=actor, why=why)
         except HandoffStateError:
             continue
         moved.append(handoff_id)
@@ -114,13 +136,13 @@ def mark_absent(
     catalog: Optional[Catalog] = None,
 ) -> Released:
     """Record the absence on `username`'s account and move their open tickets and claimed
-    hand-overs to `colleague` (None: the queues). The caller owns the transaction."""
+    hand-overs to `colleague` (None: the queues); ColleagueAbsent when the colleague is away
+    too. The caller owns the transaction."""
     colleague = colleague or None
-    if colleague == username:
-        raise SameColleague(username)
+    _check_colleague(session, username, colleague)
     set_absent(session, username, reason, colleague, now=clock())
     tickets = release_open_tickets(session, username, actor, reason, colleague, clock, catalog)
-    handoffs = release_claimed_handoffs(session, username, actor, colleague, clock)
+    handoffs = release_claimed_handoffs(session, username, actor, colleague, clock, reason, catalog)
     return Released(tickets, handoffs)
 
 
