@@ -128,6 +128,12 @@ class TelegramPollConfig(_Section):
     forward: ForwardRetryConfig = ForwardRetryConfig()
 
 
+class TelegramWebhookConfig(_Section):
+    """Telegram's webhook: how long an update being handled holds off its retries."""
+
+    in_progress_seconds: float = 20
+
+
 class MediaConfig(_Section):
     """Photos customers send (bot/core/media): what is accepted and how long a staff link lasts."""
 
@@ -180,6 +186,7 @@ class ServiceConfig(_Section):
     console: ConsoleSecurityConfig = ConsoleSecurityConfig()
     retention: RetentionConfig = RetentionConfig()
     telegram_poll: TelegramPollConfig = TelegramPollConfig()
+    telegram_webhook: TelegramWebhookConfig = TelegramWebhookConfig()
     media: MediaConfig = MediaConfig()
 
 

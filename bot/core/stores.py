@@ -7,6 +7,7 @@ embedded profile, one Rasa server).
 
     store = shared_store()
     store.first_time("tg-update:123", ttl_s=86400)   # True once, False afterwards
+    store.claim("tg-update:123", ttl_s=30)            # None: yours; else "busy" / "done"
     store.hit("rate:ip:1.2.3.4", window_s=60)        # hits in the current window
     store.put("menu:openid", "[...]", ttl_s=3600); store.get("menu:openid")
 """
@@ -30,6 +31,10 @@ class SharedStore(Protocol):
 
     def first_time(self, key: str, ttl_s: float) -> bool:
         """Remember `key` for `ttl_s`; False when it was already there."""
+
+    def claim(self, key: str, ttl_s: float, value: str = "busy") -> Optional[str]:
+        """Set `key` to `value` for `ttl_s` unless it is set: None when this call set it, else
+        the value already there (one atomic step: two processes never both get None)."""
 
     def hit(self, key: str, window_s: float) -> int:
         """Count one hit of `key` in the current fixed window; the count so far."""
@@ -66,11 +71,15 @@ class MemoryStore:
             self._entries.popitem(last=False)
 
     def first_time(self, key: str, ttl_s: float) -> bool:
+        return self.claim(key, ttl_s, "1") is None
+
+    def claim(self, key: str, ttl_s: float, value: str = "busy") -> Optional[str]:
         with self._lock:
-            if self._live(key) is not None:
-                return False
-            self._set(key, "1", ttl_s)
-            return True
+            entry = self._live(key)
+            if entry is not None:
+                return entry[1]
+            self._set(key, value, ttl_s)
+            return None
 
     def hit(self, key: str, window_s: float) -> int:
         window = int(self._clock() // window_s)
@@ -108,6 +117,15 @@ class RedisStore:
 
     def first_time(self, key: str, ttl_s: float) -> bool:
         return bool(self._redis.set(self.prefix + key, "1", nx=True, px=int(ttl_s * 1000)))
+
+    def claim(self, key: str, ttl_s: float, value: str = "busy") -> Optional[str]:
+        for _ in range(3):  # the key may expire between the SET and the GET: try again
+            if self._redis.set(self.prefix + key, value, nx=True, px=int(ttl_s * 1000)):
+                return None
+            current = self._redis.get(self.prefix + key)
+            if current is not None:
+                return str(current)
+        return "busy"  # it keeps coming and going: let the caller try later
 
     def hit(self, key: str, window_s: float) -> int:
         full = f"{self.prefix}{key}:{int(time.time() // window_s)}"

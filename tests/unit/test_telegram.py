@@ -7,6 +7,7 @@ the way the assistant does (texts, buttons, the phone question).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from contextlib import asynccontextmanager
@@ -233,6 +234,58 @@ async def test_a_redelivered_update_is_handled_once(fake_api: FakeBotApi) -> Non
     ]
     assert [m.text for m in assistant.messages] == ["查电费", "查电费"]
     assert len(fake_api.sent("sendMessage")) == 2
+
+
+class SlowAssistant(FakeAssistant):
+    """An assistant whose turn waits until the test lets it finish."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def __call__(self, message: UserMessage) -> None:
+        await self.release.wait()
+        await super().__call__(message)
+
+
+@pytest.mark.asyncio
+async def test_a_redelivery_while_the_turn_runs_is_told_to_come_back(fake_api: FakeBotApi) -> None:
+    assistant = SlowAssistant()
+    update = text_update(700010, CHAT, "家里停电了")
+    async with webhook_client(channel_for(fake_api), assistant) as client:
+        first = asyncio.create_task(post_update(client, update))
+        await asyncio.sleep(0.2)
+        meanwhile = await post_update(client, update)  # Telegram gave up waiting on the first
+        assistant.release.set()
+        done = await first
+        after = await post_update(client, update)
+    assert (meanwhile.status_code, meanwhile.json()["status"]) == (503, "in progress")
+    assert meanwhile.headers["Retry-After"] == "5"
+    assert (done.status_code, done.json()["status"]) == (200, "ok")
+    assert (after.status_code, after.json()["status"]) == (200, "duplicate")
+    assert [m.text for m in assistant.messages] == ["家里停电了"]  # one turn, not two
+
+
+@pytest.mark.asyncio
+async def test_an_update_whose_server_died_in_mid_turn_is_handled_on_redelivery(
+    fake_api: FakeBotApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server claimed the update and was killed before finishing it (its claim is left):
+    once the claim has expired, the next re-delivery is handled instead of dropped."""
+    from bot.core.stores import shared_store
+
+    assistant = FakeAssistant()
+    channel = channel_for(fake_api)
+    channel.seen.in_progress_s = 0.3
+    update = text_update(700011, CHAT, "我的电话是13800000000")
+    assert shared_store().claim("tg-update:700011", 0.3) is None  # the killed server's claim
+    async with webhook_client(channel, assistant) as client:
+        early = await post_update(client, update)
+        assert early.status_code == 503 and assistant.messages == []  # still held by the claim
+        await asyncio.sleep(0.4)
+        later = await post_update(client, update)
+    assert (later.status_code, later.json()["status"]) == (200, "ok")
+    assert [m.text for m in assistant.messages] == ["我的电话是13800000000"]
 
 
 @pytest.mark.asyncio

@@ -207,15 +207,26 @@ def user_text(update: Update) -> Optional[str]:
 
 
 class SeenUpdates:
-    """Update ids already handled, to drop Telegram's re-deliveries — in the shared store, so
-    a retry that reaches another Rasa server is dropped too."""
+    """Update ids being handled and handled, in the shared store (a retry that reaches another
+    Rasa server finds them too): at least once, never twice at the same time.
 
-    def __init__(self, ttl_s: float = SEEN_UPDATES_TTL_S) -> None:
+    An arriving update is claimed "busy" for `in_progress_s`; once its turn is taken it is
+    "done" for `ttl_s` and a re-delivery is dropped. A re-delivery of a busy one is told to come
+    back later (503). A server killed in mid-turn leaves "busy" to expire, and Telegram's next
+    re-delivery is handled — it used to be dropped as already seen, and the customer's words
+    were lost with the killed turn."""
+
+    def __init__(self, in_progress_s: float = 20, ttl_s: float = SEEN_UPDATES_TTL_S) -> None:
+        self.in_progress_s = in_progress_s
         self.ttl_s = ttl_s
 
-    def first_time(self, update_id: int) -> bool:
-        """Remember `update_id`; False when it was seen before."""
-        return shared_store().first_time(f"tg-update:{update_id}", self.ttl_s)
+    def begin(self, update_id: int) -> Optional[str]:
+        """Claim `update_id`: None when it is this call's to handle, else "busy" or "done"."""
+        return shared_store().claim(f"tg-update:{update_id}", self.in_progress_s)
+
+    def finish(self, update_id: int) -> None:
+        """`update_id` has been handled: its re-deliveries are dropped from now on."""
+        shared_store().put(f"tg-update:{update_id}", "done", self.ttl_s)
 
 
 # --------------------------------------------------------------------------- outbound
@@ -288,7 +299,7 @@ class TelegramInput(InputChannel):
 
     def __init__(self, settings: TelegramSettings) -> None:
         self.settings = settings
-        self.seen = SeenUpdates()
+        self.seen = SeenUpdates(get_settings().service.telegram_webhook.in_progress_seconds)
         self.bot: Optional[ExtBot] = None
         if settings.missing:
             logger.info("Telegram channel off: %s not set", settings.missing[0])
@@ -433,9 +444,19 @@ class TelegramInput(InputChannel):
                 update = None
             if update is None:
                 return response.json({"error": "not a Telegram update"}, status=400)
-            if not self.seen.first_time(update.update_id):
+            state = self.seen.begin(update.update_id)
+            if state == "busy":  # on its way on this or another server: ask again later
+                logger.info("Telegram update %s is being handled; retry later", update.update_id)
+                return response.json(
+                    {"status": "in progress"}, status=503, headers={"Retry-After": "5"}
+                )
+            if state is not None:
                 logger.info("Telegram update %s already handled; ignored", update.update_id)
                 return response.json({"status": "duplicate"})
-            return response.json({"status": await self.handle_update(update, on_new_message)})
+            try:
+                status = await self.handle_update(update, on_new_message)
+            finally:  # handled, or failed in a way sending it again would not mend
+                self.seen.finish(update.update_id)
+            return response.json({"status": status})
 
         return telegram_webhook
