@@ -102,3 +102,63 @@ def test_postgresql_tracker_connections_are_checked_before_use() -> None:
     options = tracker_store.create_engine_kwargs("postgresql://postgres@127.0.0.1:5432/x")
     assert options["pool_pre_ping"] is True and "pool_size" in options
     assert tracker_store.create_engine_kwargs("sqlite:///tracker.db") == {}
+
+
+class SlowParser:
+    """A MessageProcessor's parsing parts: the NLU graph takes 0.3 s in C-like code (sleep
+    releases the GIL, as the encoder's ctypes call does)."""
+
+    http_interpreter = None
+
+    def __init__(self) -> None:
+        self.threads: list = []
+        self.running = 0
+        self.most_at_once = 0
+
+    def _parse_message_with_graph(self, message: Any, tracker: Any, only: bool) -> Dict[str, Any]:
+        import threading
+        import time
+
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        self.threads.append(threading.current_thread().name)
+        time.sleep(0.3)
+        self.running -= 1
+        return {"text": message.text, "intent": {"name": "greet", "confidence": 0.9}}
+
+    def _update_full_retrieval_intent(self, parse_data: Dict[str, Any]) -> None:
+        parse_data["updated"] = True
+
+    def _check_for_unseen_features(self, parse_data: Dict[str, Any]) -> None:
+        pass
+
+
+@pytest.mark.asyncio
+async def test_the_nlu_graph_runs_beside_the_event_loop() -> None:
+    import asyncio
+
+    from rasa.core.channels.channel import UserMessage
+    from rasa.core.processor import MessageProcessor
+
+    rasa_server.apply_patches()
+    parser = SlowParser()
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    results = await asyncio.gather(
+        MessageProcessor.parse_message(parser, UserMessage("你好", sender_id="a")),  # type: ignore[arg-type]
+        MessageProcessor.parse_message(parser, UserMessage("您好", sender_id="b")),  # type: ignore[arg-type]
+    )
+    ticker.cancel()
+    assert [r["text"] for r in results] == ["你好", "您好"]
+    assert all(r["updated"] and r["intent"]["name"] == "greet" for r in results)
+    assert all(name.startswith("nlu") for name in parser.threads)
+    assert parser.most_at_once == 1  # one message at a time in the NLU components
+    # the loop kept running while both parses (0.6 s) were under way: ~60 ticks, not 0
+    assert ticks >= 30
