@@ -25,20 +25,12 @@ Patch points (each small, each tested in tests/unit/test_rasa_patches.py):
   bursts). Here what Rasa logged for the failed action is taken back, the turn ends (the channel
   answers with the 「系统有点忙，请稍等一会儿再发一次」 apology), and the same message, sent
   again, is handled as if the failure never happened.
-* **The NLU pipeline runs beside the event loop.** Rasa 3.6 parses a message synchronously on
-  the server's event loop, so while the sentence encoder embeds one customer's message (30 % of
-  the server's CPU under load, in C code that releases the GIL) no other customer's turn moves:
-  not their policies, not their tracker or action-server I/O. Here `MessageProcessor.parse_message`
-  runs the NLU graph in one dedicated thread (`nlu-…`), one message at a time as before, while the
-  loop goes on with everything else. The parse result is the same.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any, Dict, List, Optional
 
@@ -153,29 +145,6 @@ async def _run_action_or_end_turn(
     return False
 
 
-# One thread: the NLU components see one message at a time, as on the event loop before.
-_NLU_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlu")
-_stock_parse_message: Any = None
-
-
-async def _parse_message_beside_the_loop(
-    self: Any, message: Any, tracker: Any = None, only_output_properties: bool = True
-) -> Dict[str, Any]:
-    """`MessageProcessor.parse_message` with the NLU graph run in the NLU thread."""
-    if self.http_interpreter:  # parsing elsewhere already: nothing to move
-        return await _stock_parse_message(self, message, tracker, only_output_properties)
-    from rasa.shared.core.trackers import DialogueStateTracker
-
-    if tracker is None:
-        tracker = DialogueStateTracker.from_events(message.sender_id, [])
-    parse_data: Dict[str, Any] = await asyncio.get_running_loop().run_in_executor(
-        _NLU_THREAD, self._parse_message_with_graph, message, tracker, only_output_properties
-    )
-    self._update_full_retrieval_intent(parse_data)
-    self._check_for_unseen_features(parse_data)
-    return parse_data
-
-
 def apply_patches() -> None:
     """Apply every patch point once (idempotent)."""
     global _PATCHED
@@ -186,11 +155,9 @@ def apply_patches() -> None:
     from rasa.core.processor import MessageProcessor
     from rasa.core.tracker_store import FailSafeTrackerStore
 
-    global _stock_engine_kwargs, _stock_run_action, _stock_parse_message
+    global _stock_engine_kwargs, _stock_run_action
     _stock_engine_kwargs = tracker_store_module.create_engine_kwargs
     _stock_run_action = MessageProcessor._run_action
-    _stock_parse_message = MessageProcessor.parse_message
-    MessageProcessor.parse_message = _parse_message_beside_the_loop  # type: ignore[method-assign]
     MessageProcessor._run_action = _run_action_or_end_turn  # type: ignore[method-assign]
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
     FailSafeTrackerStore.retrieve = _retrieve_or_fail  # type: ignore[method-assign]
