@@ -240,6 +240,45 @@ async def test_a_retry_after_delivery_through_the_api_is_not_answered_again(
 
 
 @pytest.mark.asyncio
+async def test_a_retry_on_a_second_server_waits_for_the_first_and_is_not_processed_twice(
+    api: FakeWeChatApi,
+) -> None:
+    """Two Rasa servers (two endpoints, one shared store): the first is slow and alive; the
+    retry reaching the second waits, then says "success"; the answer arrives once."""
+    rasa, pushes = FakeRasa(delay_s=0.6), WeChatPushes(TOKEN)
+    first, second = make_endpoint(rasa, api, budget_s=0.1), make_endpoint(rasa, api, budget_s=0.3)
+    first.claims.busy_s = second.claims.busy_s = 0.3  # refreshed every 0.1 s while it works
+    xml = pushes.text(OPENID, "我要改名", next(msg_ids))
+    assert (await send(first, pushes, xml)).body == "success"  # too slow: the API will answer
+    assert (await send(second, pushes, xml)).body == "success"  # the first is still on it
+    await first.turns.drain()
+    await second.turns.drain()
+    assert rasa.texts == ["我要改名"]
+    assert api.messages_to(OPENID) == ["收到：我要改名"]
+    assert (await send(second, pushes, xml)).body == "success"  # done: dropped at once
+    assert rasa.texts == ["我要改名"]
+
+
+@pytest.mark.asyncio
+async def test_a_message_whose_server_died_in_mid_turn_is_taken_over_by_the_retry(
+    api: FakeWeChatApi,
+) -> None:
+    """The first server claimed the message and was killed (its claim is no longer refreshed):
+    WeChat's retry reaches the second, which waits for the claim to run out and answers."""
+    from bot.core.stores import shared_store
+
+    rasa, pushes = FakeRasa(), WeChatPushes(TOKEN)
+    second = make_endpoint(rasa, api, budget_s=2.0)
+    second.claims.busy_s = 0.3
+    msg_id = next(msg_ids)
+    xml = pushes.text(OPENID, "电话是13800000000", msg_id)
+    assert shared_store().claim(f"wx-msg:msg:{msg_id}", 0.3) is None  # the killed server's claim
+    answer = await send(second, pushes, xml)
+    assert pushes.read_reply(answer.body)["Content"] == "收到：电话是13800000000"
+    assert rasa.texts == ["电话是13800000000"]
+
+
+@pytest.mark.asyncio
 async def test_a_slow_answer_says_success_at_once_and_arrives_through_the_customer_service_api(
     api: FakeWeChatApi,
 ) -> None:

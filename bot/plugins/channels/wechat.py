@@ -53,7 +53,13 @@ from bot.core.settings import Settings, get_settings
 from bot.core.stores import shared_store
 from bot.plugins.channels.media import media_turn_for_location, media_turn_for_photo
 from bot.plugins.channels.rest import take_turn, too_long, too_long_text
-from bot.plugins.channels.wechat_turns import NumberedMenus, Replies, TurnStore, render_replies
+from bot.plugins.channels.wechat_turns import (
+    MessageClaims,
+    NumberedMenus,
+    Replies,
+    TurnStore,
+    render_replies,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -269,6 +275,7 @@ class WeChatEndpoint:
         self.on_new_message = on_new_message
         self.output = output
         self.turns = TurnStore()
+        self.claims = MessageClaims()
         self.crypto = (
             WeChatCrypto(settings.token, settings.encoding_aes_key, settings.app_id)
             if settings.encoding_aes_key
@@ -322,13 +329,20 @@ class WeChatEndpoint:
         if process is None:
             return SUCCESS
         key = self._dedup_key(message)
-        if not self.turns.has(key) and not shared_store().first_time(f"wx-msg:{key}", 600):
-            return SUCCESS  # WeChat's retry reached another Rasa server: that one answers
+        budget_s = self.settings.reply_budget_s
+        if not self.turns.has(key):
+            started = time.monotonic()
+            mine = await self.claims.acquire(key, budget_s, lambda: self.turns.has(key))
+            if not mine and not self.turns.has(key):
+                return SUCCESS  # another Rasa server answers (or did)
+            budget_s = max(0.0, budget_s - (time.monotonic() - started))
         openid = message.source
         turn, _ = self.turns.start(
-            key, process, lambda replies: self._deliver_later(openid, replies)
+            key,
+            lambda: self.claims.hold(key, process),
+            lambda replies: self._deliver_later(openid, replies),
         )
-        replies = await self.turns.wait(turn, self.settings.reply_budget_s)
+        replies = await self.turns.wait(turn, budget_s)
         if not replies:
             return SUCCESS
         return self._passive_reply(message, replies, query if encrypted else None)

@@ -157,6 +157,51 @@ class TurnStore:
             await asyncio.wait(pending)
 
 
+@dataclass
+class MessageClaims:
+    """Messages being answered and answered, in the shared store, so WeChat's retries agree
+    across Rasa servers: at least once, never twice at the same time.
+
+    The server that takes a message claims it ("busy", `busy_s`) and refreshes the claim while
+    the turn runs, then marks it "done". A retry that reaches another server waits (within the
+    reply budget) for it: when it turns "done" the retry answers "success" (the first server
+    answers, passively or through the API); when the claim runs out, the first server died in
+    mid-turn and this one takes the message over — before, it answered "success" and the
+    customer's words were lost with the killed turn."""
+
+    busy_s: float = 6.0  # a dead server's claim is gone before WeChat's next try, 5 s later
+    done_s: float = 600.0
+    poll_s: float = 0.25
+
+    async def acquire(self, key: str, budget_s: float, here: Callable[[], bool]) -> bool:
+        """True when this server is to answer `key`; False when another one does (or did).
+        Stops waiting early when `here()` says this process has taken the turn meanwhile."""
+        deadline = time.monotonic() + budget_s
+        while True:
+            state = shared_store().claim(f"wx-msg:{key}", self.busy_s)
+            if state is None:
+                return True
+            if state != "busy" or here() or time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(self.poll_s)
+
+    async def hold(self, key: str, work: Callable[[], Awaitable[Replies]]) -> Replies:
+        """Run `work` keeping the claim of `key` alive; "done" afterwards, whatever happened."""
+        store, full = shared_store(), f"wx-msg:{key}"
+
+        async def keep_alive() -> None:
+            while True:
+                await asyncio.sleep(self.busy_s / 3)
+                store.put(full, "busy", self.busy_s)
+
+        keeper = asyncio.ensure_future(keep_alive())
+        try:
+            return await work()
+        finally:
+            keeper.cancel()
+            store.put(full, "done", self.done_s)
+
+
 def _number_key(text: str) -> str:
     """「１」, " 1 " and "1" all read as "1"."""
     return unicodedata.normalize("NFKC", text).strip()
