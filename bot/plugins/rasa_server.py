@@ -25,12 +25,23 @@ Patch points (each small, each tested in tests/unit/test_rasa_patches.py):
   bursts). Here what Rasa logged for the failed action is taken back, the turn ends (the channel
   answers with the 「系统有点忙，请稍等一会儿再发一次」 apology), and the same message, sent
   again, is handled as if the failure never happened.
+* **A conversation's lock is kept alive while its turn runs.** Rasa 3.6 gives each turn's
+  ticket in the lock store a fixed lifetime (`TICKET_LOCK_LIFETIME`, 15 s here so that a killed
+  server's lock does not outlive nginx's 30 s timeout). A turn that waits or runs longer than
+  that — one server carrying everything while the other restarts — lost its lock, and a second
+  turn of the same customer ran beside it: both saved the tracker and the form's state was
+  corrupted (the soak's 「收到。请问您要办理什么业务呢？」 after a phone number, and 「确认提交」 read
+  as the phone). Here every ticket is refreshed every third of its lifetime from the moment it
+  is issued until the turn ends; only a ticket whose server died runs out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
+import time
 from functools import lru_cache
 from typing import Any, Dict, List, Optional
 
@@ -145,6 +156,44 @@ async def _run_action_or_end_turn(
     return False
 
 
+async def _keep_ticket_alive(
+    store: Any, conversation_id: str, ticket: int, lifetime_s: float
+) -> None:
+    """Push the expiry of `ticket` forward every third of its lifetime until cancelled."""
+    while True:
+        await asyncio.sleep(lifetime_s / 3)
+        try:
+            lock = store.get_lock(conversation_id)
+            if lock is None:
+                return
+            for held in lock.tickets:
+                if held.number == ticket:
+                    held.expires = time.time() + lifetime_s
+            store.save_lock(lock)
+        except Exception:  # the lock store is down: the turn goes on, the ticket may expire
+            logger.warning("could not keep the lock of a conversation alive", exc_info=True)
+
+
+@contextlib.asynccontextmanager
+async def _lock_kept_alive(
+    self: Any,
+    conversation_id: str,
+    lock_lifetime: Optional[float] = None,
+    wait_time_in_seconds: float = 1,
+) -> Any:
+    """`LockStore.lock` whose ticket lives as long as the turn (see the module docstring)."""
+    from rasa.core.lock_store import LOCK_LIFETIME
+
+    lifetime_s = float(lock_lifetime or LOCK_LIFETIME)
+    ticket = self.issue_ticket(conversation_id, lifetime_s)
+    keeper = asyncio.ensure_future(_keep_ticket_alive(self, conversation_id, ticket, lifetime_s))
+    try:
+        yield await self._acquire_lock(conversation_id, ticket, wait_time_in_seconds)
+    finally:
+        keeper.cancel()
+        self.cleanup(conversation_id, ticket)
+
+
 def apply_patches() -> None:
     """Apply every patch point once (idempotent)."""
     global _PATCHED
@@ -152,6 +201,7 @@ def apply_patches() -> None:
         return
     from rasa.core import tracker_store as tracker_store_module
     from rasa.core.actions.action import RemoteAction
+    from rasa.core.lock_store import LockStore
     from rasa.core.processor import MessageProcessor
     from rasa.core.tracker_store import FailSafeTrackerStore
 
@@ -159,6 +209,7 @@ def apply_patches() -> None:
     _stock_engine_kwargs = tracker_store_module.create_engine_kwargs
     _stock_run_action = MessageProcessor._run_action
     MessageProcessor._run_action = _run_action_or_end_turn  # type: ignore[method-assign]
+    LockStore.lock = _lock_kept_alive  # type: ignore[method-assign,assignment]
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
     FailSafeTrackerStore.retrieve = _retrieve_or_fail  # type: ignore[method-assign]
     FailSafeTrackerStore.retrieve_full_tracker = _retrieve_full_or_fail  # type: ignore[method-assign]

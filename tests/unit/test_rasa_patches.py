@@ -102,3 +102,45 @@ def test_postgresql_tracker_connections_are_checked_before_use() -> None:
     options = tracker_store.create_engine_kwargs("postgresql://postgres@127.0.0.1:5432/x")
     assert options["pool_pre_ping"] is True and "pool_size" in options
     assert tracker_store.create_engine_kwargs("sqlite:///tracker.db") == {}
+
+
+@pytest.mark.asyncio
+async def test_a_turn_longer_than_the_lock_lifetime_keeps_its_lock() -> None:
+    """The second turn of a customer waits for the first even when the first outlasts the
+    ticket's lifetime (stock Rasa: the ticket expired and both ran at once)."""
+    import asyncio
+
+    from rasa.core.lock_store import InMemoryLockStore
+
+    rasa_server.apply_patches()
+    store = InMemoryLockStore()
+    order: list = []
+
+    async def turn(name: str, seconds: float) -> None:
+        async with store.lock("tg-1", lock_lifetime=0.3, wait_time_in_seconds=0.05):
+            order.append(f"{name} in")
+            await asyncio.sleep(seconds)
+            order.append(f"{name} out")
+
+    first = asyncio.create_task(turn("first", 1.0))  # over three lifetimes
+    await asyncio.sleep(0.05)
+    await asyncio.gather(first, turn("second", 0.0))
+    assert order == ["first in", "first out", "second in", "second out"]
+    assert store.get_lock("tg-1") is None  # cleaned up
+
+
+@pytest.mark.asyncio
+async def test_the_ticket_of_a_dead_server_still_runs_out() -> None:
+    """A ticket nobody refreshes (its server was killed) expires after its lifetime, and the
+    next turn of that customer goes ahead."""
+    import time
+
+    from rasa.core.lock_store import InMemoryLockStore
+
+    rasa_server.apply_patches()
+    store = InMemoryLockStore()
+    store.issue_ticket("tg-2", 0.3)  # issued by a server that then died
+    started = time.monotonic()
+    async with store.lock("tg-2", lock_lifetime=0.3, wait_time_in_seconds=0.05):
+        waited = time.monotonic() - started
+    assert 0.25 <= waited < 1.5

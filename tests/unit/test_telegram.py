@@ -267,6 +267,24 @@ async def test_a_redelivery_while_the_turn_runs_is_told_to_come_back(fake_api: F
 
 
 @pytest.mark.asyncio
+async def test_a_turn_longer_than_the_claim_keeps_it(fake_api: FakeBotApi) -> None:
+    """A slow turn on a live server refreshes its claim: a re-delivery after the claim's
+    lifetime is still told to come back, and the update is handled once."""
+    assistant = SlowAssistant()
+    channel = channel_for(fake_api)
+    channel.seen.in_progress_s = 0.3
+    update = text_update(700012, CHAT, "确认提交")
+    async with webhook_client(channel, assistant) as client:
+        first = asyncio.create_task(post_update(client, update))
+        await asyncio.sleep(0.7)  # more than twice the claim's lifetime
+        meanwhile = await post_update(client, update)
+        assistant.release.set()
+        assert (await first).json()["status"] == "ok"
+    assert meanwhile.status_code == 503
+    assert [m.text for m in assistant.messages] == ["确认提交"]
+
+
+@pytest.mark.asyncio
 async def test_an_update_whose_server_died_in_mid_turn_is_handled_on_redelivery(
     fake_api: FakeBotApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:

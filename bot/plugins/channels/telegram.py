@@ -31,6 +31,7 @@ its webhook answers 503 — and the rest of the assistant runs as usual.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
@@ -210,7 +211,8 @@ class SeenUpdates:
     """Update ids being handled and handled, in the shared store (a retry that reaches another
     Rasa server finds them too): at least once, never twice at the same time.
 
-    An arriving update is claimed "busy" for `in_progress_s`; once its turn is taken it is
+    An arriving update is claimed "busy" for `in_progress_s`, refreshed while its turn runs;
+    once its turn is taken it is
     "done" for `ttl_s` and a re-delivery is dropped. A re-delivery of a busy one is told to come
     back later (503). A server killed in mid-turn leaves "busy" to expire, and Telegram's next
     re-delivery is handled — it used to be dropped as already seen, and the customer's words
@@ -223,6 +225,13 @@ class SeenUpdates:
     def begin(self, update_id: int) -> Optional[str]:
         """Claim `update_id`: None when it is this call's to handle, else "busy" or "done"."""
         return shared_store().claim(f"tg-update:{update_id}", self.in_progress_s)
+
+    async def keep_alive(self, update_id: int) -> None:
+        """Refresh the claim every third of `in_progress_s` while the turn runs (cancelled when
+        it ends): a slow turn on a live server keeps it, only a dead server's claim runs out."""
+        while True:
+            await asyncio.sleep(self.in_progress_s / 3)
+            shared_store().put(f"tg-update:{update_id}", "busy", self.in_progress_s)
 
     def finish(self, update_id: int) -> None:
         """`update_id` has been handled: its re-deliveries are dropped from now on."""
@@ -453,9 +462,11 @@ class TelegramInput(InputChannel):
             if state is not None:
                 logger.info("Telegram update %s already handled; ignored", update.update_id)
                 return response.json({"status": "duplicate"})
+            keeper = asyncio.ensure_future(self.seen.keep_alive(update.update_id))
             try:
                 status = await self.handle_update(update, on_new_message)
             finally:  # handled, or failed in a way sending it again would not mend
+                keeper.cancel()
                 self.seen.finish(update.update_id)
             return response.json({"status": status})
 
