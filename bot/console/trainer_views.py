@@ -239,26 +239,30 @@ def retrain_start(request: Request, user: Principal = Depends(trainer_user)) -> 
     return _retrain_state(settings)
 
 
-@router.post("/api/retrain/{run_id}/live")
-async def retrain_go_live(
-    run_id: int, request: Request, user: Principal = Depends(trainer_user)
-) -> Dict[str, Any]:
-    """「上线」: every Rasa server loads the run's model (can take a minute)."""
-    settings: Settings = request.app.state.settings
-    if not 1 <= run_id <= MAX_ROW_ID:
-        raise HTTPException(status_code=404, detail="没有这次训练")
+async def _model_step(settings: Settings, step: Callable[..., Any], *args: Any) -> Dict[str, Any]:
+    """Run 「上线」 or 「回退」 (it loads a model into every Rasa server: up to a minute) in a
+    worker thread; 409 with the reason when it cannot be done; then the page's state."""
     try:
         await run_in_threadpool(
-            go_live,
+            step,
             settings.database_url,
-            run_id,
-            user.username,
+            *args,
             rasa_loaders(settings),
             settings.trainer.retrain,
         )
     except RetrainError as error:
         raise HTTPException(status_code=409, detail=str(error)) from error
     return await run_in_threadpool(_retrain_state, settings)
+
+
+@router.post("/api/retrain/{run_id}/live")
+async def retrain_go_live(
+    run_id: int, request: Request, user: Principal = Depends(trainer_user)
+) -> Dict[str, Any]:
+    """「上线」: every Rasa server loads the run's model."""
+    if not 1 <= run_id <= MAX_ROW_ID:
+        raise HTTPException(status_code=404, detail="没有这次训练")
+    return await _model_step(request.app.state.settings, go_live, run_id, user.username)
 
 
 @router.post("/api/retrain/rollback")
@@ -266,15 +270,4 @@ async def retrain_roll_back(
     request: Request, user: Principal = Depends(trainer_user)
 ) -> Dict[str, Any]:
     """「回退」: every Rasa server goes back to the model the live one replaced."""
-    settings: Settings = request.app.state.settings
-    try:
-        await run_in_threadpool(
-            roll_back,
-            settings.database_url,
-            user.username,
-            rasa_loaders(settings),
-            settings.trainer.retrain,
-        )
-    except RetrainError as error:
-        raise HTTPException(status_code=409, detail=str(error)) from error
-    return await run_in_threadpool(_retrain_state, settings)
+    return await _model_step(request.app.state.settings, roll_back, user.username)

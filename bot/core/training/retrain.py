@@ -359,14 +359,18 @@ def _claim(url: str, run_id: int, status: str, refusal: str, config: RetrainConf
             raise RetrainError(refusal)
 
 
+def _move(session: Session, run_id: int, when_status: Optional[str] = None, **values: Any) -> int:
+    """Set `values` on run `run_id` (only while it has `when_status`, if given); rows moved."""
+    query = update(RetrainRun).where(RetrainRun.id == run_id)
+    if when_status is not None:
+        query = query.where(RetrainRun.status == when_status)
+    moved = session.execute(query.values(**values).execution_options(synchronize_session=False))
+    return int(moved.rowcount)
+
+
 def _release(url: str, run_id: int, action: str, actor: str, **detail: Any) -> None:
     with session_scope(url) as session:
-        session.execute(
-            update(RetrainRun)
-            .where(RetrainRun.id == run_id)
-            .values(active=None)
-            .execution_options(synchronize_session=False)
-        )
+        _move(session, run_id, active=None)
         _record(session, run_id, action, actor, to_utc_naive(utc_now()), **detail)
 
 
@@ -425,24 +429,16 @@ def go_live(
     now = to_utc_naive(utc_now())
     with session_scope(url) as session:
         if replaced_run_id is not None:
-            session.execute(
-                update(RetrainRun)
-                .where(RetrainRun.id == replaced_run_id, RetrainRun.status == "live")
-                .values(status="replaced")
-                .execution_options(synchronize_session=False)
-            )
-        session.execute(
-            update(RetrainRun)
-            .where(RetrainRun.id == run_id)
-            .values(
-                status="live",
-                active=None,
-                live_at=now,
-                live_by=user,
-                previous_path=str(previous) if previous else None,
-                replaced_run_id=replaced_run_id,
-            )
-            .execution_options(synchronize_session=False)
+            _move(session, replaced_run_id, "live", status="replaced")
+        _move(
+            session,
+            run_id,
+            status="live",
+            active=None,
+            live_at=now,
+            live_by=user,
+            previous_path=str(previous) if previous else None,
+            replaced_run_id=replaced_run_id,
         )
         _record(session, run_id, "live", user, now, servers=len(loaders))
     logger.info("run %s is live on %d server(s)", run_id, len(loaders))
@@ -468,19 +464,9 @@ def roll_back(url: str, user: str, loaders: Sequence[ModelLoader], config: Retra
         raise
     now = to_utc_naive(utc_now())
     with session_scope(url) as session:
-        session.execute(
-            update(RetrainRun)
-            .where(RetrainRun.id == run_id)
-            .values(status="rolled_back", active=None)
-            .execution_options(synchronize_session=False)
-        )
+        _move(session, run_id, status="rolled_back", active=None)
         if replaced_run_id is not None:
-            session.execute(
-                update(RetrainRun)
-                .where(RetrainRun.id == replaced_run_id, RetrainRun.status == "replaced")
-                .values(status="live")
-                .execution_options(synchronize_session=False)
-            )
+            _move(session, replaced_run_id, "replaced", status="live")
         _record(session, run_id, "rolled_back", user, now, restored=replaced_run_id)
     logger.info("run %s rolled back on %d server(s)", run_id, len(loaders))
     return run_id
