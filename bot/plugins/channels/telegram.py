@@ -231,7 +231,10 @@ class SeenUpdates:
         it ends): a slow turn on a live server keeps it, only a dead server's claim runs out."""
         while True:
             await asyncio.sleep(self.in_progress_s / 3)
-            shared_store().put(f"tg-update:{update_id}", "busy", self.in_progress_s)
+            try:
+                shared_store().put(f"tg-update:{update_id}", "busy", self.in_progress_s)
+            except Exception:  # the store is down: the turn goes on, the claim may run out
+                logger.warning("could not refresh the claim of update %s", update_id)
 
     def finish(self, update_id: int) -> None:
         """`update_id` has been handled: its re-deliveries are dropped from now on."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import unicodedata
 from collections import OrderedDict
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, Generic, List, Optional, Tuple, TypeVar
 
 from bot.core.stores import shared_store
+
+logger = logging.getLogger(__name__)
 
 Replies = List[Dict[str, Any]]
 Value = TypeVar("Value")
@@ -192,7 +195,10 @@ class MessageClaims:
         async def keep_alive() -> None:
             while True:
                 await asyncio.sleep(self.busy_s / 3)
-                store.put(full, "busy", self.busy_s)
+                try:
+                    store.put(full, "busy", self.busy_s)
+                except Exception:  # the store is down: the turn goes on, the claim may run out
+                    logger.warning("could not refresh the claim of a WeChat message")
 
         keeper = asyncio.ensure_future(keep_alive())
         try:
