@@ -132,6 +132,7 @@ class TelegramWebhookConfig(_Section):
     """Telegram's webhook: how long an update being handled holds off its retries."""
 
     in_progress_seconds: float = 20
+    wait_seconds: float = 20  # a re-delivery waits this long for the turn under way to end
 
 
 class MediaConfig(_Section):

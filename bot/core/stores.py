@@ -14,6 +14,8 @@ embedded profile, one Rasa server).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -21,6 +23,8 @@ from functools import lru_cache
 from typing import Callable, Dict, Optional, Protocol, Tuple
 
 from bot.core.settings import get_settings
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "intake:"
 MAX_MEMORY_KEYS = 100_000
@@ -165,3 +169,36 @@ def shared_store() -> SharedStore:
     if url:
         return _redis_store(url, get_settings().redis_prefix)
     return _memory.setdefault("default", MemoryStore())
+
+
+# ------------------------------------------------------------------ claims held while work runs
+
+
+async def await_claim(
+    key: str,
+    ttl_s: float,
+    budget_s: float,
+    poll_s: float = 0.25,
+    give_up: Callable[[], bool] = lambda: False,
+) -> Optional[str]:
+    """Claim `key` ("busy" for `ttl_s`), waiting up to `budget_s` while another holder has it:
+    None when it is this caller's now (free, or the holder's claim ran out: it died), else what
+    is there when the wait ends — "done", or "busy" when the holder is still at work after the
+    budget (or `give_up()` says to stop waiting)."""
+    deadline = time.monotonic() + budget_s
+    while True:
+        state = shared_store().claim(key, ttl_s)
+        if state is None or state != "busy" or give_up() or time.monotonic() >= deadline:
+            return state
+        await asyncio.sleep(poll_s)
+
+
+async def keep_claim(key: str, ttl_s: float) -> None:
+    """Refresh the claim of `key` every third of `ttl_s` until cancelled (run it as a task
+    beside the work the claim covers)."""
+    while True:
+        await asyncio.sleep(ttl_s / 3)
+        try:
+            shared_store().put(key, "busy", ttl_s)
+        except Exception:  # the store is down: the work goes on, the claim may run out
+            logger.warning("could not refresh the claim of %s", key.split(":")[0])

@@ -249,21 +249,41 @@ class SlowAssistant(FakeAssistant):
 
 
 @pytest.mark.asyncio
-async def test_a_redelivery_while_the_turn_runs_is_told_to_come_back(fake_api: FakeBotApi) -> None:
+async def test_a_redelivery_while_the_turn_runs_waits_for_it_and_is_dropped(
+    fake_api: FakeBotApi,
+) -> None:
     assistant = SlowAssistant()
     update = text_update(700010, CHAT, "家里停电了")
     async with webhook_client(channel_for(fake_api), assistant) as client:
         first = asyncio.create_task(post_update(client, update))
         await asyncio.sleep(0.2)
-        meanwhile = await post_update(client, update)  # Telegram gave up waiting on the first
+        meanwhile = asyncio.create_task(post_update(client, update))  # Telegram's re-delivery
+        await asyncio.sleep(0.3)
+        assert not meanwhile.done()  # it waits for the turn under way
         assistant.release.set()
-        done = await first
-        after = await post_update(client, update)
+        done, again = await first, await meanwhile
+    assert (done.status_code, done.json()["status"]) == (200, "ok")
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    assert [m.text for m in assistant.messages] == ["家里停电了"]  # one turn, not two
+
+
+@pytest.mark.asyncio
+async def test_a_redelivery_is_told_to_come_back_when_the_turn_outlasts_its_wait(
+    fake_api: FakeBotApi,
+) -> None:
+    assistant = SlowAssistant()
+    channel = channel_for(fake_api)
+    channel.seen.wait_s = 0.2
+    update = text_update(700013, CHAT, "家里停电了")
+    async with webhook_client(channel, assistant) as client:
+        first = asyncio.create_task(post_update(client, update))
+        await asyncio.sleep(0.2)
+        meanwhile = await post_update(client, update)
+        assistant.release.set()
+        await first
     assert (meanwhile.status_code, meanwhile.json()["status"]) == (503, "in progress")
     assert meanwhile.headers["Retry-After"] == "5"
-    assert (done.status_code, done.json()["status"]) == (200, "ok")
-    assert (after.status_code, after.json()["status"]) == (200, "duplicate")
-    assert [m.text for m in assistant.messages] == ["家里停电了"]  # one turn, not two
+    assert [m.text for m in assistant.messages] == ["家里停电了"]
 
 
 @pytest.mark.asyncio
@@ -272,7 +292,7 @@ async def test_a_turn_longer_than_the_claim_keeps_it(fake_api: FakeBotApi) -> No
     lifetime is still told to come back, and the update is handled once."""
     assistant = SlowAssistant()
     channel = channel_for(fake_api)
-    channel.seen.in_progress_s = 0.3
+    channel.seen.in_progress_s, channel.seen.wait_s = 0.3, 0.1
     update = text_update(700012, CHAT, "确认提交")
     async with webhook_client(channel, assistant) as client:
         first = asyncio.create_task(post_update(client, update))
@@ -298,11 +318,8 @@ async def test_an_update_whose_server_died_in_mid_turn_is_handled_on_redelivery(
     update = text_update(700011, CHAT, "我的电话是13800000000")
     assert shared_store().claim("tg-update:700011", 0.3) is None  # the killed server's claim
     async with webhook_client(channel, assistant) as client:
-        early = await post_update(client, update)
-        assert early.status_code == 503 and assistant.messages == []  # still held by the claim
-        await asyncio.sleep(0.4)
-        later = await post_update(client, update)
-    assert (later.status_code, later.json()["status"]) == (200, "ok")
+        answer = await post_update(client, update)  # waits until that claim runs out
+    assert (answer.status_code, answer.json()["status"]) == (200, "ok")
     assert [m.text for m in assistant.messages] == ["我的电话是13800000000"]
 
 

@@ -58,7 +58,7 @@ from bot.core.catalog import load_catalog
 from bot.core.media.images import ImageRefused
 from bot.core.normalize import InvalidValue, digits_of, parse_phone
 from bot.core.settings import Settings, get_settings
-from bot.core.stores import shared_store
+from bot.core.stores import await_claim, keep_claim, shared_store
 from bot.plugins.channels.media import MediaTurn, media_turn_for_location, media_turn_for_photo
 from bot.plugins.channels.rest import take_turn, too_long, too_long_text
 
@@ -211,30 +211,30 @@ class SeenUpdates:
     """Update ids being handled and handled, in the shared store (a retry that reaches another
     Rasa server finds them too): at least once, never twice at the same time.
 
-    An arriving update is claimed "busy" for `in_progress_s`, refreshed while its turn runs;
-    once its turn is taken it is
-    "done" for `ttl_s` and a re-delivery is dropped. A re-delivery of a busy one is told to come
-    back later (503). A server killed in mid-turn leaves "busy" to expire, and Telegram's next
-    re-delivery is handled — it used to be dropped as already seen, and the customer's words
-    were lost with the killed turn."""
+    An arriving update is claimed "busy" for `in_progress_s`, refreshed while its turn runs,
+    and "done" for `ttl_s` once the turn is taken. A re-delivery of a done update is dropped; one
+    of a busy update waits (up to `wait_s`) for that turn to end and is then dropped too, or is
+    told to come back later (503) if it has not ended. A server killed in mid-turn stops
+    refreshing its claim; once it runs out, the waiting re-delivery is handled. It used to be
+    dropped as already seen, and the customer's words were lost with the killed turn."""
 
-    def __init__(self, in_progress_s: float = 20, ttl_s: float = SEEN_UPDATES_TTL_S) -> None:
+    def __init__(
+        self, in_progress_s: float = 20, wait_s: float = 20, ttl_s: float = SEEN_UPDATES_TTL_S
+    ) -> None:
         self.in_progress_s = in_progress_s
+        self.wait_s = wait_s  # how long a re-delivery waits for a turn under way to end
         self.ttl_s = ttl_s
 
-    def begin(self, update_id: int) -> Optional[str]:
-        """Claim `update_id`: None when it is this call's to handle, else "busy" or "done"."""
-        return shared_store().claim(f"tg-update:{update_id}", self.in_progress_s)
+    async def begin(self, update_id: int, budget_s: float) -> Optional[str]:
+        """Claim `update_id`: None when it is this call's to handle; "done" when it was handled
+        (waiting up to `budget_s` for a turn under way elsewhere to end); "busy" when that turn
+        is still running after the budget."""
+        return await await_claim(f"tg-update:{update_id}", self.in_progress_s, budget_s)
 
     async def keep_alive(self, update_id: int) -> None:
-        """Refresh the claim every third of `in_progress_s` while the turn runs (cancelled when
-        it ends): a slow turn on a live server keeps it, only a dead server's claim runs out."""
-        while True:
-            await asyncio.sleep(self.in_progress_s / 3)
-            try:
-                shared_store().put(f"tg-update:{update_id}", "busy", self.in_progress_s)
-            except Exception:  # the store is down: the turn goes on, the claim may run out
-                logger.warning("could not refresh the claim of update %s", update_id)
+        """Refresh the claim while the turn runs (cancelled when it ends): a slow turn on a live
+        server keeps it, only a dead server's claim runs out."""
+        await keep_claim(f"tg-update:{update_id}", self.in_progress_s)
 
     def finish(self, update_id: int) -> None:
         """`update_id` has been handled: its re-deliveries are dropped from now on."""
@@ -311,7 +311,8 @@ class TelegramInput(InputChannel):
 
     def __init__(self, settings: TelegramSettings) -> None:
         self.settings = settings
-        self.seen = SeenUpdates(get_settings().service.telegram_webhook.in_progress_seconds)
+        webhook = get_settings().service.telegram_webhook
+        self.seen = SeenUpdates(webhook.in_progress_seconds, webhook.wait_seconds)
         self.bot: Optional[ExtBot] = None
         if settings.missing:
             logger.info("Telegram channel off: %s not set", settings.missing[0])
@@ -456,8 +457,8 @@ class TelegramInput(InputChannel):
                 update = None
             if update is None:
                 return response.json({"error": "not a Telegram update"}, status=400)
-            state = self.seen.begin(update.update_id)
-            if state == "busy":  # on its way on this or another server: ask again later
+            state = await self.seen.begin(update.update_id, self.seen.wait_s)
+            if state == "busy":  # still on its way on this or another server: ask again later
                 logger.info("Telegram update %s is being handled; retry later", update.update_id)
                 return response.json(
                     {"status": "in progress"}, status=503, headers={"Retry-After": "5"}

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, Generic, List, Optional, Tuple, TypeVar
 
-from bot.core.stores import shared_store
-
-logger = logging.getLogger(__name__)
+from bot.core.stores import await_claim, keep_claim, shared_store
 
 Replies = List[Dict[str, Any]]
 Value = TypeVar("Value")
@@ -179,33 +176,17 @@ class MessageClaims:
     async def acquire(self, key: str, budget_s: float, here: Callable[[], bool]) -> bool:
         """True when this server is to answer `key`; False when another one does (or did).
         Stops waiting early when `here()` says this process has taken the turn meanwhile."""
-        deadline = time.monotonic() + budget_s
-        while True:
-            state = shared_store().claim(f"wx-msg:{key}", self.busy_s)
-            if state is None:
-                return True
-            if state != "busy" or here() or time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(self.poll_s)
+        state = await await_claim(f"wx-msg:{key}", self.busy_s, budget_s, self.poll_s, here)
+        return state is None
 
     async def hold(self, key: str, work: Callable[[], Awaitable[Replies]]) -> Replies:
         """Run `work` keeping the claim of `key` alive; "done" afterwards, whatever happened."""
-        store, full = shared_store(), f"wx-msg:{key}"
-
-        async def keep_alive() -> None:
-            while True:
-                await asyncio.sleep(self.busy_s / 3)
-                try:
-                    store.put(full, "busy", self.busy_s)
-                except Exception:  # the store is down: the turn goes on, the claim may run out
-                    logger.warning("could not refresh the claim of a WeChat message")
-
-        keeper = asyncio.ensure_future(keep_alive())
+        keeper = asyncio.ensure_future(keep_claim(f"wx-msg:{key}", self.busy_s))
         try:
             return await work()
         finally:
             keeper.cancel()
-            store.put(full, "done", self.done_s)
+            shared_store().put(f"wx-msg:{key}", "done", self.done_s)
 
 
 def _number_key(text: str) -> str:
