@@ -15,12 +15,13 @@ embedded profile, one Rasa server).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections import OrderedDict
 from functools import lru_cache
-from typing import Callable, Dict, Optional, Protocol, Tuple
+from typing import AsyncIterator, Callable, Dict, Optional, Protocol, Tuple
 
 from bot.core.settings import get_settings
 
@@ -193,12 +194,23 @@ async def await_claim(
         await asyncio.sleep(poll_s)
 
 
-async def keep_claim(key: str, ttl_s: float) -> None:
-    """Refresh the claim of `key` every third of `ttl_s` until cancelled (run it as a task
-    beside the work the claim covers)."""
-    while True:
-        await asyncio.sleep(ttl_s / 3)
-        try:
-            shared_store().put(key, "busy", ttl_s)
-        except Exception:  # the store is down: the work goes on, the claim may run out
-            logger.warning("could not refresh the claim of %s", key.split(":")[0])
+@contextlib.asynccontextmanager
+async def holding_claim(key: str, ttl_s: float, done_ttl_s: float) -> AsyncIterator[None]:
+    """Hold the claim of `key` while the block runs: refreshed every third of `ttl_s` (so a
+    slow holder keeps it and only a dead one's runs out), then "done" for `done_ttl_s`, however
+    the block ended."""
+
+    async def keep_alive() -> None:
+        while True:
+            await asyncio.sleep(ttl_s / 3)
+            try:
+                shared_store().put(key, "busy", ttl_s)
+            except Exception:  # the store is down: the work goes on, the claim may run out
+                logger.warning("could not refresh the claim of %s", key.split(":")[0])
+
+    keeper = asyncio.ensure_future(keep_alive())
+    try:
+        yield
+    finally:
+        keeper.cancel()
+        shared_store().put(key, "done", done_ttl_s)

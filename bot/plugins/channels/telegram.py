@@ -31,11 +31,21 @@ its webhook answers 503 — and the rest of the assistant runs as usual.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Text
+from typing import (
+    Any,
+    AsyncContextManager,
+    Awaitable,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Text,
+)
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response
@@ -58,7 +68,7 @@ from bot.core.catalog import load_catalog
 from bot.core.media.images import ImageRefused
 from bot.core.normalize import InvalidValue, digits_of, parse_phone
 from bot.core.settings import Settings, get_settings
-from bot.core.stores import await_claim, keep_claim, shared_store
+from bot.core.stores import await_claim, holding_claim
 from bot.plugins.channels.media import MediaTurn, media_turn_for_location, media_turn_for_photo
 from bot.plugins.channels.rest import take_turn, too_long, too_long_text
 
@@ -225,20 +235,16 @@ class SeenUpdates:
         self.wait_s = wait_s  # how long a re-delivery waits for a turn under way to end
         self.ttl_s = ttl_s
 
-    async def begin(self, update_id: int, budget_s: float) -> Optional[str]:
+    async def begin(self, update_id: int) -> Optional[str]:
         """Claim `update_id`: None when it is this call's to handle; "done" when it was handled
-        (waiting up to `budget_s` for a turn under way elsewhere to end); "busy" when that turn
-        is still running after the budget."""
-        return await await_claim(f"tg-update:{update_id}", self.in_progress_s, budget_s)
+        (waiting up to `wait_s` for a turn under way elsewhere to end); "busy" when that turn
+        is still running after the wait."""
+        return await await_claim(f"tg-update:{update_id}", self.in_progress_s, self.wait_s)
 
-    async def keep_alive(self, update_id: int) -> None:
-        """Refresh the claim while the turn runs (cancelled when it ends): a slow turn on a live
-        server keeps it, only a dead server's claim runs out."""
-        await keep_claim(f"tg-update:{update_id}", self.in_progress_s)
-
-    def finish(self, update_id: int) -> None:
-        """`update_id` has been handled: its re-deliveries are dropped from now on."""
-        shared_store().put(f"tg-update:{update_id}", "done", self.ttl_s)
+    def holding(self, update_id: int) -> AsyncContextManager[None]:
+        """Hold the claim while the turn runs; "done" afterwards, whatever happened (a failure
+        that sending the update again would not mend)."""
+        return holding_claim(f"tg-update:{update_id}", self.in_progress_s, self.ttl_s)
 
 
 # --------------------------------------------------------------------------- outbound
@@ -457,7 +463,7 @@ class TelegramInput(InputChannel):
                 update = None
             if update is None:
                 return response.json({"error": "not a Telegram update"}, status=400)
-            state = await self.seen.begin(update.update_id, self.seen.wait_s)
+            state = await self.seen.begin(update.update_id)
             if state == "busy":  # still on its way on this or another server: ask again later
                 logger.info("Telegram update %s is being handled; retry later", update.update_id)
                 return response.json(
@@ -466,12 +472,8 @@ class TelegramInput(InputChannel):
             if state is not None:
                 logger.info("Telegram update %s already handled; ignored", update.update_id)
                 return response.json({"status": "duplicate"})
-            keeper = asyncio.ensure_future(self.seen.keep_alive(update.update_id))
-            try:
+            async with self.seen.holding(update.update_id):
                 status = await self.handle_update(update, on_new_message)
-            finally:  # handled, or failed in a way sending it again would not mend
-                keeper.cancel()
-                self.seen.finish(update.update_id)
             return response.json({"status": status})
 
         return telegram_webhook

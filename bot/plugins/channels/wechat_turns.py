@@ -20,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, Generic, List, Optional, Tuple, TypeVar
 
-from bot.core.stores import await_claim, keep_claim, shared_store
+from bot.core.stores import await_claim, holding_claim, shared_store
 
 Replies = List[Dict[str, Any]]
 Value = TypeVar("Value")
@@ -181,12 +181,8 @@ class MessageClaims:
 
     async def hold(self, key: str, work: Callable[[], Awaitable[Replies]]) -> Replies:
         """Run `work` keeping the claim of `key` alive; "done" afterwards, whatever happened."""
-        keeper = asyncio.ensure_future(keep_claim(f"wx-msg:{key}", self.busy_s))
-        try:
+        async with holding_claim(f"wx-msg:{key}", self.busy_s, self.done_s):
             return await work()
-        finally:
-            keeper.cancel()
-            shared_store().put(f"wx-msg:{key}", "done", self.done_s)
 
 
 def _number_key(text: str) -> str:
