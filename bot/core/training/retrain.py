@@ -175,6 +175,16 @@ def _record(
     session.add(ModelChange(run_id=run_id, action=action, actor=actor, at=at, detail=detail))
 
 
+def _move(session: Session, run_id: int, when_status: Sequence[str] = (), **values: Any) -> int:
+    """Set `values` on run `run_id` — only while its status is one of `when_status`, if any
+    are given (one conditional UPDATE); the rows moved (0 or 1)."""
+    query = update(RetrainRun).where(RetrainRun.id == run_id)
+    if when_status:
+        query = query.where(RetrainRun.status.in_(tuple(when_status)))
+    moved = session.execute(query.values(**values).execution_options(synchronize_session=False))
+    return int(moved.rowcount)
+
+
 def expire_stale(session: Session, now: datetime, config: RetrainConfig) -> List[int]:
     """Record as failed every working run whose worker has not reported in time."""
     now = to_utc_naive(now)
@@ -185,18 +195,16 @@ def expire_stale(session: Session, now: datetime, config: RetrainConfig) -> List
         last = run.heartbeat_at or run.requested_at
         if last >= limit:
             continue
-        moved = session.execute(
-            update(RetrainRun)
-            .where(RetrainRun.id == run.id, RetrainRun.status.in_(WORKING))
-            .values(
-                status="failed",
-                active=None,
-                finished_at=now,
-                stage="训练进程中断",
-                error=f"训练进程超过 {config.stale_after_s:.0f} 秒没有进展",
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        moved = _move(
+            session,
+            run.id,
+            WORKING,
+            status="failed",
+            active=None,
+            finished_at=now,
+            stage="训练进程中断",
+            error=f"训练进程超过 {config.stale_after_s:.0f} 秒没有进展",
+        )
         if moved:
             _record(session, run.id, "failed", "system", now, error="stale")
             expired.append(run.id)
@@ -240,18 +248,16 @@ def report_progress(
     now = to_utc_naive(now)
     if status not in ("training", "evaluating"):
         raise ValueError(status)
-    moved = session.execute(
-        update(RetrainRun)
-        .where(RetrainRun.id == run_id, RetrainRun.status.in_(WORKING))
-        .values(
-            status=status,
-            stage=stage[:200],
-            progress=max(0.0, min(1.0, progress)),
-            heartbeat_at=now,
-            **values,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    moved = _move(
+        session,
+        run_id,
+        WORKING,
+        status=status,
+        stage=stage[:200],
+        progress=max(0.0, min(1.0, progress)),
+        heartbeat_at=now,
+        **values,
+    )
     return bool(moved)
 
 
@@ -266,21 +272,19 @@ def finish_run(
     now = to_utc_naive(now)
     verdict = judge(comparison, config)
     status = "ready" if verdict.ok else "rejected"
-    moved = session.execute(
-        update(RetrainRun)
-        .where(RetrainRun.id == run_id, RetrainRun.status.in_(WORKING))
-        .values(
-            status=status,
-            active=None,
-            finished_at=now,
-            heartbeat_at=now,
-            progress=1.0,
-            stage="评估完成，可以上线" if verdict.ok else "评估完成，未通过",
-            figures=dict(comparison),
-            verdict=verdict.as_dict(),
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    moved = _move(
+        session,
+        run_id,
+        WORKING,
+        status=status,
+        active=None,
+        finished_at=now,
+        heartbeat_at=now,
+        progress=1.0,
+        stage="评估完成，可以上线" if verdict.ok else "评估完成，未通过",
+        figures=dict(comparison),
+        verdict=verdict.as_dict(),
+    )
     if not moved:
         raise RetrainError("这次训练已被记为中断，结果没有保存。")
     _record(
@@ -299,18 +303,16 @@ def finish_run(
 def fail_run(session: Session, run_id: int, error: str, now: datetime) -> None:
     """The worker could not train or evaluate: failed, with why."""
     now = to_utc_naive(now)
-    moved = session.execute(
-        update(RetrainRun)
-        .where(RetrainRun.id == run_id, RetrainRun.status.in_(WORKING))
-        .values(
-            status="failed",
-            active=None,
-            finished_at=now,
-            stage="训练失败",
-            error=error[:4000],
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    moved = _move(
+        session,
+        run_id,
+        WORKING,
+        status="failed",
+        active=None,
+        finished_at=now,
+        stage="训练失败",
+        error=error[:4000],
+    )
     if moved:
         _record(session, run_id, "failed", "system", now, error=error[:500])
 
@@ -357,15 +359,6 @@ def _claim(url: str, run_id: int, status: str, refusal: str, config: RetrainConf
             raise RetrainError(BUSY) from error
         if not moved:
             raise RetrainError(refusal)
-
-
-def _move(session: Session, run_id: int, when_status: Optional[str] = None, **values: Any) -> int:
-    """Set `values` on run `run_id` (only while it has `when_status`, if given); rows moved."""
-    query = update(RetrainRun).where(RetrainRun.id == run_id)
-    if when_status is not None:
-        query = query.where(RetrainRun.status == when_status)
-    moved = session.execute(query.values(**values).execution_options(synchronize_session=False))
-    return int(moved.rowcount)
 
 
 def _release(url: str, run_id: int, action: str, actor: str, **detail: Any) -> None:
@@ -429,7 +422,7 @@ def go_live(
     now = to_utc_naive(utc_now())
     with session_scope(url) as session:
         if replaced_run_id is not None:
-            _move(session, replaced_run_id, "live", status="replaced")
+            _move(session, replaced_run_id, ("live",), status="replaced")
         _move(
             session,
             run_id,
@@ -466,7 +459,7 @@ def roll_back(url: str, user: str, loaders: Sequence[ModelLoader], config: Retra
     with session_scope(url) as session:
         _move(session, run_id, status="rolled_back", active=None)
         if replaced_run_id is not None:
-            _move(session, replaced_run_id, "replaced", status="live")
+            _move(session, replaced_run_id, ("replaced",), status="live")
         _record(session, run_id, "rolled_back", user, now, restored=replaced_run_id)
     logger.info("run %s rolled back on %d server(s)", run_id, len(loaders))
     return run_id
