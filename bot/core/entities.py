@@ -13,8 +13,9 @@ import datetime as dt
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from bot.core import normalize
+from bot.core import addresses, normalize
 from bot.core.catalog import load_catalog
+from bot.core.settings import get_settings
 
 ENTITY_ATTRIBUTE_START, ENTITY_ATTRIBUTE_END = "start", "end"
 ENTITY_ATTRIBUTE_TYPE, ENTITY_ATTRIBUTE_VALUE, EXTRACTOR = "entity", "value", "extractor"
@@ -86,8 +87,23 @@ _LANDMARK_AFTER = re.compile(
 )
 
 
-def _with_landmark(text: str, entity: Dict[str, Any]) -> Dict[str, Any]:
-    """An address span that stops just before 门口/旁边/对面… includes it: the crew needs it."""
+def known_places() -> Tuple[str, ...]:
+    """The districts and towns of config/areas.yml (金平区, 达濠 …): parts of an address."""
+    areas = get_settings().areas
+    return tuple(
+        {*areas.districts, *(t for b in areas.branches for t in b.towns)}
+        | {t.name for t in areas.towns}
+    )
+
+
+def _address_edges(text: str, entity: Dict[str, Any]) -> Dict[str, Any]:
+    """The extractor's address span re-read as a chain of address parts (bot/core/addresses.py),
+    then including a landmark word just after it: 门口/旁边/对面… (the crew needs it)."""
+    refined = addresses.refine(
+        text, entity[ENTITY_ATTRIBUTE_START], entity[ENTITY_ATTRIBUTE_END], known_places()
+    )
+    if refined:
+        entity = {**entity, ENTITY_ATTRIBUTE_START: refined[0], ENTITY_ATTRIBUTE_END: refined[1]}
     following = _LANDMARK_AFTER.match(text[entity[ENTITY_ATTRIBUTE_END] :])
     if not following:
         return entity
@@ -97,12 +113,21 @@ def _with_landmark(text: str, entity: Dict[str, Any]) -> Dict[str, Any]:
 # A name after the words customers put before one (我叫…, 联系人…, 新户主是…): the
 # statistical extractor misses names it has not seen, the lead-in is the reliable cue.
 # 我是/我系 are left out on purpose (「我是居民」, 「我系业主」).
+_LEAD_IN_VERB = r"(?:是|叫|系|为|写成|写|填成|填)?"
 _NAME_LEAD_IN = re.compile(
-    r"(?:我叫|我的名字(?:是|叫)|名字(?:是|叫)|姓名(?:是|为)?|联系人(?:是|叫)?|联络人(?:是|叫)?"
-    r"|(?:新)?户主(?:名字)?(?:是|叫|系|为)?|申请人(?:姓名)?(?:是|为)?|登记人(?:是|为)?)[:：\s]*"
+    r"(?:我叫|我个名叫|名叫|(?:我的)?名字(?:是|叫|就是|系)|姓名|(?:联系|联络|联细|连系)人"
+    r"|(?:新)?户主(?:名字)?|户名(?=写|填)|申请人(?:姓名)?|登记人|my name is|name is|name[:：])"
+    + _LEAD_IN_VERB
+    + r"[:：\s]*"
+    # who the name belongs to, or a filler, between the lead-in and the name
+    r"(?:我(?:妈妈|爸爸|妈|爸|老婆|老公|太太|先生|爱人|儿子|女儿|父亲|母亲)叫?|那个|就是|嗯|呃)?[:：\s]*",
+    re.IGNORECASE,
 )
+# A name ends at punctuation, a digit, or the words customers put after one (电话…, 然后…,
+# 口天吴 — how a character is written).
 _NAME_AFTER_LEAD_IN = re.compile(
-    r"([\u4e00-\u9fa5]{2,4}?)(?=$|[，,。.！!？?；;、\s\d]|电话|手机|联系|号码|的|嘅|啊|呀|吗|呢|先生|女士)"
+    r"([\u4e00-\u9fa5]{2,4}?)(?=$|[，,。.！!？?；;、\s\d]|电话|手机|联系|号码|的|嘅|啊|呀|吗|呢|先生|女士"
+    r"|小姐|然后|就是|就|户号|地址|口天|弓长|立早|耳东|木子|古月|双木|言午|草头)"
 )
 _NOT_A_NAME_START = set("这那什怎谁哪一不是要我你他她们的了在有没")
 LEAD_IN_EXTRACTOR = "LeadInNames"
@@ -128,9 +153,11 @@ SURNAMES = set(
     "陈林黄李张王刘吴郑蔡杨许谢郭洪曾周赖邱罗何徐苏叶庄卢詹江余朱胡沈高梁马方姚彭萧肖廖潘"
     "钟钱孙赵冯韩唐董袁邓傅田宋丁魏蒋程吕熊任孔邹康伍严汤欧柯翁池魏纪卓温邝麦冼龚游连"
     "黎颜凌谭崔汪尤姜范金石陆贺顾毛郝白孟秦易雷文施薛龚邵万侯段雷钱章鲁韦龙覃莫岑植甘"
+    "佘阮骆古巫饶关简戴夏蓝涂练邬庞聂陶武乔俞贾邢丘霍尹闫左宁"
 )
 _WEAK_NAME_LEAD_IN = re.compile(
-    r"(?:我系|我係|我是|本人|叫我|找|搵|过户给|过户到|转到|转给|改成|换成|改为|户名(?:是|为)?|称呼)[:：\s]*"
+    r"(?:我系|我係|我是|本人|叫我|找|搵|过户给|过户到|转到|转给|改成|换成|改为|户名(?:是|为)?|称呼"
+    r"|业主(?:是|叫|系)?)[:：\s]*"
 )
 _NAME_END = (
     r"(?=$|[，,。.！!？?；;、/\s\d]|电话|手机|联系|号码|的|嘅|啊|呀|吗|呢|先生|女士|小姐|名下)"
@@ -206,10 +233,26 @@ def bare_name(text: str) -> Optional[Tuple[int, int]]:
     return start, start + len(word)
 
 
+def listed_name(text: str) -> Optional[Tuple[int, int]]:
+    """(start, end) of a name given as one item of a list (「光伏并网，陈秋霞，1871…」,
+    「写我名字就行，王晓丹」): three characters (four with a compound surname) between
+    commas, a common surname first, in a message that also gives a number or speaks of a name."""
+    if not (re.search(r"[0-9]{7}", text) or "名" in text):
+        return None
+    for match in re.finditer(
+        r"(?:^|(?<=[，,、；;\s]))([\u4e00-\u9fa5]{3,4})(?=$|[，,、；;\s])", text
+    ):
+        word = match.group(1)
+        compound = word[:2] in COMPOUND_SURNAMES
+        if (len(word) == 3 or compound) and _plausible_name(word):
+            return match.start(1), match.end(1)
+    return None
+
+
 def _lead_in_names(text: str, kept: List[Dict[str, Any]], today: dt.date) -> List[Dict[str, Any]]:
     found = []
     spans = names_after_lead_ins(text)
-    whole = bare_name(text)
+    whole = bare_name(text) or listed_name(text)
     if not spans and whole:
         spans = [whole]
     for start, end in spans:
@@ -229,10 +272,33 @@ def _lead_in_names(text: str, kept: List[Dict[str, Any]], today: dt.date) -> Lis
     return found
 
 
+def _against_lead_ins(text: str, entities: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """A statistical name that overlaps a name after a lead-in but has other edges
+    (「联系人：郑雅琳女士」 → 郑雅琳女士) gives way to the lead-in's."""
+    spans = names_after_lead_ins(text)
+    if not spans:
+        return entities
+    return [
+        e
+        for e in entities
+        if e[ENTITY_ATTRIBUTE_TYPE] != "customer_name"
+        or (e[ENTITY_ATTRIBUTE_START], e[ENTITY_ATTRIBUTE_END]) in spans
+        or not any(
+            e[ENTITY_ATTRIBUTE_START] < end and start < e[ENTITY_ATTRIBUTE_END]
+            for start, end in spans
+        )
+    ]
+
+
 def normalize_entities(
-    text: str, entities: List[Dict[str, Any]], today: dt.date
+    text: str, entities: List[Dict[str, Any]], today: dt.date, as_annotated: bool = False
 ) -> List[Dict[str, Any]]:
-    """Resolve overlaps between extractors and normalise every value (see module doc)."""
+    """Resolve overlaps between extractors and normalise every value (see module doc).
+
+    `as_annotated` (a person's annotation, for the evaluation) normalises the values only: the
+    spans stay where the annotator put them, and no name is added from a lead-in."""
+    if not as_annotated:
+        entities = _against_lead_ins(text, entities)
     regex_spans = [
         e
         for e in entities
@@ -259,8 +325,10 @@ def normalize_entities(
             _overlaps(k, entity) and k[ENTITY_ATTRIBUTE_TYPE] in _family(entity_type) for k in kept
         ):
             continue
-        if entity_type == "address":
-            entity = _with_landmark(text, entity)
+        if entity_type == "address" and not as_annotated:
+            entity = _address_edges(text, entity)
+            if any(_overlaps(k, entity) and k[ENTITY_ATTRIBUTE_TYPE] == "address" for k in kept):
+                continue  # two pieces of one address (「濠江区」「达濠」) read as one
         span = text[entity[ENTITY_ATTRIBUTE_START] : entity[ENTITY_ATTRIBUTE_END]]
         value = value_for(entity_type, span, entity.get(ENTITY_ATTRIBUTE_VALUE), today)
         if value is None:
@@ -273,6 +341,6 @@ def normalize_entities(
                 "processors": [*entity.get("processors", []), "EntityNormalizer"],
             }
         )
-    if not any(k[ENTITY_ATTRIBUTE_TYPE] == "customer_name" for k in kept):
+    if not as_annotated and not any(k[ENTITY_ATTRIBUTE_TYPE] == "customer_name" for k in kept):
         kept += _lead_in_names(text, kept, today)
     return sorted(kept, key=lambda e: e[ENTITY_ATTRIBUTE_START])

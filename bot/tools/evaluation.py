@@ -135,7 +135,10 @@ def gold_values(example: Example, today: dt.date) -> Set[Tuple[str, str]]:
         {**e, "extractor": "RegexEntityExtractor" if e["entity"] in STRUCTURED_ENTITIES else "gold"}
         for e in example.entities
     ]
-    return {(e["entity"], str(e["value"])) for e in normalize_entities(text, annotated, today)}
+    return {
+        (e["entity"], str(e["value"]))
+        for e in normalize_entities(text, annotated, today, as_annotated=True)
+    }
 
 
 def predicted_values(prediction: Prediction) -> Set[Tuple[str, str]]:

@@ -264,3 +264,95 @@ def test_words_that_start_like_a_surname_are_not_names(text: str) -> None:
         for e in normalize_entities(text, [], dt.date(2026, 12, 1))
         if e["entity"] == "customer_name"
     ] == []
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("名字叫那个许文杰", "许文杰"),
+        ("户主写成黄丽娟", "黄丽娟"),
+        ("联系人系陈国栋，电话等阵发过来", "陈国栋"),
+        ("登记人填吴美玲就可以", "吴美玲"),
+        ("my name is 蔡明辉", "蔡明辉"),
+        ("户主是我爸林振华", "林振华"),
+        ("我叫马志远然后电话等下发你", "马志远"),
+        ("我叫佘晓东耳东陈的东", "佘晓东"),
+    ],
+)
+def test_names_after_the_lead_ins_customers_also_use(text: str, name: str) -> None:
+    [entity] = [
+        e
+        for e in normalize_entities(text, [], dt.date(2026, 12, 1))
+        if e["entity"] == "customer_name"
+    ]
+    assert entity["value"] == name
+
+
+def test_a_name_listed_between_commas_beside_a_phone_is_found() -> None:
+    text = "报修，黄国强，13912345678，金平区大华路"
+    names = [e["value"] for e in normalize_entities(text, [], dt.date(2026, 12, 1))]
+    assert names == ["黄国强"]
+    # no number and no word about a name: a list of places is not a name
+    assert normalize_entities("龙湖区，长平路，陈店镇", [], dt.date(2026, 12, 1)) == []
+
+
+def test_a_statistical_name_with_other_edges_than_the_lead_in_gives_way() -> None:
+    text = "联系人：陈淑仪女士，电话13912345678"
+    guess = {"entity": "customer_name", "start": 4, "end": 9, "extractor": "CRF"}
+    names = [
+        e["value"]
+        for e in normalize_entities(text, [guess], dt.date(2026, 12, 1))
+        if e["entity"] == "customer_name"
+    ]
+    assert names == ["陈淑仪"]
+
+
+def _address(text: str, piece: str, *more: str, as_annotated: bool = False) -> list:
+    found = []
+    for part in (piece, *more):
+        start = text.index(part)
+        found.append(
+            {"entity": "address", "start": start, "end": start + len(part), "extractor": "CRF"}
+        )
+    return [
+        e["value"]
+        for e in normalize_entities(text, found, dt.date(2026, 12, 1), as_annotated=as_annotated)
+        if e["entity"] == "address"
+    ]
+
+
+@pytest.mark.parametrize(
+    "text, guess, address",
+    [
+        ("地址系潮南区两英镇", "潮南区两英", "潮南区两英镇"),
+        ("我在金平区广厦街道金环路的店要装表", "金平区广厦街道", "金平区广厦街道金环路"),
+        ("住龙胡区长平路", "区长平路", "龙胡区长平路"),  # the district written wrong
+        ("龙湖区长平路88号，13912345678", "龙湖区长平路", "龙湖区长平路88号"),
+        ("龙湖区长平路 30千瓦", "龙湖区长平", "龙湖区长平路"),  # a quantity is not a house number
+        ("由龙湖区搬到金平区大华路8号", "龙湖区搬到金平区大华路8号", "金平区大华路8号"),
+        (
+            "潮南区陈店镇菜市场旁边那家五金店",
+            "潮南区陈店镇菜市场旁边那家五金店",
+            "潮南区陈店镇菜市场旁边那家五金店",
+        ),
+        (
+            "报修 澄海区莲下镇槐东村北二巷5号 13912345678",
+            "澄海区莲下镇槐东村",
+            "澄海区莲下镇槐东村北二巷5号",
+        ),
+    ],
+)
+def test_an_address_span_grows_to_the_whole_chain_of_its_parts(
+    text: str, guess: str, address: str
+) -> None:
+    assert _address(text, guess) == [address]
+
+
+def test_two_pieces_of_one_address_are_one_address() -> None:
+    assert _address("明天濠江区达濠停电吗", "濠江区", "达濠") == ["濠江区达濠"]
+
+
+def test_an_annotation_is_scored_where_the_annotator_put_it() -> None:
+    """The evaluation's gold values: no growing, no landmark, no name from a lead-in."""
+    assert _address("地址系潮南区两英镇门口", "潮南区两英", as_annotated=True) == ["潮南区两英"]
+    assert normalize_entities("我叫黄国强", [], dt.date(2026, 12, 1), as_annotated=True) == []
