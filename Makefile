@@ -116,6 +116,8 @@ test-e2e: $(MODEL)
 # ---------------------------------------------------------------- measurements
 evaluate: $(MODEL)
 	$(PY) -m bot.tools.evaluation --model $(MODEL)
+	$(PY) -m bot.tools.evaluation --model $(MODEL) --data tests/nlu/entity_check.yml \
+		--no-rejections --no-rasa-report --out reports/entity_check_metrics.json
 	$(PY) -m bench.scenarios --model $(MODEL)
 
 profile: $(MODEL)

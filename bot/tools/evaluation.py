@@ -409,9 +409,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--data", type=Path, default=HOLDOUT)
     parser.add_argument("--out", type=Path, default=REPORTS / "holdout_metrics.json")
     parser.add_argument("--no-rasa-report", action="store_true")
+    parser.add_argument(
+        "--no-rejections",
+        action="store_true",
+        help="score --data only, without the out-of-domain and not-understood sets",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
-    evaluation = evaluate_all(args.model, args.data)
+    evaluation = evaluate_all(args.model, args.data, with_rejections=not args.no_rejections)
     print_report(evaluation)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
