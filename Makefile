@@ -26,6 +26,9 @@ GENERATED    := domain/catalog.yml data/catalog_rules.yml data/nlu/catalog_looku
 TRAIN_INPUTS := config.yml $(wildcard domain/*.yml) $(wildcard data/*.yml) $(wildcard data/nlu/*.yml) \
                 $(wildcard data/jieba/*) bot/plugins/nlu.py bot/plugins/encoder.py bot/core/normalize.py \
                 bot/core/entities.py bot/catalog.yml
+# The list of those files: a training file removed (or added) retrains as one changed does.
+TRAIN_LIST   := models/.train-inputs
+$(shell mkdir -p models; echo '$(sort $(TRAIN_INPUTS))' | cmp -s - $(TRAIN_LIST) || echo '$(sort $(TRAIN_INPUTS))' > $(TRAIN_LIST))
 TIMED        := scripts/timed.sh
 
 .PHONY: help run run-prod test test-unit test-e2e train evaluate bench profile shell validate lint lock lock-tools clean generated browser nginx tools
@@ -68,7 +71,7 @@ $(GENERATED) &: bot/catalog.yml bot/core/catalog.py bot/tools/generate.py | $(ST
 
 generated: $(GENERATED)
 
-$(MODEL): $(STAMP) $(GENERATED) $(TRAIN_INPUTS)
+$(MODEL): $(STAMP) $(GENERATED) $(TRAIN_INPUTS) $(TRAIN_LIST)
 	@mkdir -p models
 	@$(TIMED) "Training the model (≈ 7–8 min on 2 cores; only when data, config or domain changed)" \
 		$(RASA) train --domain domain --data data --config config.yml --out models --fixed-model-name intake
