@@ -9,7 +9,7 @@ writing the same thing again, a few seconds later. At the end it reports, and re
 tickets expected vs filed, duplicate tickets, notices delivered twice, customers left without
 an answer.
 
-    python -m bench.soak --model models/intake.tar.gz [--customers 200] [--seconds 600] [--kill-every 60]
+    python -m bench.soak --model models/intake.tar.gz [--customers 200] [--seconds 600] [--kill-every 60] [--seed 2026]
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class SoakCustomer:
         return bool(done)
 
 
-def soak(model: str, customers: int, seconds: float, kill_every: float) -> int:
+def soak(model: str, customers: int, seconds: float, kill_every: float, seed: int = 2026) -> int:
     fake = FakeBotApi()
     fake.start()
     report = SoakReport()
@@ -142,7 +142,7 @@ def soak(model: str, customers: int, seconds: float, kill_every: float) -> int:
     try:
         with throwaway_prod_stack(model, "intake-soak-", env) as stack:
             stack.supervise_in_background()
-            return run(stack, fake, report, customers, seconds, kill_every)
+            return run(stack, fake, report, customers, seconds, kill_every, seed)
     finally:
         fake.stop()
 
@@ -154,11 +154,12 @@ def run(
     customers: int,
     seconds: float,
     kill_every: float,
+    seed: int = 2026,
 ) -> int:
     assert stack.door is not None
     door_url = f"{stack.door.url}/webhooks/telegram/webhook"
     deadline = time.monotonic() + seconds
-    rng = random.Random(2026)
+    rng = random.Random(seed)
     base = rng.randrange(10**8, 9 * 10**8)
     update_ids = SharedIds(base * 100)
     # a customer's chat id is per conversation, so "one ticket per conversation" is checkable
@@ -287,8 +288,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=600)
     parser.add_argument("--kill-every", type=float, default=60)
+    parser.add_argument(
+        "--seed", type=int, default=2026, help="which processes are killed when, and the chat ids"
+    )
     args = parser.parse_args(argv)
-    return soak(args.model, args.customers, args.seconds, args.kill_every)
+    return soak(args.model, args.customers, args.seconds, args.kill_every, args.seed)
 
 
 if __name__ == "__main__":
