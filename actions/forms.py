@@ -335,7 +335,17 @@ class CatalogFormValidator(FormValidationAction):
             turn.accept(name, normalised)
             return
         if name == turn.requested:
-            if not self._is_attempt(name, str(value), turn.tracker) and name not in named:
+            if str(value).startswith("/"):
+                # a button of an earlier question (「确认提交」 while the form asks for the phone,
+                # after a retry): no answer and no failure — say what comes first, ask again
+                turn.result[name] = None
+                turn.handled = True
+                turn.say(
+                    self.catalog.dialogue_messages["button_out_of_turn"].format(
+                        label=self.catalog.fields[name].label
+                    )
+                )
+            elif not self._is_attempt(name, str(value), turn.tracker) and name not in named:
                 self._nothing_given(turn)
             else:
                 self._failed(turn, name, reason or "invalid", str(value))

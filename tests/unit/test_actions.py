@@ -1915,3 +1915,12 @@ async def test_an_emergency_said_again_skips_the_detail_it_asked(database: None)
     assert SlotSet("declined", ["phone"]) in events
     skipped = CATALOG.dialogue_messages["emergency_detail_skipped"].format(label="联系电话")
     assert sent(dispatcher) == [{"text": skipped}]
+
+
+async def test_a_button_of_an_earlier_question_is_no_failed_answer() -> None:
+    """「确认提交」 (/affirm) pressed again while the form asks for the phone: the form says
+    what comes first and asks again, and counts no failure (two would hand over)."""
+    tracker = form_turn("complaint_form", "phone", "/affirm", {"phone": "/affirm"})
+    events, messages = await validate("complaint_form", tracker)
+    assert events == [SlotSet("phone", None)]
+    assert messages == [{"text": "那个按钮是上一步的，我们先把联系电话填好。"}]
