@@ -249,9 +249,10 @@ def listed_name(text: str) -> Optional[Tuple[int, int]]:
     return None
 
 
-def _lead_in_names(text: str, kept: List[Dict[str, Any]], today: dt.date) -> List[Dict[str, Any]]:
+def _lead_in_names(
+    text: str, spans: List[Tuple[int, int]], kept: List[Dict[str, Any]], today: dt.date
+) -> List[Dict[str, Any]]:
     found = []
-    spans = names_after_lead_ins(text)
     whole = bare_name(text) or listed_name(text)
     if not spans and whole:
         spans = [whole]
@@ -272,21 +273,18 @@ def _lead_in_names(text: str, kept: List[Dict[str, Any]], today: dt.date) -> Lis
     return found
 
 
-def _against_lead_ins(text: str, entities: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """A statistical name that overlaps a name after a lead-in but has other edges
+def _against_lead_ins(
+    spans: List[Tuple[int, int]], entities: List[Dict[str, Any]]
+) -> List[Dict[str, Any]]:
+    """A statistical name that overlaps a name after a lead-in (`spans`) but has other edges
     (「联系人：郑雅琳女士」 → 郑雅琳女士) gives way to the lead-in's."""
-    spans = names_after_lead_ins(text)
-    if not spans:
-        return entities
+    lead_ins = [{ENTITY_ATTRIBUTE_START: start, ENTITY_ATTRIBUTE_END: end} for start, end in spans]
     return [
         e
         for e in entities
         if e[ENTITY_ATTRIBUTE_TYPE] != "customer_name"
         or (e[ENTITY_ATTRIBUTE_START], e[ENTITY_ATTRIBUTE_END]) in spans
-        or not any(
-            e[ENTITY_ATTRIBUTE_START] < end and start < e[ENTITY_ATTRIBUTE_END]
-            for start, end in spans
-        )
+        or not any(_overlaps(e, lead_in) for lead_in in lead_ins)
     ]
 
 
@@ -297,8 +295,8 @@ def normalize_entities(
 
     `as_annotated` (a person's annotation, for the evaluation) normalises the values only: the
     spans stay where the annotator put them, and no name is added from a lead-in."""
-    if not as_annotated:
-        entities = _against_lead_ins(text, entities)
+    lead_in_spans = [] if as_annotated else names_after_lead_ins(text)
+    entities = _against_lead_ins(lead_in_spans, entities)
     regex_spans = [
         e
         for e in entities
@@ -342,5 +340,5 @@ def normalize_entities(
             }
         )
     if not as_annotated and not any(k[ENTITY_ATTRIBUTE_TYPE] == "customer_name" for k in kept):
-        kept += _lead_in_names(text, kept, today)
+        kept += _lead_in_names(text, lead_in_spans, kept, today)
     return sorted(kept, key=lambda e: e[ENTITY_ATTRIBUTE_START])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, Dict, List, Sequence
 
 import pytest
 
@@ -234,6 +235,15 @@ def test_words_after_a_lead_in_that_are_not_names_are_left_alone(text: str) -> N
     assert normalize_entities(text, [], dt.date(2026, 12, 1)) == []
 
 
+def _names(text: str, found: Sequence[Dict[str, Any]] = ()) -> List[Dict[str, Any]]:
+    """The customer_name entities `normalize_entities` gives for a text."""
+    return [
+        e
+        for e in normalize_entities(text, list(found), dt.date(2026, 12, 1))
+        if e["entity"] == "customer_name"
+    ]
+
+
 @pytest.mark.parametrize(
     "text, name",
     [
@@ -246,11 +256,7 @@ def test_words_after_a_lead_in_that_are_not_names_are_left_alone(text: str) -> N
     ],
 )
 def test_names_after_weak_cues_and_bare_names_need_a_common_surname(text: str, name: str) -> None:
-    [entity] = [
-        e
-        for e in normalize_entities(text, [], dt.date(2026, 12, 1))
-        if e["entity"] == "customer_name"
-    ]
+    [entity] = _names(text)
     assert entity["value"] == name
     assert text[entity["start"] : entity["end"]] == name
 
@@ -259,11 +265,7 @@ def test_names_after_weak_cues_and_bare_names_need_a_common_surname(text: str, n
     "text", ["方便", "马上", "谢谢你", "龙湖区", "高压线", "我是黄埔区的", "周末", "林子里", "先生"]
 )
 def test_words_that_start_like_a_surname_are_not_names(text: str) -> None:
-    assert [
-        e
-        for e in normalize_entities(text, [], dt.date(2026, 12, 1))
-        if e["entity"] == "customer_name"
-    ] == []
+    assert _names(text) == []
 
 
 @pytest.mark.parametrize(
@@ -280,11 +282,7 @@ def test_words_that_start_like_a_surname_are_not_names(text: str) -> None:
     ],
 )
 def test_names_after_the_lead_ins_customers_also_use(text: str, name: str) -> None:
-    [entity] = [
-        e
-        for e in normalize_entities(text, [], dt.date(2026, 12, 1))
-        if e["entity"] == "customer_name"
-    ]
+    [entity] = _names(text)
     assert entity["value"] == name
 
 
@@ -299,12 +297,7 @@ def test_a_name_listed_between_commas_beside_a_phone_is_found() -> None:
 def test_a_statistical_name_with_other_edges_than_the_lead_in_gives_way() -> None:
     text = "联系人：陈淑仪女士，电话13912345678"
     guess = {"entity": "customer_name", "start": 4, "end": 9, "extractor": "CRF"}
-    names = [
-        e["value"]
-        for e in normalize_entities(text, [guess], dt.date(2026, 12, 1))
-        if e["entity"] == "customer_name"
-    ]
-    assert names == ["陈淑仪"]
+    assert [e["value"] for e in _names(text, [guess])] == ["陈淑仪"]
 
 
 def _address(text: str, piece: str, *more: str, as_annotated: bool = False) -> list:
