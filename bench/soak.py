@@ -29,7 +29,7 @@ from bench.load import SharedIds, telegram_environment
 from bench.stack import throwaway_prod_stack
 from bot.core.catalog import load_catalog
 from bot.core.rasa_api import RasaClient
-from bot.plugins.channels.telegram import SECRET_HEADER
+from bot.plugins.channels.telegram import SECRET_HEADER, sender_id_of
 from bot.tools.runner import ProductionStack
 from tests.fakes.fake_telegram import FakeBotApi, callback_update, text_update
 
@@ -47,6 +47,7 @@ class SoakReport:
     resent_updates: int = 0
     repeated_messages: int = 0
     unanswered: List[str] = field(default_factory=list)
+    unanswered_chats: List[int] = field(default_factory=list)
     kills: List[str] = field(default_factory=list)
     status_changes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -117,6 +118,7 @@ class SoakCustomer:
         if not summary:
             with self.report.lock:
                 self.report.unanswered.append(f"tg-{chat}: {self.last_seen}")
+                self.report.unanswered_chats.append(chat)
             return False
         data = next(
             b["callback_data"]
@@ -131,6 +133,7 @@ class SoakCustomer:
                 self.report.conversations_confirmed += 1
             else:
                 self.report.unanswered.append(f"tg-{chat} (confirm): {self.last_seen}")
+                self.report.unanswered_chats.append(chat)
         return bool(done)
 
 
@@ -223,6 +226,29 @@ def all_tickets(stack: ProductionStack) -> List[Dict[str, Any]]:
     return [{"conversation_id": c, "ticket_no": n} for c, n in rows]
 
 
+def event_trail(events: List[Dict[str, Any]]) -> List[str]:
+    """A conversation's events a line each (when, what): how a customer was left unanswered."""
+    lines = []
+    for event in events:
+        kind = event.get("event")
+        when = time.strftime("%H:%M:%S", time.localtime(float(event.get("timestamp") or 0)))
+        if kind == "user":
+            intent = (event.get("parse_data") or {}).get("intent", {}).get("name")
+            what = f"customer: {intent} {str(event.get('text'))[:30]!r}"
+        elif kind == "bot":
+            what = f"bot: {str(event.get('text'))[:40]!r}"
+        elif kind == "action":
+            what = f"action {event.get('name')}"
+        elif kind == "active_loop":
+            what = f"form {event.get('name')}"
+        elif kind == "slot":
+            what = f"slot {event.get('name')}"
+        else:
+            what = str(kind)
+        lines.append(f"{when} {what}")
+    return lines
+
+
 def check(stack: ProductionStack, report: SoakReport, console: str, auth: Dict[str, str]) -> int:
     # notices still owed are delivered by the console loop: wait for them (bounded)
     for _ in range(60):
@@ -275,6 +301,10 @@ def check(stack: ProductionStack, report: SoakReport, console: str, auth: Dict[s
         print(f"{label:<{width}}  {value}")
     for line in report.unanswered[:20]:
         print(f"   unanswered {line}")
+    for chat in report.unanswered_chats[:5]:
+        print(f"   what the tracker of {sender_id_of(chat)} holds:")
+        for line in event_trail(rasa.events(sender_id_of(chat))):
+            print(f"     {line}")
     lost = report.conversations_confirmed - len(tickets)
     bad = duplicates + twice + len(report.unanswered) + max(lost, 0)
     return 0 if bad == 0 else 1

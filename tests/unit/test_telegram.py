@@ -268,6 +268,31 @@ async def test_a_redelivery_while_the_turn_runs_waits_for_it_and_is_dropped(
 
 
 @pytest.mark.asyncio
+async def test_a_turn_whose_caller_gave_up_runs_to_its_end_and_its_retry_is_dropped(
+    fake_api: FakeBotApi,
+) -> None:
+    """nginx gives up on a slow turn (Sanic then cancels the request's handler): the turn goes
+    on to its end, replies and all, and the retry waits for it instead of finding a "done"
+    turn that never finished (the customer would answer a question the conversation lost)."""
+    assistant = SlowAssistant()
+    update = text_update(700014, CHAT, "家里停电了")
+    async with webhook_client(channel_for(fake_api), assistant) as client:
+        first = asyncio.create_task(post_update(client, update))
+        await asyncio.sleep(0.2)
+        first.cancel()  # the caller went away in mid-turn
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        retry = asyncio.create_task(post_update(client, update))
+        await asyncio.sleep(0.3)
+        assert not retry.done()  # the turn is still under way: the retry waits for it
+        assistant.release.set()
+        again = await retry
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    assert [m.text for m in assistant.messages] == ["家里停电了"]
+    assert [m["text"] for m in fake_api.sent(chat_id=CHAT)] == ["收到：家里停电了"]
+
+
+@pytest.mark.asyncio
 async def test_a_redelivery_is_told_to_come_back_when_the_turn_outlasts_its_wait(
     fake_api: FakeBotApi,
 ) -> None:

@@ -31,6 +31,7 @@ its webhook answers 503 — and the rest of the assistant runs as usual.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Set,
     Text,
 )
 
@@ -319,6 +321,7 @@ class TelegramInput(InputChannel):
         self.settings = settings
         webhook = get_settings().service.telegram_webhook
         self.seen = SeenUpdates(webhook.in_progress_seconds, webhook.wait_seconds)
+        self._turns: Set["asyncio.Future[str]"] = set()  # turns whose caller went away
         self.bot: Optional[ExtBot] = None
         if settings.missing:
             logger.info("Telegram channel off: %s not set", settings.missing[0])
@@ -441,6 +444,13 @@ class TelegramInput(InputChannel):
                     logger.exception("could not answer Telegram update %s", update.update_id)
         return "ok"
 
+    async def _claimed_turn(
+        self, update: Update, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> str:
+        """The turn of a claimed update, the claim held until it has ended."""
+        async with self.seen.holding(update.update_id):
+            return await self.handle_update(update, on_new_message)
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         telegram_webhook = Blueprint("telegram_webhook", __name__)
 
@@ -472,8 +482,15 @@ class TelegramInput(InputChannel):
             if state is not None:
                 logger.info("Telegram update %s already handled; ignored", update.update_id)
                 return response.json({"status": "duplicate"})
-            async with self.seen.holding(update.update_id):
-                status = await self.handle_update(update, on_new_message)
+            # Sanic cancels a handler whose client went away (nginx gives up after 30 s under
+            # load). A turn cut there had already sent the customer its replies but saved
+            # nothing, and its claim said "done", so Telegram's retry was dropped: the customer
+            # answered a question the conversation had never asked (the soak's lost phone
+            # turn). The claimed turn therefore runs to its end in its own task.
+            turn = asyncio.ensure_future(self._claimed_turn(update, on_new_message))
+            self._turns.add(turn)
+            turn.add_done_callback(self._turns.discard)
+            status = await asyncio.shield(turn)
             return response.json({"status": status})
 
         return telegram_webhook
