@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import requests
 
@@ -46,8 +46,7 @@ class SoakReport:
     turns: int = 0
     resent_updates: int = 0
     repeated_messages: int = 0
-    unanswered: List[str] = field(default_factory=list)
-    unanswered_chats: List[int] = field(default_factory=list)
+    unanswered: List[Tuple[int, str]] = field(default_factory=list)  # (chat, what it last saw)
     kills: List[str] = field(default_factory=list)
     status_changes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -117,8 +116,7 @@ class SoakCustomer:
         summary = first and self.turn(lambda u: text_update(u, chat, phone), "确认提交")
         if not summary:
             with self.report.lock:
-                self.report.unanswered.append(f"tg-{chat}: {self.last_seen}")
-                self.report.unanswered_chats.append(chat)
+                self.report.unanswered.append((chat, self.last_seen))
             return False
         data = next(
             b["callback_data"]
@@ -132,8 +130,7 @@ class SoakCustomer:
             if done:
                 self.report.conversations_confirmed += 1
             else:
-                self.report.unanswered.append(f"tg-{chat} (confirm): {self.last_seen}")
-                self.report.unanswered_chats.append(chat)
+                self.report.unanswered.append((chat, f"(confirm) {self.last_seen}"))
         return bool(done)
 
 
@@ -299,9 +296,9 @@ def check(stack: ProductionStack, report: SoakReport, console: str, auth: Dict[s
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
-    for line in report.unanswered[:20]:
-        print(f"   unanswered {line}")
-    for chat in report.unanswered_chats[:5]:
+    for chat, last_seen in report.unanswered[:20]:
+        print(f"   unanswered {sender_id_of(chat)}: {last_seen}")
+    for chat, _ in report.unanswered[:5]:
         print(f"   what the tracker of {sender_id_of(chat)} holds:")
         for line in event_trail(rasa.events(sender_id_of(chat))):
             print(f"     {line}")
