@@ -144,3 +144,70 @@ async def test_the_ticket_of_a_dead_server_still_runs_out() -> None:
     async with store.lock("tg-2", lock_lifetime=0.3, wait_time_in_seconds=0.05):
         waited = time.monotonic() - started
     assert 0.25 <= waited < 1.5
+
+
+class _SlowGraph:
+    """A processor whose NLU graph takes a while and notes where and when it ran."""
+
+    http_interpreter = None
+
+    def __init__(self) -> None:
+        import threading
+
+        self.runs: list = []
+        self._busy = threading.Lock()
+
+    def _parse_message_with_graph(self, message: Any, tracker: Any, only: bool) -> Dict[str, Any]:
+        import threading
+        import time
+
+        assert self._busy.acquire(blocking=False), "two parses ran at once"
+        try:
+            time.sleep(0.2)
+            self.runs.append(threading.current_thread().name)
+        finally:
+            self._busy.release()
+        return {
+            "text": message.text,
+            "intent": {"name": "greet", "confidence": 1.0},
+            "entities": [],
+        }
+
+    def _update_full_retrieval_intent(self, parse_data: Dict[str, Any]) -> None:
+        parse_data["seen_by_processor"] = True
+
+    def _check_for_unseen_features(self, parse_data: Dict[str, Any]) -> None:
+        pass
+
+
+@pytest.mark.asyncio
+async def test_understanding_runs_beside_the_event_loop_one_message_at_a_time() -> None:
+    """While one message is parsed the loop serves others (stock Rasa: the loop stood still
+    for the whole NLU graph); two messages are still parsed one after the other."""
+    import asyncio
+    import time
+
+    from rasa.core.channels.channel import UserMessage
+    from rasa.core.processor import MessageProcessor
+
+    rasa_server.apply_patches()
+    assert MessageProcessor.parse_message is rasa_server._parse_message_beside_loop
+    processor = _SlowGraph()
+    ticks: list = []
+
+    async def ticker() -> None:
+        for _ in range(10):
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.02)
+
+    started = time.monotonic()
+    first, second, _ = await asyncio.gather(
+        rasa_server._parse_message_beside_loop(processor, UserMessage("你好", sender_id="a")),
+        rasa_server._parse_message_beside_loop(processor, UserMessage("停电了", sender_id="b")),
+        ticker(),
+    )
+    assert first["intent"]["name"] == "greet" and first["seen_by_processor"]
+    assert second["text"] == "停电了"
+    assert all(name.startswith("nlu") for name in processor.runs) and len(processor.runs) == 2
+    assert len(ticks) == 10 and ticks[-1] - started < 0.35  # the loop kept ticking meanwhile
+    assert time.monotonic() - started >= 0.4  # one parse after the other
