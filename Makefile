@@ -121,6 +121,8 @@ evaluate: $(MODEL)
 	$(PY) -m bot.tools.evaluation --model $(MODEL)
 	$(PY) -m bot.tools.evaluation --model $(MODEL) --data tests/nlu/entity_check.yml \
 		--no-rejections --no-rasa-report --out reports/entity_check_metrics.json
+	$(PY) -m bot.tools.evaluation --model $(MODEL) --data tests/nlu/entity_dev.yml \
+		--no-rejections --no-rasa-report --out reports/entity_dev_metrics.json
 	$(PY) -m bench.scenarios --model $(MODEL)
 
 profile: $(MODEL)
