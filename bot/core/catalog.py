@@ -174,11 +174,12 @@ class Catalog:
         """The service a customer's words name (过户 → transfer), longest keyword wins."""
         if text in self.services:
             return self.services[text]
+        lowered = text.lower()  # English keywords (new connection) are written in lower case
         matches = [
             (len(word), service)
             for service in self.requestable
             for word in service.keywords
-            if word in text
+            if word in lowered
         ]
         return max(matches, key=lambda match: match[0])[1] if matches else None
 

@@ -88,10 +88,11 @@ _LANDMARK_AFTER = re.compile(
 
 
 def known_places() -> Tuple[str, ...]:
-    """The districts and towns of config/areas.yml (金平区, 达濠 …): parts of an address."""
+    """The cities, districts and towns of config/areas.yml (汕头市, 金平区, 达濠 …): parts of an
+    address."""
     areas = get_settings().areas
     return tuple(
-        {*areas.districts, *(t for b in areas.branches for t in b.towns)}
+        {*areas.districts, *areas.cities, *(t for b in areas.branches for t in b.towns)}
         | {t.name for t in areas.towns}
     )
 
@@ -115,10 +116,9 @@ def _address_edges(text: str, entity: Dict[str, Any]) -> Dict[str, Any]:
 # 我是/我系 are left out on purpose (「我是居民」, 「我系业主」).
 _LEAD_IN_VERB = r"(?:是|叫|系|为|写成|写|填成|填)?"
 _NAME_LEAD_IN = re.compile(
-    r"(?:我叫|我个名叫|名叫|(?:我的)?名字(?:是|叫|就是|系)|姓名|(?:联系|联络|联细|连系)人"
-    r"|(?:新)?户主(?:名字)?|户名(?=写|填)|申请人(?:姓名)?|登记人|my name is|name is|name[:：])"
-    + _LEAD_IN_VERB
-    + r"[:：\s]*"
+    r"(?:我叫|我个名叫|名叫|(?:我的)?名字(?:是|叫|就是|系)|姓名|(?:联系|联络|联细|连系|联西)人"
+    r"|(?:新)?户主(?:名字)?|户名(?=写|填)|申请人(?:姓名)?|登记人|权利人|新业主"
+    r"|my name is|name is|name[:：\s]|contact(?: person)?[:：\s])" + _LEAD_IN_VERB + r"[:：\s]*"
     # who the name belongs to, or a filler, between the lead-in and the name
     r"(?:我(?:妈妈|爸爸|妈|爸|老婆|老公|太太|先生|爱人|儿子|女儿|父亲|母亲)叫?|那个|就是|嗯|呃)?[:：\s]*",
     re.IGNORECASE,
@@ -126,10 +126,11 @@ _NAME_LEAD_IN = re.compile(
 # A name ends at punctuation, a digit, or the words customers put after one (电话…, 然后…,
 # 口天吴 — how a character is written).
 _NAME_AFTER_LEAD_IN = re.compile(
-    r"([\u4e00-\u9fa5]{2,4}?)(?=$|[，,。.！!？?；;、\s\d]|电话|手机|联系|号码|的|嘅|啊|呀|吗|呢|先生|女士"
+    r"([\u4e00-\u9fa5]{2,4}?)(?=$|[^\u4e00-\u9fa5]|电话|手机|联系|号码|的|嘅|啊|呀|吗|呢|先生|女士"
     r"|小姐|然后|就是|就|户号|地址|口天|弓长|立早|耳东|木子|古月|双木|言午|草头)"
 )
 _NOT_A_NAME_START = set("这那什怎谁哪一不是要我你他她们的了在有没")
+_CUE_WORDS = ("电话", "手机", "号码", "联系", "地址", "户号")
 LEAD_IN_EXTRACTOR = "LeadInNames"
 
 
@@ -157,7 +158,7 @@ SURNAMES = set(
 )
 _WEAK_NAME_LEAD_IN = re.compile(
     r"(?:我系|我係|我是|本人|叫我|找|搵|过户给|过户到|转到|转给|改成|换成|改为|户名(?:是|为)?|称呼"
-    r"|业主(?:是|叫|系)?)[:：\s]*"
+    r"|业主(?:是|叫|系)?我?)[:：\s]*"
 )
 _NAME_END = (
     r"(?=$|[，,。.！!？?；;、/\s\d]|电话|手机|联系|号码|的|嘅|啊|呀|吗|呢|先生|女士|小姐|名下)"
@@ -193,7 +194,11 @@ def names_after_lead_ins(text: str) -> List[Tuple[int, int]]:
     spans = []
     for lead in _NAME_LEAD_IN.finditer(text):
         match = _NAME_AFTER_LEAD_IN.match(text, lead.end())
-        if match and match.group(1)[0] not in _NOT_A_NAME_START:
+        if (
+            match
+            and match.group(1)[0] not in _NOT_A_NAME_START
+            and not match.group(1).startswith(_CUE_WORDS)  # 「联系人电话1369…」 names nobody
+        ):
             spans.append((match.start(1), match.end(1)))
     for lead in _WEAK_NAME_LEAD_IN.finditer(text):
         match = _SURNAME_NAME.match(text, lead.end())
@@ -237,7 +242,7 @@ def listed_name(text: str) -> Optional[Tuple[int, int]]:
     """(start, end) of a name given as one item of a list (「光伏并网，陈秋霞，1871…」,
     「写我名字就行，王晓丹」): three characters (four with a compound surname) between
     commas, a common surname first, in a message that also gives a number or speaks of a name."""
-    if not (re.search(r"[0-9]{7}", text) or "名" in text):
+    if not (re.search(r"(?:[0-9][\s-]?){7}", text) or "名" in text):
         return None
     for match in re.finditer(
         r"(?:^|(?<=[，,、；;\s]))([\u4e00-\u9fa5]{3,4})(?=$|[，,、；;\s])", text
@@ -339,6 +344,63 @@ def normalize_entities(
                 "processors": [*entity.get("processors", []), "EntityNormalizer"],
             }
         )
+    if not as_annotated:
+        kept = _with_address_chains(text, kept, today)
     if not as_annotated and not any(k[ENTITY_ATTRIBUTE_TYPE] == "customer_name" for k in kept):
         kept += _lead_in_names(text, lead_in_spans, kept, today)
     return sorted(kept, key=lambda e: e[ENTITY_ATTRIBUTE_START])
+
+
+ADDRESS_CHAIN_EXTRACTOR = "AddressChains"
+
+
+def _with_address_chains(
+    text: str, kept: List[Dict[str, Any]], today: dt.date
+) -> List[Dict[str, Any]]:
+    """Addresses written as a chain from an area on (bot/core/addresses.py `chains`): an
+    extracted address that overlaps one grows to cover it (「金石镇仙都村」 →
+    「潮州市潮安区金石镇仙都村」) and a statistical name inside one goes («汕头市金平区民权路» is no
+    name). When nothing was extracted as an address, the chain is the address: the one after a
+    move (迁往, 搬到 …) if the message names one, else the first."""
+    found = addresses.chains(text, known_places())
+    result = [
+        e
+        for e in kept
+        if not (
+            e[ENTITY_ATTRIBUTE_TYPE] == "customer_name"
+            and e.get(EXTRACTOR) != LEAD_IN_EXTRACTOR
+            and any(
+                start <= e[ENTITY_ATTRIBUTE_START] and e[ENTITY_ATTRIBUTE_END] <= end
+                for start, end in found
+            )
+        )
+    ]
+    extracted = [e for e in result if e[ENTITY_ATTRIBUTE_TYPE] == "address"]
+    for entity in extracted:
+        for start, end in found:
+            if _overlaps(entity, {ENTITY_ATTRIBUTE_START: start, ENTITY_ATTRIBUTE_END: end}):
+                entity[ENTITY_ATTRIBUTE_START] = min(start, entity[ENTITY_ATTRIBUTE_START])
+                entity[ENTITY_ATTRIBUTE_END] = max(end, entity[ENTITY_ATTRIBUTE_END])
+        span = text[entity[ENTITY_ATTRIBUTE_START] : entity[ENTITY_ATTRIBUTE_END]]
+        entity[ENTITY_ATTRIBUTE_VALUE] = span.strip()
+    free = [
+        (start, end)
+        for start, end in found
+        if not any(
+            _overlaps(e, {ENTITY_ATTRIBUTE_START: start, ENTITY_ATTRIBUTE_END: end}) for e in result
+        )
+    ]
+    if extracted or not free:
+        return result
+    after_a_move = [c for c in free if addresses.follows_a_move(text, c[0])]
+    start, end = after_a_move[-1] if after_a_move else free[0]
+    return result + [
+        {
+            ENTITY_ATTRIBUTE_TYPE: "address",
+            ENTITY_ATTRIBUTE_START: start,
+            ENTITY_ATTRIBUTE_END: end,
+            ENTITY_ATTRIBUTE_VALUE: text[start:end],
+            EXTRACTOR: ADDRESS_CHAIN_EXTRACTOR,
+            "processors": ["EntityNormalizer"],
+        }
+    ]

@@ -283,6 +283,17 @@ CUSTOMER_TYPE_WORDS = {
         "养猪",
         "猪场",
         "鸡场",
+        "工场",
+        "餐馆",
+        "汽修",
+        "铺位",
+        "shop",
+        "store",
+        "restaurant",
+        "office",
+        "warehouse",
+        "factory",
+        "company",
         "店",
         "铺",
         "厂",
@@ -329,6 +340,13 @@ CUSTOMER_TYPE_WORDS = {
         "女儿家",
         "儿子家",
         "老家",
+        "住家",
+        "出租屋",
+        "老房子",
+        "农村房",
+        "home",
+        "apartment",
+        "flat",
         "厝",
         "家",
         "住",
@@ -337,6 +355,10 @@ CUSTOMER_TYPE_WORDS = {
 
 # Words that name the premises only sometimes (「家里停电了」): a detail when answering the
 # question, but not looked up as an entity in every message.
+# Single characters that name premises almost whenever a customer writes them (奶茶店, 五金厂):
+# looked up as an entity like the longer words (other single characters only in answers).
+SINGLE_CHARACTER_PREMISES = frozenset({"店", "厂"})
+
 AMBIGUOUS_PREMISES_WORDS = frozenset(
     {"家里", "住房", "生产", "经营", "工业", "农业", "商业", "小区", "老家", "抽水", "加工"}
 )
@@ -344,7 +366,7 @@ AMBIGUOUS_PREMISES_WORDS = frozenset(
 
 def parse_customer_type(text: str) -> str:
     """`居民` or `非居民` from the customer's words (住宅 → 居民, 商铺/工厂 → 非居民)."""
-    text = normalize_text(text)
+    text = normalize_text(text).lower()
     for code, words in CUSTOMER_TYPE_WORDS.items():
         if any(word in text for word in words):
             return code
@@ -378,6 +400,10 @@ DIRECTION_WORDS = (
             "下调",
             "减点",
             "少点容量",
+            "唔使咁大",
+            "减荣",
+            "downgrade",
+            "reduce",
         ),
     ),
     (
@@ -408,6 +434,12 @@ DIRECTION_WORDS = (
             "不够使",
             "往上调",
             "调上去",
+            "弄大",
+            "加到",
+            "增荣",
+            "扩荣",
+            "upgrade",
+            "increase",
         ),
     ),
     ("减容", ("减", "少", "降")),
@@ -417,7 +449,7 @@ DIRECTION_WORDS = (
 
 def parse_change_direction(text: str) -> str:
     """`增容` or `减容` from the customer's words."""
-    text = normalize_text(text)
+    text = normalize_text(text).lower()
     for direction, words in DIRECTION_WORDS:
         if any(word in text for word in words):
             return direction

@@ -312,13 +312,23 @@ def build_rules(catalog: Catalog) -> Dict[str, Any]:
 def build_lookups(catalog: Catalog) -> Dict[str, Any]:
     """Lookup tables for word-like entities, so RegexEntityExtractor finds them in any message:
     the catalog's business keywords and the words bot/core/normalize.py maps to codes."""
-    from bot.core.normalize import AMBIGUOUS_PREMISES_WORDS, CUSTOMER_TYPE_WORDS, DIRECTION_WORDS
+    from bot.core.normalize import (
+        AMBIGUOUS_PREMISES_WORDS,
+        CUSTOMER_TYPE_WORDS,
+        DIRECTION_WORDS,
+        SINGLE_CHARACTER_PREMISES,
+    )
 
     business = sorted(
         {w for s in catalog.requestable for w in s.keywords}, key=lambda w: (-len(w), w)
     )
     customer_type = sorted(
-        {w for words in CUSTOMER_TYPE_WORDS.values() for w in words if len(w) > 1}
+        {
+            w
+            for words in CUSTOMER_TYPE_WORDS.values()
+            for w in words
+            if len(w) > 1 or w in SINGLE_CHARACTER_PREMISES
+        }
         - AMBIGUOUS_PREMISES_WORDS
     )
     direction = sorted({w for _, words in DIRECTION_WORDS for w in words if len(w) > 1})

@@ -145,6 +145,12 @@ def test_month(text: str, expected: str) -> None:
         ("change_direction", "加容量", "增容"),
         ("change_direction", "想减少容量", "减容"),
         ("change_direction", "減容", "减容"),
+        ("customer_type", "我们的Shop要装表", "非居民"),
+        ("customer_type", "新开的奶茶店", "非居民"),
+        ("customer_type", "工場", "非居民"),
+        ("customer_type", "出租屋", "居民"),
+        ("change_direction", "想 Upgrade 一下", "增容"),
+        ("change_direction", "唔使咁大容量", "减容"),
     ],
 )
 def test_words_to_codes(kind: str, text: str, expected: str) -> None:
@@ -230,7 +236,9 @@ def test_a_name_after_a_lead_in_is_found_without_the_statistical_extractor(
     assert text[entity["start"] : entity["end"]] == name
 
 
-@pytest.mark.parametrize("text", ["我是居民", "我想问下户主是谁怎么查", "我叫不出名字"])
+@pytest.mark.parametrize(
+    "text", ["我是居民", "我想问下户主是谁怎么查", "我叫不出名字", "请打联系人电话13690225817"]
+)
 def test_words_after_a_lead_in_that_are_not_names_are_left_alone(text: str) -> None:
     assert normalize_entities(text, [], dt.date(2026, 12, 1)) == []
 
@@ -279,6 +287,11 @@ def test_words_that_start_like_a_surname_are_not_names(text: str) -> None:
         ("户主是我爸林振华", "林振华"),
         ("我叫马志远然后电话等下发你", "马志远"),
         ("我叫佘晓东耳东陈的东", "佘晓东"),
+        ("联西人梁志华", "梁志华"),
+        ("contact person 何佩仪，电话等下发", "何佩仪"),
+        ("新户主冯嘉欣🙏", "冯嘉欣"),
+        ("权利人：邓国权", "邓国权"),
+        ("新业主系我黎子健", "黎子健"),
     ],
 )
 def test_names_after_the_lead_ins_customers_also_use(text: str, name: str) -> None:
@@ -288,8 +301,8 @@ def test_names_after_the_lead_ins_customers_also_use(text: str, name: str) -> No
 
 def test_a_name_listed_between_commas_beside_a_phone_is_found() -> None:
     text = "报修，黄国强，13912345678，金平区大华路"
-    names = [e["value"] for e in normalize_entities(text, [], dt.date(2026, 12, 1))]
-    assert names == ["黄国强"]
+    found = normalize_entities(text, [], dt.date(2026, 12, 1))
+    assert [e["value"] for e in found if e["entity"] == "customer_name"] == ["黄国强"]
     # no number and no word about a name: a list of places is not a name
     assert normalize_entities("龙湖区，长平路，陈店镇", [], dt.date(2026, 12, 1)) == []
 
@@ -349,3 +362,52 @@ def test_an_annotation_is_scored_where_the_annotator_put_it() -> None:
     """The evaluation's gold values: no growing, no landmark, no name from a lead-in."""
     assert _address("地址系潮南区两英镇门口", "潮南区两英", as_annotated=True) == ["潮南区两英"]
     assert normalize_entities("我叫黄国强", [], dt.date(2026, 12, 1), as_annotated=True) == []
+
+
+def _addresses_found(text: str, guesses: list) -> list:
+    return [
+        (e["entity"], e["value"])
+        for e in normalize_entities(text, guesses, dt.date(2026, 12, 1))
+        if e["entity"] in ("address", "customer_name")
+    ]
+
+
+def _guess(text: str, entity: str, piece: str) -> dict:
+    start = text.index(piece)
+    return {"entity": entity, "start": start, "end": start + len(piece), "extractor": "CRF"}
+
+
+def test_an_address_from_a_city_on_is_found_without_the_extractor() -> None:
+    assert _addresses_found("停电了，东莞市虎门镇，快点来", []) == [("address", "东莞市虎门镇")]
+    # (the pipeline has made Traditional characters Simplified before this)
+    assert _addresses_found("住宅位于潮州市湘桥区西湖路七十二号", []) == [
+        ("address", "潮州市湘桥区西湖路七十二号")
+    ]
+    assert _addresses_found("厂在佛山市南海区狮山镇科技工业园C区6号，要报装", []) == [
+        ("address", "佛山市南海区狮山镇科技工业园C区6号")
+    ]
+
+
+def test_an_extracted_address_grows_to_the_city_before_it() -> None:
+    text = "地址在潮州市潮安区金石镇仙都村"
+    assert _addresses_found(text, [_guess(text, "address", "金石镇仙都村")]) == [
+        ("address", "潮州市潮安区金石镇仙都村")
+    ]
+
+
+def test_an_address_read_as_a_name_is_an_address() -> None:
+    text = "申请迁表，新位置在汕头市金平区民权路"
+    assert _addresses_found(text, [_guess(text, "customer_name", "汕头市金平区民权路")]) == [
+        ("address", "汕头市金平区民权路")
+    ]
+
+
+def test_of_two_addresses_around_a_move_the_one_after_it_is_kept() -> None:
+    assert _addresses_found("表在龙湖区长平路，迁往金平区大华路8号", []) == [
+        ("address", "金平区大华路8号")
+    ]
+
+
+@pytest.mark.parametrize("text", ["我去超市买东西", "龙湖区停电了", "明天市区会停电吗"])
+def test_no_address_where_no_chain_of_parts_is_written(text: str) -> None:
+    assert _addresses_found(text, []) == []
