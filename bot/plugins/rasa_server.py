@@ -42,7 +42,6 @@ import contextlib
 import logging
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any, Dict, List, Optional
 
@@ -195,28 +194,6 @@ async def _lock_kept_alive(
         self.cleanup(conversation_id, ticket)
 
 
-_NLU_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlu")
-
-
-async def _parse_message_beside_loop(
-    self: Any, message: Any, tracker: Any = None, only_output_properties: bool = True
-) -> Dict[str, Any]:
-    """`MessageProcessor.parse_message` with the NLU graph run in the one NLU thread."""
-    from rasa.shared.core.trackers import DialogueStateTracker
-
-    if self.http_interpreter:
-        parse_data: Dict[str, Any] = await self.http_interpreter.parse(message)
-    else:
-        if tracker is None:
-            tracker = DialogueStateTracker.from_events(message.sender_id, [])
-        parse_data = await asyncio.get_running_loop().run_in_executor(
-            _NLU_THREAD, self._parse_message_with_graph, message, tracker, only_output_properties
-        )
-    self._update_full_retrieval_intent(parse_data)
-    self._check_for_unseen_features(parse_data)
-    return parse_data
-
-
 def apply_patches() -> None:
     """Apply every patch point once (idempotent)."""
     global _PATCHED
@@ -232,7 +209,6 @@ def apply_patches() -> None:
     _stock_engine_kwargs = tracker_store_module.create_engine_kwargs
     _stock_run_action = MessageProcessor._run_action
     MessageProcessor._run_action = _run_action_or_end_turn  # type: ignore[method-assign]
-    MessageProcessor.parse_message = _parse_message_beside_loop  # type: ignore[method-assign]
     LockStore.lock = _lock_kept_alive  # type: ignore[method-assign,assignment]
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
     FailSafeTrackerStore.retrieve = _retrieve_or_fail  # type: ignore[method-assign]
