@@ -65,3 +65,19 @@ def test_every_intent_is_recognised(metrics: Metrics) -> None:
         if v["f1"] < FLOORS["per_intent_f1"]
     }
     assert not weak, weak
+
+
+def test_entity_rules_keep_what_they_fixed_on_the_development_set() -> None:
+    """tests/nlu/entity_dev.yml is where the entity rules are tuned; entity_check.yml, the
+    test set, is only measured (`make evaluate`)."""
+    if not MODEL.exists():
+        pytest.fail(f"no trained model at {MODEL}: run `make train` (make test does)")
+    from bot.tools.evaluation import evaluate
+
+    dev = evaluate(str(MODEL), Path(__file__).with_name("entity_dev.yml"))
+    low = {
+        entity: round(dev.entities[entity]["recall"], 3)
+        for entity, floor in FLOORS["entity_dev_recall"].items()
+        if dev.entities[entity]["recall"] < floor
+    }
+    assert not low, low
