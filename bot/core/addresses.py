@@ -52,10 +52,15 @@ def follows_a_move(text: str, start: int) -> bool:
     return bool(_MOVE.search(before))
 
 
+def _known(places: Tuple[str, ...]) -> Tuple[str, str]:
+    """The places of config/areas.yml as a pattern, and as an address part (达濠, 达濠街道)."""
+    known = "|".join(re.escape(p) for p in sorted(places, key=len, reverse=True))
+    return known, (rf"(?:{known})(?:街道|镇|乡|村|社区)?" if known else r"(?!)")
+
+
 @lru_cache(maxsize=8)
 def _grammar(places: Tuple[str, ...]) -> Tuple["re.Pattern[str]", "re.Pattern[str]"]:
-    known = "|".join(re.escape(p) for p in sorted(places, key=len, reverse=True))
-    known_part = rf"(?:{known})(?:街道|镇|乡|村|社区)?" if known else r"(?!)"
+    known, known_part = _known(places)
     # Alternatives in this order: the first that fits is kept (金砂路 before the town 金砂).
     first = rf"(?:{_ADMIN}|{_ROAD}|{known_part})"
     part = rf"(?:{_ADMIN}|{_ROAD}|{_ESTATE}|{known_part}|{_NUMBER})"
@@ -66,8 +71,7 @@ def _grammar(places: Tuple[str, ...]) -> Tuple["re.Pattern[str]", "re.Pattern[st
 
 @lru_cache(maxsize=8)
 def _grammar_on_its_own(places: Tuple[str, ...]) -> "re.Pattern[str]":
-    known = "|".join(re.escape(p) for p in sorted(places, key=len, reverse=True))
-    known_part = rf"(?:{known})(?:街道|镇|乡|村|社区)?" if known else r"(?!)"
+    _, known_part = _known(places)
     part = rf"(?:{_ADMIN}|{_ROAD}|{_ESTATE}|{known_part}|{_NUMBER})"
     # An area first, then at least one more part: 「东莞市虎门镇」, not a lone 「龙湖区」.
     return re.compile(rf"(?:{_AREA}|{known_part})(?:{_SEPARATOR}{part})+")
