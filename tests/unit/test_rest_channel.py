@@ -26,6 +26,15 @@ def sanic_test_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Sanic, "test_mode", True)
 
 
+@pytest.fixture
+def one_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh memory store whose clock stands still: the limits count per clock minute, and a
+    test that happened to cross a minute boundary would see its count start again."""
+    from bot.core import stores
+
+    monkeypatch.setitem(stores._memory, "default", stores.MemoryStore(clock=lambda: 6_000.0))
+
+
 class FakeAssistant:
     def __init__(self) -> None:
         self.messages: List[UserMessage] = []
@@ -137,7 +146,7 @@ async def test_a_huge_body_is_refused_before_processing() -> None:
     assert assistant.messages == []
 
 
-async def test_one_sender_is_limited_per_minute() -> None:
+async def test_one_sender_is_limited_per_minute(one_minute: None) -> None:
     limit = get_settings().service.limits.messages_per_sender_per_minute
     assistant = FakeAssistant()
     async with rest_client(assistant) as client:
@@ -151,7 +160,9 @@ async def test_one_sender_is_limited_per_minute() -> None:
     assert len(assistant.messages) == limit + 1
 
 
-async def test_one_address_is_limited_per_minute_as_the_trusted_proxy_reports_it() -> None:
+async def test_one_address_is_limited_per_minute_as_the_trusted_proxy_reports_it(
+    one_minute: None,
+) -> None:
     limit = get_settings().service.limits.messages_per_ip_per_minute
     assistant = FakeAssistant()
     async with rest_client(assistant) as client:
