@@ -52,27 +52,33 @@ def follows_a_move(text: str, start: int) -> bool:
     return bool(_MOVE.search(before))
 
 
-def _known(places: Tuple[str, ...]) -> Tuple[str, str]:
-    """The places of config/areas.yml as a pattern, and as an address part (达濠, 达濠街道)."""
+def _known(places: Tuple[str, ...]) -> Tuple[str, str, str]:
+    """The places of config/areas.yml as a pattern and as an address part (达濠, 达濠街道), and
+    any part of an address, those places included."""
     known = "|".join(re.escape(p) for p in sorted(places, key=len, reverse=True))
-    return known, (rf"(?:{known})(?:街道|镇|乡|村|社区)?" if known else r"(?!)")
+    known_part = rf"(?:{known})(?:街道|镇|乡|村|社区)?" if known else r"(?!)"
+    return known, known_part, rf"(?:{_ADMIN}|{_ROAD}|{_ESTATE}|{known_part}|{_NUMBER})"
 
 
 @lru_cache(maxsize=8)
 def _grammar(places: Tuple[str, ...]) -> Tuple["re.Pattern[str]", "re.Pattern[str]"]:
-    known, known_part = _known(places)
+    known, known_part, part = _known(places)
     # Alternatives in this order: the first that fits is kept (金砂路 before the town 金砂).
     first = rf"(?:{_ADMIN}|{_ROAD}|{known_part})"
-    part = rf"(?:{_ADMIN}|{_ROAD}|{_ESTATE}|{known_part}|{_NUMBER})"
     chain = re.compile(rf"{first}(?:{_SEPARATOR}{part})*")
     known_start = re.compile(known) if known else re.compile(r"(?!)")
     return chain, known_start
 
 
+# What may come before a known place in one address: areas only (「汕头市」金平区…); a time word
+# before an address (「明天」濠江区…) is no part of it.
+_AREA_ALONE = re.compile(rf"(?:{_AREA})+")
+_LEADING_TIME = re.compile(r"(?:今天|明天|昨天|后天|现在|目前|刚才|刚刚|听日|琴日|而家)?")
+
+
 @lru_cache(maxsize=8)
 def _grammar_on_its_own(places: Tuple[str, ...]) -> "re.Pattern[str]":
-    _, known_part = _known(places)
-    part = rf"(?:{_ADMIN}|{_ROAD}|{_ESTATE}|{known_part}|{_NUMBER})"
+    _, known_part, part = _known(places)
     # An area first, then at least one more part: 「东莞市虎门镇」, not a lone 「龙湖区」.
     return re.compile(rf"(?:{_AREA}|{known_part})(?:{_SEPARATOR}{part})+")
 
@@ -101,10 +107,6 @@ def chains(text: str, places: Iterable[str]) -> List[Tuple[int, int]]:
         found.append((start, match.end()))
         position = match.end()
     return found
-
-
-_AREA_ALONE = re.compile(rf"(?:{_AREA})+")
-_LEADING_TIME = re.compile(r"(?:今天|明天|昨天|后天|现在|目前|刚才|刚刚|听日|琴日|而家)?")
 
 
 def _starts(text: str, start: int, end: int, known_start: "re.Pattern[str]") -> Iterable[int]:

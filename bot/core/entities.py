@@ -345,7 +345,7 @@ def normalize_entities(
             }
         )
     if not as_annotated:
-        kept = _with_address_chains(text, kept, today)
+        kept = _with_address_chains(text, kept)
     if not as_annotated and not any(k[ENTITY_ATTRIBUTE_TYPE] == "customer_name" for k in kept):
         kept += _lead_in_names(text, lead_in_spans, kept, today)
     return sorted(kept, key=lambda e: e[ENTITY_ATTRIBUTE_START])
@@ -354,15 +354,16 @@ def normalize_entities(
 ADDRESS_CHAIN_EXTRACTOR = "AddressChains"
 
 
-def _with_address_chains(
-    text: str, kept: List[Dict[str, Any]], today: dt.date
-) -> List[Dict[str, Any]]:
+def _with_address_chains(text: str, kept: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Addresses written as a chain from an area on (bot/core/addresses.py `chains`): an
     extracted address that overlaps one grows to cover it (「金石镇仙都村」 →
     「潮州市潮安区金石镇仙都村」) and a statistical name inside one goes («汕头市金平区民权路» is no
     name). When nothing was extracted as an address, the chain is the address: the one after a
     move (迁往, 搬到 …) if the message names one, else the first."""
-    found = addresses.chains(text, known_places())
+    chains = [
+        {ENTITY_ATTRIBUTE_START: start, ENTITY_ATTRIBUTE_END: end}
+        for start, end in addresses.chains(text, known_places())
+    ]
     result = [
         e
         for e in kept
@@ -370,36 +371,35 @@ def _with_address_chains(
             e[ENTITY_ATTRIBUTE_TYPE] == "customer_name"
             and e.get(EXTRACTOR) != LEAD_IN_EXTRACTOR
             and any(
-                start <= e[ENTITY_ATTRIBUTE_START] and e[ENTITY_ATTRIBUTE_END] <= end
-                for start, end in found
+                c[ENTITY_ATTRIBUTE_START] <= e[ENTITY_ATTRIBUTE_START]
+                and e[ENTITY_ATTRIBUTE_END] <= c[ENTITY_ATTRIBUTE_END]
+                for c in chains
             )
         )
     ]
     extracted = [e for e in result if e[ENTITY_ATTRIBUTE_TYPE] == "address"]
     for entity in extracted:
-        for start, end in found:
-            if _overlaps(entity, {ENTITY_ATTRIBUTE_START: start, ENTITY_ATTRIBUTE_END: end}):
-                entity[ENTITY_ATTRIBUTE_START] = min(start, entity[ENTITY_ATTRIBUTE_START])
-                entity[ENTITY_ATTRIBUTE_END] = max(end, entity[ENTITY_ATTRIBUTE_END])
+        for chain in chains:
+            if _overlaps(entity, chain):
+                entity[ENTITY_ATTRIBUTE_START] = min(
+                    chain[ENTITY_ATTRIBUTE_START], entity[ENTITY_ATTRIBUTE_START]
+                )
+                entity[ENTITY_ATTRIBUTE_END] = max(
+                    chain[ENTITY_ATTRIBUTE_END], entity[ENTITY_ATTRIBUTE_END]
+                )
         span = text[entity[ENTITY_ATTRIBUTE_START] : entity[ENTITY_ATTRIBUTE_END]]
         entity[ENTITY_ATTRIBUTE_VALUE] = span.strip()
-    free = [
-        (start, end)
-        for start, end in found
-        if not any(
-            _overlaps(e, {ENTITY_ATTRIBUTE_START: start, ENTITY_ATTRIBUTE_END: end}) for e in result
-        )
-    ]
+    free = [c for c in chains if not any(_overlaps(e, c) for e in result)]
     if extracted or not free:
         return result
-    after_a_move = [c for c in free if addresses.follows_a_move(text, c[0])]
-    start, end = after_a_move[-1] if after_a_move else free[0]
+    after_a_move = [c for c in free if addresses.follows_a_move(text, c[ENTITY_ATTRIBUTE_START])]
+    chain = after_a_move[-1] if after_a_move else free[0]
+    span = text[chain[ENTITY_ATTRIBUTE_START] : chain[ENTITY_ATTRIBUTE_END]]
     return result + [
         {
+            **chain,
             ENTITY_ATTRIBUTE_TYPE: "address",
-            ENTITY_ATTRIBUTE_START: start,
-            ENTITY_ATTRIBUTE_END: end,
-            ENTITY_ATTRIBUTE_VALUE: text[start:end],
+            ENTITY_ATTRIBUTE_VALUE: span,
             EXTRACTOR: ADDRESS_CHAIN_EXTRACTOR,
             "processors": ["EntityNormalizer"],
         }

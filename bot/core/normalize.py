@@ -353,12 +353,12 @@ CUSTOMER_TYPE_WORDS = {
     ),
 }
 
-# Words that name the premises only sometimes (「家里停电了」): a detail when answering the
-# question, but not looked up as an entity in every message.
 # Single characters that name premises almost whenever a customer writes them (奶茶店, 五金厂):
 # looked up as an entity like the longer words (other single characters only in answers).
 SINGLE_CHARACTER_PREMISES = frozenset({"店", "厂"})
 
+# Words that name the premises only sometimes (「家里停电了」): a detail when answering the
+# question, but not looked up as an entity in every message.
 AMBIGUOUS_PREMISES_WORDS = frozenset(
     {"家里", "住房", "生产", "经营", "工业", "农业", "商业", "小区", "老家", "抽水", "加工"}
 )

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from bot.core.settings import PROJECT_ROOT
-from bot.tools.evaluation import Evaluation, Metrics, evaluate_all
+from bot.tools.evaluation import Evaluation, Metrics, evaluate, evaluate_all
 
 # INTAKE_MODEL lets a developer test a model trained elsewhere (default: what make trains).
 MODEL = Path(os.environ.get("INTAKE_MODEL") or PROJECT_ROOT / "models" / "intake.tar.gz")
@@ -72,8 +72,6 @@ def test_entity_rules_keep_what_they_fixed_on_the_development_set() -> None:
     test set, is only measured (`make evaluate`)."""
     if not MODEL.exists():
         pytest.fail(f"no trained model at {MODEL}: run `make train` (make test does)")
-    from bot.tools.evaluation import evaluate
-
     dev = evaluate(str(MODEL), Path(__file__).with_name("entity_dev.yml"))
     low = {
         entity: round(dev.entities[entity]["recall"], 3)
