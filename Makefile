@@ -123,6 +123,8 @@ evaluate: $(MODEL)
 		--no-rejections --no-rasa-report --out reports/entity_check_metrics.json
 	$(PY) -m bot.tools.evaluation --model $(MODEL) --data tests/nlu/entity_dev.yml \
 		--no-rejections --no-rasa-report --out reports/entity_dev_metrics.json
+	$(PY) -m bot.tools.evaluation --model $(MODEL) --data tests/nlu/entity_dev2.yml \
+		--no-rejections --no-rasa-report --out reports/entity_dev2_metrics.json
 	$(PY) -m bench.scenarios --model $(MODEL)
 
 profile: $(MODEL)

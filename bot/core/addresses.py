@@ -21,7 +21,7 @@ _NOT_IN_A_PLACE = "的在是了我你他她它们有会要想往迁由于从把�
 _NAME = rf"(?:(?![{_NOT_IN_A_PLACE}])[\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0003134f])"
 _ADMIN = (
     rf"(?:(?![路街巷号栋条线]){_NAME}){{2,6}}?"
-    r"(?:街道|社区|管区|区|县|市(?![场民内])|镇|乡|村(?![民委里口头]))"
+    r"(?:街道|社区|管区|村委会|村委|居委会|区|县|市(?![场民内])|镇|乡|村(?![民委里口头]))"
 )
 # The first part of an address a customer writes without any help from the extractor: a city,
 # district, county, town or street office (汕头市, 潮阳区, 揭西县, 陈店镇, 广益街道).
@@ -37,8 +37,12 @@ _NUMBER = (
     r"(?:[0-9]{1,5}(?:[-之][0-9]{1,4})?(?:号楼|号|栋|幢|座|单元|室|楼|层|铺|房(?![产子屋间])"
     r"|(?![0-9]|\s*(?:[0-9]|千|[kK]|元|块|度|月|年|点|分|个|天|小时|米|台|户|位)))"
     r"|[一二三四五六七八九十百零〇]{1,5}(?:号楼|号|栋|幢|座|单元|室|楼|铺)"
-    r"|[A-Za-z](?:区|座|栋|幢|单元))"
+    r"|[A-Za-z](?:区|座|栋|幢|单元)"
+    # a village's team or group (五队, 3组)
+    r"|[0-9一二三四五六七八九十]{1,3}(?:队|组))"
 )
+# A village of one character plus 村 (陈村, 林村): only after another part (「电白区陈村」).
+_SHORT_VILLAGE = rf"{_NAME}村(?![民委里口头])"
 # Parts follow each other directly or after one space: a comma ends the address (「…5座2801，136…」).
 _SEPARATOR = r"\s?"
 _MOVE = re.compile(
@@ -57,7 +61,11 @@ def _known(places: Tuple[str, ...]) -> Tuple[str, str, str]:
     any part of an address, those places included."""
     known = "|".join(re.escape(p) for p in sorted(places, key=len, reverse=True))
     known_part = rf"(?:{known})(?:街道|镇|乡|村|社区)?" if known else r"(?!)"
-    return known, known_part, rf"(?:{_ADMIN}|{_ROAD}|{_ESTATE}|{known_part}|{_NUMBER})"
+    return (
+        known,
+        known_part,
+        rf"(?:{_ADMIN}|{_ROAD}|{_ESTATE}|{known_part}|{_NUMBER}|{_SHORT_VILLAGE})",
+    )
 
 
 @lru_cache(maxsize=8)
@@ -100,7 +108,11 @@ def chains(text: str, places: Iterable[str]) -> List[Tuple[int, int]]:
         start = match.start() + (len(leading_time.group()) if leading_time else 0)
         # a known place a little after where the match began starts the address (「明天濠江区」)
         known = known_start.search(text, start + 1, min(start + 8, match.end()))
-        if known and not _AREA_ALONE.fullmatch(text, start, known.start()):
+        if (
+            known
+            and not _AREA_ALONE.fullmatch(text, start, known.start())
+            and not known_start.fullmatch(text, start, known.start())  # 「深圳」龙华区…
+        ):
             again = pattern.match(text, known.start())
             if again and again.end() == match.end():
                 start = known.start()

@@ -57,6 +57,21 @@ def _number_role(text: str, entity: Dict[str, Any]) -> str:
         return "account_no"
 
 
+_YEAR_AFTER = re.compile(r"(?:19|20)[0-9]{2}$")
+
+
+def _without_a_following_year(text: str, entity: Dict[str, Any]) -> Dict[str, Any]:
+    """A number run on into the year written after it (「户号0346778899112026年10月」) ends
+    before the year, when what is left is still an account number's length."""
+    end = entity[ENTITY_ATTRIBUTE_END]
+    span = text[entity[ENTITY_ATTRIBUTE_START] : end]
+    if not text.startswith("年", end) or not _YEAR_AFTER.search(span):
+        return entity
+    if not 10 <= len(normalize.digits_of(span[:-4])) <= 16:
+        return entity
+    return {**entity, ENTITY_ATTRIBUTE_END: end - 4}
+
+
 def value_for(entity_type: str, span: str, value: Any, today: dt.date) -> Optional[Any]:
     """The contract value of one entity, or None when it does not parse."""
     try:
@@ -83,32 +98,41 @@ def _family(entity_type: str) -> Tuple[str, ...]:
 
 
 _LANDMARK_AFTER = re.compile(
-    r"^的?(?:斜对面|门口|旁边|附近|对面|楼下|后面|前面|隔壁|边上|路口|那边|这边)"
+    r"^的?(?:[\u4e00-\u9fa5]{0,4}?(?:市场|菜市场|学校|小学|中学|幼儿园|医院|卫生院|加油站|祠堂|公园"
+    r"|车站|银行|超市|广场|桥头|牌坊))?(?:斜对面|门口|旁边|附近|对面|楼下|后面|前面|隔壁|边上|路口)"
 )
 
 
 def known_places() -> Tuple[str, ...]:
-    """The cities, districts and towns of config/areas.yml (汕头市, 金平区, 达濠 …): parts of an
-    address."""
+    """The cities, districts, counties and towns of config/areas.yml (汕头市, 金平区, 达濠 …), and the
+    cities as customers write them without 市 (东莞长安镇, 深圳龙华区): parts of an address."""
     areas = get_settings().areas
     return tuple(
-        {*areas.districts, *areas.cities, *(t for b in areas.branches for t in b.towns)}
+        {*areas.districts, *areas.cities, *areas.counties}
+        | {t for b in areas.branches for t in b.towns}
         | {t.name for t in areas.towns}
+        | {c[:-1] for c in areas.cities if c.endswith("市") and len(c) > 2}
     )
+
+
+def _with_landmark(text: str, entity: Dict[str, Any]) -> Dict[str, Any]:
+    """The address `entity` including a landmark just after it: 门口/旁边/对面, 市场旁边,
+    中心小学门口 … (the crew needs it)."""
+    following = _LANDMARK_AFTER.match(text[entity[ENTITY_ATTRIBUTE_END] :])
+    if not following:
+        return entity
+    return {**entity, ENTITY_ATTRIBUTE_END: entity[ENTITY_ATTRIBUTE_END] + following.end()}
 
 
 def _address_edges(text: str, entity: Dict[str, Any]) -> Dict[str, Any]:
     """The extractor's address span re-read as a chain of address parts (bot/core/addresses.py),
-    then including a landmark word just after it: 门口/旁边/对面… (the crew needs it)."""
+    then including a landmark just after it."""
     refined = addresses.refine(
         text, entity[ENTITY_ATTRIBUTE_START], entity[ENTITY_ATTRIBUTE_END], known_places()
     )
     if refined:
         entity = {**entity, ENTITY_ATTRIBUTE_START: refined[0], ENTITY_ATTRIBUTE_END: refined[1]}
-    following = _LANDMARK_AFTER.match(text[entity[ENTITY_ATTRIBUTE_END] :])
-    if not following:
-        return entity
-    return {**entity, ENTITY_ATTRIBUTE_END: entity[ENTITY_ATTRIBUTE_END] + following.end()}
+    return _with_landmark(text, entity)
 
 
 # A name after the words customers put before one (我叫…, 联系人…, 新户主是…): the
@@ -117,7 +141,8 @@ def _address_edges(text: str, entity: Dict[str, Any]) -> Dict[str, Any]:
 _LEAD_IN_VERB = r"(?:是|叫|系|为|写成|写|填成|填)?"
 _NAME_LEAD_IN = re.compile(
     r"(?:我叫|我个名叫|名叫|(?:我的)?名字(?:是|叫|就是|系)|姓名|(?:联系|联络|联细|连系|联西)人"
-    r"|(?:新)?户主(?:名字)?|户名(?=写|填)|申请人(?:姓名)?|登记人|权利人|新业主"
+    r"|(?:新)?户主(?:名字|姓名)?|户名(?=写|填)|申请人(?:姓名)?|登记人|权利人|新业主|负责人|经办人"
+    r"|(?:佢|他|她|老公|老婆|老豆|阿爸|阿妈|我爸|我妈)叫"
     r"|my name is|name is|name[:：\s]|contact(?: person)?[:：\s])" + _LEAD_IN_VERB + r"[:：\s]*"
     # who the name belongs to, or a filler, between the lead-in and the name
     r"(?:我(?:妈妈|爸爸|妈|爸|老婆|老公|太太|先生|爱人|儿子|女儿|父亲|母亲)叫?|那个|就是|嗯|呃)?[:：\s]*",
@@ -130,7 +155,7 @@ _NAME_AFTER_LEAD_IN = re.compile(
     r"|小姐|然后|就是|就|户号|地址|口天|弓长|立早|耳东|木子|古月|双木|言午|草头)"
 )
 _NOT_A_NAME_START = set("这那什怎谁哪一不是要我你他她们的了在有没")
-_CUE_WORDS = ("电话", "手机", "号码", "联系", "地址", "户号")
+_CUE_WORDS = ("电话", "手机", "号码", "联系", "地址", "户号", "姓名", "名字")
 LEAD_IN_EXTRACTOR = "LeadInNames"
 
 
@@ -156,12 +181,18 @@ SURNAMES = set(
     "黎颜凌谭崔汪尤姜范金石陆贺顾毛郝白孟秦易雷文施薛龚邵万侯段雷钱章鲁韦龙覃莫岑植甘"
     "佘阮骆古巫饶关简戴夏蓝涂练邬庞聂陶武乔俞贾邢丘霍尹闫左宁"
 )
+_RELATIVES = (
+    r"(?:阿爸|阿妈|阿爷|阿嫲|阿婆|阿公|老豆|老母|爸爸|妈妈|我爸|我妈|父亲|母亲|老公|老婆"
+    r"|爷爷|奶奶|公公|婆婆|儿子|女儿|哥哥|弟弟|姐姐|妹妹|老弟|细佬)"
+)
 _WEAK_NAME_LEAD_IN = re.compile(
-    r"(?:我系|我係|我是|本人|叫我|找|搵|过户给|过户到|转到|转给|改成|换成|改为|户名(?:是|为)?|称呼"
-    r"|业主(?:是|叫|系)?我?)[:：\s]*"
+    r"(?:我系|我係|我是|本人|叫我|找|搵|(?:过户给|过户到|转到|转给|转俾|过俾|改成|换成|改为)我?"
+    r"|户名(?:是|为)?|名字(?:写成|写|填成|填)?|称呼|(?:联系|联络)(?!方式|电话|号码|人|我|你)"
+    rf"|业主(?:是|叫|系)?我?|{_RELATIVES})[:：\s]*"
 )
 _NAME_END = (
-    r"(?=$|[，,。.！!？?；;、/\s\d]|电话|手机|联系|号码|的|嘅|啊|呀|吗|呢|先生|女士|小姐|名下)"
+    r"(?=$|[，,。.！!？?；;、/\s\d]|电话|手机|联系|号码|的|嘅|啊|呀|吗|呢|先生|女士|小姐|名下"
+    r"|于|就|得|啦|吧)"
 )
 _SURNAME_NAME = re.compile(
     "((?:"
@@ -202,7 +233,11 @@ def names_after_lead_ins(text: str) -> List[Tuple[int, int]]:
             spans.append((match.start(1), match.end(1)))
     for lead in _WEAK_NAME_LEAD_IN.finditer(text):
         match = _SURNAME_NAME.match(text, lead.end())
-        if match and _plausible_name(match.group(1)):
+        if (
+            match
+            and _plausible_name(match.group(1))
+            and not any(s < match.end(1) and match.start(1) < e for s, e in spans)
+        ):
             spans.append((match.start(1), match.end(1)))
     return spans
 
@@ -238,28 +273,59 @@ def bare_name(text: str) -> Optional[Tuple[int, int]]:
     return start, start + len(word)
 
 
+_A_NUMBER = re.compile(r"(?:[0-9][\s-]?){7}|[一二三四五六七八九零〇幺两]{7}")
+# What stands between the items of a list: punctuation, spaces, emoji — anything but Chinese.
+_ITEM_EDGE = r"[^\u4e00-\u9fa5A-Za-z0-9]"
+_LISTED_ITEM = re.compile(rf"(?:^|(?<={_ITEM_EDGE}))([\u4e00-\u9fa5]{{2,4}})(?=$|{_ITEM_EDGE})")
+# A surname with a title, the way customers sign (梁太, 骆生, 谢总, 麦主管, 何姑娘).
+_TITLED = re.compile(r"(?:先生|女士|小姐|姑娘|师傅|经理|主管|老板|生|太|总|工|姨|伯|叔|哥|姐)")
+# Two-character words that start like a surname but are no name (…13800138000，谢谢).
+_NOT_A_TWO_CHARACTER_NAME = frozenset(
+    {"谢谢", "多谢", "麻烦", "方便", "马上", "尽快", "白天", "晚上", "周末", "高兴", "辛苦", "何时"}
+)
+
+
+def _titled_name(word: str) -> bool:
+    title = _TITLED.fullmatch(word, 1)
+    return bool(title) and word[0] in SURNAMES
+
+
 def listed_name(text: str) -> Optional[Tuple[int, int]]:
     """(start, end) of a name given as one item of a list (「光伏并网，陈秋霞，1871…」,
-    「写我名字就行，王晓丹」): three characters (four with a compound surname) between
-    commas, a common surname first, in a message that also gives a number or speaks of a name."""
-    if not (re.search(r"(?:[0-9][\s-]?){7}", text) or "名" in text):
-        return None
-    for match in re.finditer(
-        r"(?:^|(?<=[，,、；;\s]))([\u4e00-\u9fa5]{3,4})(?=$|[，,、；;\s])", text
-    ):
+    「写我名字就行，王晓丹」, 「…石城镇，黎生」): an item between punctuation, spaces or emoji
+    that is a surname with a title (梁太, 骆生, 谢总), or, in a message that also gives a number
+    or speaks of a name, three characters (four with a compound surname) with a common surname
+    first; two characters only right beside the number at the start or the end (「…，李燕」)."""
+    with_a_number = bool(_A_NUMBER.search(text) or "名" in text)
+    for match in _LISTED_ITEM.finditer(text):
         word = match.group(1)
         compound = word[:2] in COMPOUND_SURNAMES
-        if (len(word) == 3 or compound) and _plausible_name(word):
+        if _titled_name(word) and match.start(1) > 0:  # 「…石城镇，黎生」
             return match.start(1), match.end(1)
+        if not with_a_number:
+            continue
+        if _titled_name(word) or ((len(word) == 3 or compound) and _plausible_name(word)):
+            return match.start(1), match.end(1)
+        if len(word) == 2 and _plausible_name(word) and word not in _NOT_A_TWO_CHARACTER_NAME:
+            before, after = text[: match.start(1)].rstrip(), text[match.end(1) :].lstrip()
+            at_the_end = not after.strip("。.！!~～") and _A_NUMBER.search(before[-16:])
+            at_the_start = not before and _A_NUMBER.match(
+                re.sub(r"^[^0-9\u4e00-\u9fa5]*", "", after)
+            )
+            if at_the_end or at_the_start:
+                return match.start(1), match.end(1)
     return None
 
 
 def _lead_in_names(
     text: str, spans: List[Tuple[int, int]], kept: List[Dict[str, Any]], today: dt.date
 ) -> List[Dict[str, Any]]:
+    """Names after lead-ins that no other entity covers; where there is none and nothing else
+    was read as a name, a bare or listed name (「陈伟明」, 「…，梁太 1363…」)."""
     found = []
-    whole = bare_name(text) or listed_name(text)
-    if not spans and whole:
+    named = any(k[ENTITY_ATTRIBUTE_TYPE] == "customer_name" for k in kept)
+    whole = None if spans or named else bare_name(text) or listed_name(text)
+    if whole:
         spans = [whole]
     for start, end in spans:
         candidate = {
@@ -323,6 +389,7 @@ def normalize_entities(
         ):
             continue
         if from_regex and entity_type in ("phone", "account_no"):
+            entity = _without_a_following_year(text, entity)
             entity_type = _number_role(text, entity)
         if any(
             _overlaps(k, entity) and k[ENTITY_ATTRIBUTE_TYPE] in _family(entity_type) for k in kept
@@ -346,7 +413,7 @@ def normalize_entities(
         )
     if not as_annotated:
         kept = _with_address_chains(text, kept)
-    if not as_annotated and not any(k[ENTITY_ATTRIBUTE_TYPE] == "customer_name" for k in kept):
+    if not as_annotated:
         kept += _lead_in_names(text, lead_in_spans, kept, today)
     return sorted(kept, key=lambda e: e[ENTITY_ATTRIBUTE_START])
 
@@ -380,20 +447,29 @@ def _with_address_chains(text: str, kept: List[Dict[str, Any]]) -> List[Dict[str
     extracted = [e for e in result if e[ENTITY_ATTRIBUTE_TYPE] == "address"]
     for entity in extracted:
         for chain in chains:
-            if _overlaps(entity, chain):
+            # overlapping, or right before it (「阳春市马水镇」+「加油站对面」)
+            if _overlaps(entity, chain) or (
+                chain[ENTITY_ATTRIBUTE_END] == entity[ENTITY_ATTRIBUTE_START]
+            ):
                 entity[ENTITY_ATTRIBUTE_START] = min(
                     chain[ENTITY_ATTRIBUTE_START], entity[ENTITY_ATTRIBUTE_START]
                 )
                 entity[ENTITY_ATTRIBUTE_END] = max(
                     chain[ENTITY_ATTRIBUTE_END], entity[ENTITY_ATTRIBUTE_END]
                 )
+        entity[ENTITY_ATTRIBUTE_END] = _with_landmark(text, entity)[ENTITY_ATTRIBUTE_END]
         span = text[entity[ENTITY_ATTRIBUTE_START] : entity[ENTITY_ATTRIBUTE_END]]
         entity[ENTITY_ATTRIBUTE_VALUE] = span.strip()
-    free = [c for c in chains if not any(_overlaps(e, c) for e in result)]
+    free = [
+        c
+        for c in chains
+        if not any(_overlaps(e, c) for e in result)
+        and not any(c[ENTITY_ATTRIBUTE_END] == e[ENTITY_ATTRIBUTE_START] for e in extracted)
+    ]
     if extracted or not free:
         return result
     after_a_move = [c for c in free if addresses.follows_a_move(text, c[ENTITY_ATTRIBUTE_START])]
-    chain = after_a_move[-1] if after_a_move else free[0]
+    chain = _with_landmark(text, after_a_move[-1] if after_a_move else free[0])
     span = text[chain[ENTITY_ATTRIBUTE_START] : chain[ENTITY_ATTRIBUTE_END]]
     return result + [
         {

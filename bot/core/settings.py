@@ -219,6 +219,8 @@ class AreasConfig(_Section):
     # Cities a customer may write before the district (汕头市金平区…, 揭阳市普宁市…): where an
     # address begins when they do (bot/core/addresses.py).
     cities: Tuple[str, ...] = ()
+    # The other districts and counties of the province: address parts known by name.
+    counties: Tuple[str, ...] = ()
     max_km: float = 15  # a location farther from every town is outside the service area
     map_link: str = ""  # staff's link for a location, e.g. "https://maps.example/?q={lat},{lon}"
 

@@ -225,6 +225,8 @@ def score(
             entity_counts[entity][key] += 1
         for entity, value in gold_set - predicted:
             errors.append({"text": example.text, "entity": entity, "missed": value})
+        for entity, value in predicted - gold_set:
+            errors.append({"text": example.text, "entity": entity, "spurious": value})
 
     per_intent = {}
     for intent in intents:

@@ -411,3 +411,78 @@ def test_of_two_addresses_around_a_move_the_one_after_it_is_kept() -> None:
 @pytest.mark.parametrize("text", ["我去超市买东西", "龙湖区停电了", "明天市区会停电吗"])
 def test_no_address_where_no_chain_of_parts_is_written(text: str) -> None:
     assert _addresses_found(text, []) == []
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("我哋老屋重建，电表要移位，唔该安排师傅，梁太 13631745820", "梁太"),  # a title, listed
+        ("想搬表返我自己墙度，湛江廉江市石城镇，黎生", "黎生"),  # listed, no number needed
+        ("🏭工厂增容申请，谢总 📞13316672048", "谢总"),
+        ("报装，程江镇扶大村，电话一三九二五七八四六一零，钟秀英", "钟秀英"),  # Chinese numerals
+        ("梅州兴宁市宁新街道东门村，电话15889270316，李燕", "李燕"),  # two characters at the end
+        ("佢叫苏炳坤，电话135 7036 2248", "苏炳坤"),
+        ("电表系我阿爸何锦荣嘅名", "何锦荣"),
+        ("由我老豆转俾我黎家俊，户口号码0305 7788 9900", "黎家俊"),
+        ("电话是135 1298 4076，名字写陈淑芬就行", "陈淑芬"),
+        ("本人邓志华于韶关市新建住宅一栋", "邓志华"),
+        ("负责人邓国华，电话181 2766 0459", "邓国华"),
+        ("唔该联络邓生 13549872601", "邓生"),
+    ],
+)
+def test_names_signed_with_a_title_listed_or_after_a_relative(text: str, name: str) -> None:
+    assert [e["value"] for e in _names(text)] == [name]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "电话13800138000，谢谢",  # a two-character word beside the number, but no name
+        "新户主姓名：邱伟南",  # 姓名 is the lead-in, not the name (the CRF finds 邱伟南)
+        "联系方式13800138000",
+        "我自己名字开的电表",
+    ],
+)
+def test_lead_in_words_and_thanks_are_not_names(text: str) -> None:
+    assert "谢谢" not in [e["value"] for e in _names(text)]
+    assert all(e["value"] not in ("姓名", "方式", "开的电表") for e in _names(text))
+
+
+def test_a_second_name_after_a_lead_in_is_kept_beside_the_first() -> None:
+    text = "老公叫邓志刚，我是罗玉兰，电话13560397841"
+    guess = _guess(text, "customer_name", "邓志刚")
+    assert [e["value"] for e in _names(text, [guess])] == ["邓志刚", "罗玉兰"]
+
+
+@pytest.mark.parametrize(
+    "text, address",
+    [
+        ("我哋楼下个电箱冒烟啊！深圳龙华区民治街道，快啲嚟！", "深圳龙华区民治街道"),  # no 市
+        ("📍江门市新会区司前镇 📞13726508419", "江门市新会区司前镇"),  # 会 is no word here
+        ("我司肇庆市高要区金利镇五金工业园B区7号新建厂房", "肇庆市高要区金利镇五金工业园B区7号"),
+        (
+            "电箱着火了！！东莞市塘厦镇林村 13560928174",
+            "东莞市塘厦镇林村",
+        ),  # a one-character village
+        ("地址清远市清城区石角镇马头村委五队，电话15913308846", "清远市清城区石角镇马头村委五队"),
+        ("停电了，河源连平县元善镇市场旁边，电话13592816304", "河源连平县元善镇市场旁边"),
+    ],
+)
+def test_addresses_of_the_whole_province_at_every_level(text: str, address: str) -> None:
+    assert _addresses_found(text, []) == [("address", address)]
+
+
+def test_an_address_right_before_an_extracted_landmark_is_one_address() -> None:
+    text = "就在阳春市马水镇加油站对面，白色那栋"
+    assert _addresses_found(text, [_guess(text, "address", "加油站对面")]) == [
+        ("address", "阳春市马水镇加油站对面")
+    ]
+
+
+def test_an_account_number_run_on_into_a_year_ends_before_it() -> None:
+    text = "我司对户号0346778899112026年10月电量有异议"
+    start = text.index("0346")
+    number = {"entity": "account_no", "start": start, "end": start + 16}
+    number["extractor"] = "RegexEntityExtractor"
+    found = normalize_entities(text, [number], dt.date(2026, 12, 1))
+    assert [(e["entity"], e["value"]) for e in found] == [("account_no", "034677889911")]
