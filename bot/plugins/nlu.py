@@ -90,6 +90,13 @@ class ChineseTextNormalizer(GraphComponent):
         return messages
 
 
+def intent_only(message: Message) -> bool:
+    """Whether a training example's intent block says it carries no entity annotations."""
+    metadata = message.get("metadata") or {}
+    intent = metadata.get("intent") if isinstance(metadata, dict) else None
+    return bool(isinstance(intent, dict) and intent.get("intent_only"))
+
+
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True)
 class SavedCRFEntityExtractor(CRFEntityExtractor):
     """Rasa's CRFEntityExtractor, with its fitted taggers kept in the model.
@@ -101,6 +108,12 @@ class SavedCRFEntityExtractor(CRFEntityExtractor):
     before this change has no such files: it falls back to Rasa's re-fitting."""
 
     TAGGER_FILE = "crf_tagger_{}.crfsuite"
+
+    def filter_trainable_entities(self, entity_examples: List[Message]) -> List[Message]:
+        """Rasa's filter, and without the examples whose intent block is marked
+        `metadata: {intent_only: true}`: examples written without entity annotations would
+        teach the CRF that the addresses and numbers in them are no entities."""
+        return super().filter_trainable_entities([m for m in entity_examples if not intent_only(m)])
 
     def persist(self, dataset: List[Any]) -> None:
         super().persist(dataset)

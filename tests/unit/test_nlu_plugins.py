@@ -106,3 +106,29 @@ def test_a_model_without_saved_taggers_falls_back_to_rasas_refit(tmp_path: Path)
 
     loaded = SavedCRFEntityExtractor.load(config, storage, resource, context)
     assert _names(loaded, "my name is carol") == _names(trained, "my name is carol")
+
+
+def _unannotated(intent_only: bool) -> List[Message]:
+    """The same sentences without their annotations, as a writer of intent examples gives them."""
+    metadata = {"intent": {"intent_only": True}} if intent_only else {}
+    return [
+        Message(data={"text": text, "intent": "inform", "metadata": metadata})
+        for text, _ in EXAMPLES * 2
+    ]
+
+
+def test_examples_marked_intent_only_do_not_teach_the_crf_that_names_are_no_entities(
+    tmp_path: Path,
+) -> None:
+    context = ExecutionContext(GraphSchema({}), "test")
+    config = SavedCRFEntityExtractor.get_default_config()
+    extractor = SavedCRFEntityExtractor.create(
+        config, LocalModelStorage(tmp_path), Resource("crf"), context
+    )
+    annotated = [_message(text, name) for text, name in EXAMPLES]
+    unmarked = annotated + _unannotated(intent_only=False)
+    assert len(extractor.filter_trainable_entities(unmarked)) == len(unmarked)
+    marked = annotated + _unannotated(intent_only=True)
+    assert len(extractor.filter_trainable_entities(marked)) == len(annotated)
+    extractor.train(TrainingData(_tokenized(marked)))
+    assert _names(extractor, "my name is carol") == ["carol"]
