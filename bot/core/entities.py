@@ -286,8 +286,7 @@ _NOT_A_TWO_CHARACTER_NAME = frozenset(
 
 
 def _titled_name(word: str) -> bool:
-    title = _TITLED.fullmatch(word, 1)
-    return bool(title) and word[0] in SURNAMES
+    return word[0] in SURNAMES and bool(_TITLED.fullmatch(word, 1))
 
 
 def listed_name(text: str) -> Optional[Tuple[int, int]]:
@@ -300,11 +299,11 @@ def listed_name(text: str) -> Optional[Tuple[int, int]]:
     for match in _LISTED_ITEM.finditer(text):
         word = match.group(1)
         compound = word[:2] in COMPOUND_SURNAMES
-        if _titled_name(word) and match.start(1) > 0:  # 「…石城镇，黎生」
+        if _titled_name(word) and (match.start(1) > 0 or with_a_number):  # 「…石城镇，黎生」
             return match.start(1), match.end(1)
         if not with_a_number:
             continue
-        if _titled_name(word) or ((len(word) == 3 or compound) and _plausible_name(word)):
+        if (len(word) == 3 or compound) and _plausible_name(word):
             return match.start(1), match.end(1)
         if len(word) == 2 and _plausible_name(word) and word not in _NOT_A_TWO_CHARACTER_NAME:
             before, after = text[: match.start(1)].rstrip(), text[match.end(1) :].lstrip()
@@ -445,12 +444,17 @@ def _with_address_chains(text: str, kept: List[Dict[str, Any]]) -> List[Dict[str
         )
     ]
     extracted = [e for e in result if e[ENTITY_ATTRIBUTE_TYPE] == "address"]
+
+    def joins(chain: Dict[str, Any], address: Dict[str, Any]) -> bool:
+        """The chain overlaps the address or ends where it begins (「阳春市马水镇」+「加油站对面」)."""
+        return (
+            _overlaps(chain, address)
+            or chain[ENTITY_ATTRIBUTE_END] == address[ENTITY_ATTRIBUTE_START]
+        )
+
     for entity in extracted:
         for chain in chains:
-            # overlapping, or right before it (「阳春市马水镇」+「加油站对面」)
-            if _overlaps(entity, chain) or (
-                chain[ENTITY_ATTRIBUTE_END] == entity[ENTITY_ATTRIBUTE_START]
-            ):
+            if joins(chain, entity):
                 entity[ENTITY_ATTRIBUTE_START] = min(
                     chain[ENTITY_ATTRIBUTE_START], entity[ENTITY_ATTRIBUTE_START]
                 )
@@ -463,8 +467,7 @@ def _with_address_chains(text: str, kept: List[Dict[str, Any]]) -> List[Dict[str
     free = [
         c
         for c in chains
-        if not any(_overlaps(e, c) for e in result)
-        and not any(c[ENTITY_ATTRIBUTE_END] == e[ENTITY_ATTRIBUTE_START] for e in extracted)
+        if not any(_overlaps(e, c) for e in result) and not any(joins(c, e) for e in extracted)
     ]
     if extracted or not free:
         return result
