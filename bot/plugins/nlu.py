@@ -44,7 +44,15 @@ FALLBACK_INTENT = "nlu_fallback"
 # The components' code is part of their cache key: Rasa's training cache does not notice
 # code changes in custom components otherwise.
 _CODE_FINGERPRINT = hashlib.sha256(
-    b"".join(Path(p).read_bytes() for p in (__file__, normalize.__file__, entities.__file__))
+    b"".join(
+        Path(p).read_bytes()
+        for p in (
+            __file__,
+            normalize.__file__,
+            entities.__file__,
+            Path(__file__).parent / "logistic.py",
+        )
+    )
 ).hexdigest()[:16]
 
 
@@ -311,8 +319,10 @@ class LinearIntentClassifier(GraphComponent):
         return hstack([sparse, csr_matrix(dense * float(self.config["dense_weight"]))]).tocsr()
 
     def train(self, training_data: TrainingData) -> Resource:
+        import numpy as np
         from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
+
+        from bot.plugins.logistic import fit_multinomial
 
         examples = [e for e in training_data.intent_examples if e.get(TEXT) and e.get(INTENT)]
         vectorizer = TfidfVectorizer(
@@ -320,19 +330,21 @@ class LinearIntentClassifier(GraphComponent):
             sublinear_tf=True,
             ngram_range=(int(self.config["ngram_min"]), int(self.config["ngram_max"])),
         )
-        vectorizer.fit([e.get(TEXT) for e in examples])
+        texts, labels = [e.get(TEXT) for e in examples], [e.get(INTENT) for e in examples]
+        sparse = vectorizer.fit_transform(texts)
         self.model = {"vectorizer": vectorizer}
-        classifier = LogisticRegression(
+        dense = self._dense(examples)
+        if dense is None or not self.config["dense_weight"]:
+            dense = np.zeros((len(examples), 0))
+        self.model["classifier"] = fit_multinomial(
+            sparse,
+            dense * float(self.config["dense_weight"]),
+            labels,
             C=float(self.config["C"]),
             max_iter=int(self.config["max_iter"]),
-            class_weight="balanced",
-            random_state=int(self.config["random_seed"]),
         )
-        matrix, labels = self._matrix(examples), [e.get(INTENT) for e in examples]
-        classifier.fit(matrix, labels)
-        self.model["classifier"] = classifier
         if self.config["domain_gate"]:
-            self.model.update(self._train_gate(matrix, labels))
+            self.model.update(self._train_gate(self._matrix(examples), labels))
         self._persist()
         return self._resource
 
