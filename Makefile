@@ -24,7 +24,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 GENERATED    := domain/catalog.yml data/catalog_rules.yml data/nlu/catalog_lookups.yml actions/form_validators.py
 TRAIN_INPUTS := config.yml $(wildcard domain/*.yml) $(wildcard data/*.yml) $(wildcard data/nlu/*.yml) \
-                $(wildcard data/jieba/*) bot/plugins/nlu.py bot/plugins/encoder.py bot/core/normalize.py \
+                $(wildcard data/jieba/*) bot/plugins/nlu.py bot/plugins/logistic.py bot/plugins/encoder.py bot/core/normalize.py \
                 bot/core/entities.py bot/catalog.yml
 # The list of those files: a training file removed (or added) retrains as one changed does.
 TRAIN_LIST   := models/.train-inputs
