@@ -67,6 +67,15 @@ def test_every_intent_is_recognised(metrics: Metrics) -> None:
     assert not weak, weak
 
 
+def test_every_style_of_writing_is_understood(metrics: Metrics) -> None:
+    weak = {
+        style: round(v["accuracy"], 3)
+        for style, v in metrics.per_style.items()
+        if v["accuracy"] < FLOORS["style_accuracy_min"]
+    }
+    assert metrics.per_style and not weak, weak
+
+
 @pytest.mark.parametrize(
     "data, floors",
     [("entity_dev.yml", "entity_dev_recall"), ("entity_dev2.yml", "entity_dev2_recall")],

@@ -19,7 +19,7 @@ from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.plugins.nlu import SavedCRFEntityExtractor
+from bot.plugins.nlu import LinearIntentClassifier, SavedCRFEntityExtractor, pinyin_syllables
 
 EXAMPLES = [
     ("my name is alice", "alice"),
@@ -132,3 +132,53 @@ def test_examples_marked_intent_only_do_not_teach_the_crf_that_names_are_no_enti
     assert len(extractor.filter_trainable_entities(marked)) == len(annotated)
     extractor.train(TrainingData(_tokenized(marked)))
     assert _names(extractor, "my name is carol") == ["carol"]
+
+
+INTENT_EXAMPLES = [
+    ("我要报装", "apply_new_connection"),
+    ("想报装一个电表", "apply_new_connection"),
+    ("新装电表怎么办", "apply_new_connection"),
+    ("申请报装", "apply_new_connection"),
+    ("帮我报装", "apply_new_connection"),
+    ("查一下电费", "query_bill"),
+    ("这个月电费多少", "query_bill"),
+    ("电费账单", "query_bill"),
+    ("帮我查电费", "query_bill"),
+    ("欠了多少电费", "query_bill"),
+    ("家里停电了", "report_fault"),
+    ("突然没电了", "report_fault"),
+    ("停电怎么回事", "report_fault"),
+    ("整栋楼停电", "report_fault"),
+    ("跳闸没电", "report_fault"),
+]
+
+
+def _linear(tmp_path: Path, pinyin_weight: float) -> LinearIntentClassifier:
+    config = {
+        **LinearIntentClassifier.get_default_config(),
+        "pinyin_weight": pinyin_weight,
+        "domain_gate": False,
+    }
+    context = ExecutionContext(GraphSchema({}), "test")
+    classifier = LinearIntentClassifier.create(
+        config, LocalModelStorage(tmp_path), Resource(f"linear{pinyin_weight}"), context
+    )
+    examples = [Message(data={"text": t, "intent": i}) for t, i in INTENT_EXAMPLES]
+    classifier.train(TrainingData(examples))
+    return classifier
+
+
+def _intent(classifier: LinearIntentClassifier, text: str) -> str:
+    [message] = classifier.process([Message(data={"text": text})])
+    return str(message.get("intent")["name"])
+
+
+def test_pinyin_syllables_are_toneless_one_per_character() -> None:
+    assert pinyin_syllables("新庄电表") == "xin zhuang dian biao"
+    assert pinyin_syllables("报妆") == pinyin_syllables("报装")
+
+
+def test_with_syllables_a_homophone_slip_reads_as_the_word_meant(tmp_path: Path) -> None:
+    # 暴妆 (bao zhuang) shares no character with 报装 but every syllable.
+    assert _intent(_linear(tmp_path, pinyin_weight=1.0), "暴妆") == "apply_new_connection"
+    assert _intent(_linear(tmp_path, pinyin_weight=0.0), "暴妆") != "apply_new_connection"
