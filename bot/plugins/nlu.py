@@ -299,6 +299,7 @@ class LinearIntentClassifier(GraphComponent):
         self._storage = model_storage
         self._resource = resource
         self.model = model
+        self._scorers: Dict[str, Any] = {}
 
     @classmethod
     def create(
@@ -355,7 +356,7 @@ class LinearIntentClassifier(GraphComponent):
             ngram_range=(int(self.config["ngram_min"]), int(self.config["ngram_max"])),
         )
         texts, labels = [e.get(TEXT) for e in examples], [e.get(INTENT) for e in examples]
-        self.model = {"vectorizer": vectorizer.fit(texts)}
+        self.model, self._scorers = {"vectorizer": vectorizer.fit(texts)}, {}
         if self.config["pinyin_weight"]:
             self.model["pinyin_vectorizer"] = TfidfVectorizer(
                 analyzer="word",
@@ -417,6 +418,16 @@ class LinearIntentClassifier(GraphComponent):
         )
         return {"gate": gate().fit(matrix, foreign), "gate_threshold": threshold}
 
+    def _scorer(self, name: str) -> Any:
+        """The fitted model `name` ("classifier", "gate") as a `LinearScorer`, or None."""
+        from bot.plugins.logistic import LinearScorer
+
+        assert self.model is not None
+        if name not in self._scorers:
+            fitted = self.model.get(name)
+            self._scorers[name] = LinearScorer(fitted) if fitted is not None else None
+        return self._scorers[name]
+
     def _persist(self) -> None:
         import skops.io as sio
 
@@ -448,10 +459,10 @@ class LinearIntentClassifier(GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         if self.model is None or not messages:
             return messages
-        classifier = self.model["classifier"]
+        classifier = self._scorer("classifier")
         matrix = self._matrix(messages)
         probabilities = classifier.predict_proba(matrix)
-        gate = self.model.get("gate")
+        gate = self._scorer("gate")
         foreign = gate.predict_proba(matrix)[:, 1] if gate is not None else [0.0] * len(messages)
         weight = float(self.config["ensemble_weight"])
         for message, row, foreignness in zip(messages, probabilities, foreign):

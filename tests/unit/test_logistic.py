@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse
 from sklearn.linear_model import LogisticRegression
 
-from bot.plugins.logistic import fit_multinomial
+from bot.plugins.logistic import LinearScorer, fit_multinomial
 
 
 def _data(classes: int, seed: int = 7) -> Tuple[Any, np.ndarray, List[str]]:
@@ -57,3 +57,14 @@ def test_two_classes_use_scikit_learns_binary_model() -> None:
     assert probabilities.shape == (len(labels), 2)
     assert np.allclose(probabilities.sum(axis=1), 1.0)
     assert (model.predict(matrix) == np.asarray(labels)).mean() > 0.7
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_the_scorer_gives_scikit_learns_probabilities(classes: int) -> None:
+    sparse, dense, labels = _data(classes)
+    model = fit_multinomial(sparse, dense, labels, C=5.0)
+    matrix = scipy.sparse.hstack([sparse, scipy.sparse.csr_matrix(dense)]).tocsr()
+    scorer = LinearScorer(model)
+    assert list(scorer.classes_) == list(model.classes_)
+    assert np.allclose(scorer.predict_proba(matrix), model.predict_proba(matrix), atol=1e-12)
+    assert np.allclose(scorer.predict_proba(matrix[:1]), model.predict_proba(matrix[:1]))
