@@ -73,7 +73,7 @@ generated: $(GENERATED)
 
 $(MODEL): $(STAMP) $(GENERATED) $(TRAIN_INPUTS) $(TRAIN_LIST)
 	@mkdir -p models
-	@$(TIMED) "Training the model (≈ 7–8 min on 2 cores; only when data, config or domain changed)" \
+	@$(TIMED) "Training the model (≈ 4 min on 2 cores; only when data, config or domain changed)" \
 		$(RASA) train --domain domain --data data --config config.yml --out models --fixed-model-name intake
 	@touch $(MODEL)
 
