@@ -36,6 +36,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from bot.core import entities, normalize
 from bot.core.entities import normalize_entities
 from bot.core.settings import get_settings
+from bot.plugins import logistic
 from bot.plugins.encoder import default_encoder_config, encoder_fingerprint, encoder_for
 
 logger = logging.getLogger(__name__)
@@ -46,12 +47,7 @@ FALLBACK_INTENT = "nlu_fallback"
 _CODE_FINGERPRINT = hashlib.sha256(
     b"".join(
         Path(p).read_bytes()
-        for p in (
-            __file__,
-            normalize.__file__,
-            entities.__file__,
-            Path(__file__).parent / "logistic.py",
-        )
+        for p in (__file__, normalize.__file__, entities.__file__, logistic.__file__)
     )
 ).hexdigest()[:16]
 
@@ -312,14 +308,20 @@ class LinearIntentClassifier(GraphComponent):
         return cls(config, model_storage, resource)
 
     def _dense(self, messages: List[Message]) -> Any:
+        """The encoder's sentence vectors times `dense_weight`; None without them or weight 0."""
         import numpy as np
 
+        if not self.config["dense_weight"]:
+            return None
         rows = []
         for message in messages:
             _, sentence = message.get_dense_features(TEXT)
             rows.append(sentence.features.reshape(-1) if sentence is not None else None)
         width = next((len(r) for r in rows if r is not None), 0)
-        return np.vstack([r if r is not None else np.zeros(width) for r in rows]) if width else None
+        if not width:
+            return None
+        matrix = np.vstack([r if r is not None else np.zeros(width) for r in rows])
+        return matrix * float(self.config["dense_weight"])
 
     def _sparse(self, texts: List[str]) -> Any:
         """Character n-gram TF-IDF, and beside it (when trained) syllable n-gram TF-IDF."""
@@ -334,20 +336,20 @@ class LinearIntentClassifier(GraphComponent):
         sounds = syllables.transform([pinyin_syllables(text) for text in texts]) * weight
         return hstack([characters, sounds]).tocsr()
 
-    def _matrix(self, messages: List[Message]) -> Any:
+    @staticmethod
+    def _joined(sparse: Any, dense: Any) -> Any:
+        """The sparse columns, then the (weighted) dense ones when there are any."""
         from scipy.sparse import csr_matrix, hstack
 
-        sparse = self._sparse([message.get(TEXT) or "" for message in messages])
-        dense = self._dense(messages)
-        if dense is None or not self.config["dense_weight"]:
-            return sparse
-        return hstack([sparse, csr_matrix(dense * float(self.config["dense_weight"]))]).tocsr()
+        return sparse if dense is None else hstack([sparse, csr_matrix(dense)]).tocsr()
+
+    def _matrix(self, messages: List[Message]) -> Any:
+        texts = [message.get(TEXT) or "" for message in messages]
+        return self._joined(self._sparse(texts), self._dense(messages))
 
     def train(self, training_data: TrainingData) -> Resource:
         import numpy as np
         from sklearn.feature_extraction.text import TfidfVectorizer
-
-        from bot.plugins.logistic import fit_multinomial
 
         examples = [e for e in training_data.intent_examples if e.get(TEXT) and e.get(INTENT)]
         vectorizer = TfidfVectorizer(
@@ -356,7 +358,8 @@ class LinearIntentClassifier(GraphComponent):
             ngram_range=(int(self.config["ngram_min"]), int(self.config["ngram_max"])),
         )
         texts, labels = [e.get(TEXT) for e in examples], [e.get(INTENT) for e in examples]
-        self.model, self._scorers = {"vectorizer": vectorizer.fit(texts)}, {}
+        self.model = {"vectorizer": vectorizer.fit(texts)}
+        self._scorers = {}  # built from the new model on the first message
         if self.config["pinyin_weight"]:
             self.model["pinyin_vectorizer"] = TfidfVectorizer(
                 analyzer="word",
@@ -364,19 +367,16 @@ class LinearIntentClassifier(GraphComponent):
                 sublinear_tf=True,
                 ngram_range=(1, int(self.config["pinyin_ngram_max"])),
             ).fit([pinyin_syllables(text) for text in texts])
-        sparse = self._sparse(texts)
-        dense = self._dense(examples)
-        if dense is None or not self.config["dense_weight"]:
-            dense = np.zeros((len(examples), 0))
-        self.model["classifier"] = fit_multinomial(
+        sparse, dense = self._sparse(texts), self._dense(examples)
+        self.model["classifier"] = logistic.fit_multinomial(
             sparse,
-            dense * float(self.config["dense_weight"]),
+            dense if dense is not None else np.zeros((len(examples), 0)),
             labels,
             C=float(self.config["C"]),
             max_iter=int(self.config["max_iter"]),
         )
-        if self.config["domain_gate"]:
-            self.model.update(self._train_gate(self._matrix(examples), labels))
+        if self.config["domain_gate"]:  # the same features, not computed a second time
+            self.model.update(self._train_gate(self._joined(sparse, dense), labels))
         self._persist()
         return self._resource
 
@@ -420,12 +420,10 @@ class LinearIntentClassifier(GraphComponent):
 
     def _scorer(self, name: str) -> Any:
         """The fitted model `name` ("classifier", "gate") as a `LinearScorer`, or None."""
-        from bot.plugins.logistic import LinearScorer
-
         assert self.model is not None
         if name not in self._scorers:
             fitted = self.model.get(name)
-            self._scorers[name] = LinearScorer(fitted) if fitted is not None else None
+            self._scorers[name] = logistic.LinearScorer(fitted) if fitted is not None else None
         return self._scorers[name]
 
     def _persist(self) -> None:
